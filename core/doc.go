@@ -1,0 +1,48 @@
+// Package core is the consistent-group engine of b2cfs.
+//
+// A group is a named set of objects in one B2 bucket. Its index, a map from
+// object name to key (the version id of the object, 40 lower-case hex
+// characters), lives in the bucket info and is replaced with a
+// compare-and-swap on the bucket revision. The API follows the x/consistent
+// package of github.com/Backblaze/blazer (the seed) and is on-bucket
+// compatible with it: programs using either can share one group.
+//
+// # On-bucket format
+//
+// The index of group G is stored under the bucket-info key
+// "blazer-meta-key-no-touchie-G" as standard base64 of the JSON
+// {"Version":1,"Serial":N,"Locations":{"<name>":"<key>",...}}. The data of
+// object <name> at key <key> is the B2 file "<name>/<key>". The encoding sits
+// behind one seam (indexFormat) so that other formats share everything else.
+//
+// # Consistency
+//
+// A Group keeps one view of the index, shared by all its users and refreshed
+// at most every Options.IndexTTL (concurrent refreshes coalesce into one
+// b2_list_buckets call). A commit always uses the view it has: when the view
+// is stale the compare-and-swap fails, the view is reloaded and the commit is
+// retried without the caller seeing it, unless the object itself changed,
+// which is a conflict (ErrConflict). A successful commit installs the state B2
+// answered with, so the view is fresh after a commit or a lock.
+//
+// # Costs
+//
+// A commit with a current view costs one upload and one b2_update_bucket.
+// Superseded versions are deleted by file id after Options.Grace, so readers
+// elsewhere can finish reading them.
+//
+// # Locks
+//
+// Group.Mutex returns a lock on one object of the group. Its content is a
+// JSON lease record (owner, host, pid, mode, acquired, expires) that the holder
+// renews in the background; an expired lease may be taken over. Blazer's own
+// Mutex writes the single byte 0x01, which this package reads as an exclusive
+// lock held forever, so the two exclude each other; ForceUnlock clears any
+// lock.
+//
+// # Errors
+//
+// Errors can be tested with errors.Is against ErrConflict, ErrNotExist,
+// ErrGroupFull, ErrLockHeld, ErrUnavailable, ErrCorrupt and ErrBadName.
+// Nothing in this package panics on a B2 error.
+package core

@@ -1,0 +1,54 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by Group and its types. Test for them with errors.Is.
+var (
+	// ErrConflict: the object changed since its key was captured; nothing
+	// stored changed.
+	ErrConflict = errors.New("object changed since it was read")
+	// ErrNotExist: the object is not in the group.
+	ErrNotExist = errors.New("object does not exist")
+	// ErrGroupFull: the index would exceed what B2 accepts in the bucket
+	// info; nothing stored changed.
+	ErrGroupFull = errors.New("group index full")
+	// ErrLockHeld: a lock is held by another owner.
+	ErrLockHeld = errors.New("lock held")
+	// ErrUnavailable: B2 could not be reached or kept failing within the
+	// retry budget and deadlines.
+	ErrUnavailable = errors.New("B2 unavailable")
+	// ErrCorrupt: the stored index cannot be decoded; core never overwrites
+	// it.
+	ErrCorrupt = errors.New("group index corrupt")
+	// ErrBadName: a group or object name B2 would not accept.
+	ErrBadName = errors.New("bad name")
+)
+
+// Errors a Store returns to the engine.
+var (
+	// ErrRevisionMismatch: UpdateBucketInfo found another revision.
+	ErrRevisionMismatch = errors.New("bucket revision changed")
+	// ErrInfoRejected: B2 refused the bucket info (too large or too many
+	// pairs).
+	ErrInfoRejected = errors.New("bucket info rejected")
+)
+
+// OpError records a failed group operation on one object.
+type OpError struct {
+	Op    string // "read", "commit", "remove", "lock", ...
+	Group string
+	Name  string
+	Err   error
+}
+
+func (e *OpError) Error() string {
+	if e.Name == "" {
+		return fmt.Sprintf("%s group %q: %v", e.Op, e.Group, e.Err)
+	}
+	return fmt.Sprintf("%s %q in group %q: %v", e.Op, e.Name, e.Group, e.Err)
+}
+
+func (e *OpError) Unwrap() error { return e.Err }

@@ -1,0 +1,287 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// Options tune a Group. The zero value gives the defaults.
+type Options struct {
+	// IndexTTL is how old the view may be before reads reload it: default
+	// 1 s; negative means reload on every read. Commits never wait for a
+	// reload: a stale view only costs a failed compare-and-swap.
+	IndexTTL time.Duration
+	// Grace is how long a superseded version stays readable before it is
+	// deleted: default 1 minute; negative means keep it (never delete).
+	Grace time.Duration
+	// LeaseTTL is how long a lock stays held without renewal: default 30 s.
+	// Holders renew every LeaseTTL/3.
+	LeaseTTL time.Duration
+	// Limits are B2's bucket-info limits; zero fields take B2's values.
+	Limits Limits
+	// LoadTimeout bounds a shared index reload: default 1 minute.
+	LoadTimeout time.Duration
+	// Host and PID go into lock records; default os.Hostname and os.Getpid.
+	Host string
+	PID  int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives events nobody else can report (lost leases, failed
+	// background deletions). Default: discard.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.IndexTTL == 0 {
+		o.IndexTTL = time.Second
+	}
+	if o.Grace == 0 {
+		o.Grace = time.Minute
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 30 * time.Second
+	}
+	if o.LoadTimeout == 0 {
+		o.LoadTimeout = time.Minute
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	if o.PID == 0 {
+		o.PID = os.Getpid()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Limits = o.Limits.withDefaults()
+	return o
+}
+
+// Group is a consistent group of objects in one bucket. It is safe for
+// concurrent use; all users of a Group share its view of the index. Call
+// Close when done to stop its background work.
+type Group struct {
+	store  Store
+	name   string
+	opts   Options
+	format indexFormat
+
+	loads   singleflight.Group
+	ids     *lru.Cache[string, string]   // "<name>/<key>" -> B2 file id; versions are immutable
+	records *lru.Cache[string, []Holder] // "<name>/<key>" -> lock record holders
+	del     *deleter
+
+	mu   sync.Mutex
+	view *view // GUARDED_BY(mu); only ever replaced by a view of a higher revision
+}
+
+// view is one decoded state of the bucket. Immutable once built.
+type view struct {
+	rev  int64
+	info map[string]string
+	idx  *index // nil when err != nil
+	err  error  // why the index could not be decoded (ErrCorrupt)
+	at   time.Time
+}
+
+// NewGroup returns the group called name in the bucket behind store. The
+// name must keep the bucket-info key within B2's rules (ErrBadName). No B2
+// call is made until the group is used.
+func NewGroup(store Store, name string, opts Options) (*Group, error) {
+	if err := checkGroupName(name); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	ids, _ := lru.New[string, string](4096)
+	records, _ := lru.New[string, []Holder](1024)
+	g := &Group{
+		store:   store,
+		name:    name,
+		opts:    opts,
+		format:  blazerFormat{key: blazerMetaKey + name, limits: opts.Limits},
+		ids:     ids,
+		records: records,
+	}
+	g.del = newDeleter(store, opts.Grace, opts.Logger)
+	return g, nil
+}
+
+// Name returns the group's name.
+func (g *Group) Name() string { return g.name }
+
+// Close stops background work. Versions still waiting for their grace
+// period are not deleted; they are left as unreferenced files in the bucket.
+func (g *Group) Close() error {
+	g.del.close()
+	return nil
+}
+
+// current returns a view no older than maxAge (negative: any age, loading
+// only when there is none).
+func (g *Group) current(ctx context.Context, maxAge time.Duration) (*view, error) {
+	g.mu.Lock()
+	v := g.view
+	g.mu.Unlock()
+	if v != nil && (maxAge < 0 || g.opts.Now().Sub(v.at) <= maxAge) {
+		return v, nil
+	}
+	return g.reload(ctx)
+}
+
+// fresh returns a view within IndexTTL.
+func (g *Group) fresh(ctx context.Context) (*view, error) {
+	ttl := g.opts.IndexTTL
+	if ttl < 0 {
+		ttl = 0
+	}
+	return g.current(ctx, ttl)
+}
+
+// reload reads the bucket info once for all concurrent callers. The load
+// runs on its own deadline, so one caller giving up does not fail the
+// others; each caller still returns when its own ctx ends.
+func (g *Group) reload(ctx context.Context) (*view, error) {
+	ch := g.loads.DoChan("view", func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.LoadTimeout)
+		defer cancel()
+		at := g.opts.Now()
+		bi, err := g.store.BucketInfo(lctx)
+		if err != nil {
+			return nil, err
+		}
+		return g.install(lctx, bi, at), nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, &OpError{Op: "load index", Group: g.name, Err: r.Err}
+		}
+		return r.Val.(*view), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// install decodes bi and makes it the view unless a newer one is there.
+func (g *Group) install(ctx context.Context, bi BucketInfo, at time.Time) *view {
+	v := &view{rev: bi.Revision, info: bi.Info, at: at}
+	v.idx, v.err = g.format.decode(ctx, bi.Info)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.view == nil || v.rev > g.view.rev || (v.rev == g.view.rev && v.at.After(g.view.at)) {
+		g.view = v
+	}
+	return g.view
+}
+
+// mutation changes a clone of the index. It returns ErrConflict when the
+// index shows that an object changed under the caller.
+type mutation func(idx *index) error
+
+// apply commits mut with a compare-and-swap on the bucket revision. It
+// starts from the view it has, however old: a stale view fails the swap, and
+// the view is then reloaded and mut applied again. A conflict found on a
+// view that was not loaded by this call is checked again on a fresh one.
+// It returns the view before the commit (whose index mut saw last) and the
+// view after.
+func (g *Group) apply(ctx context.Context, mut mutation) (before, after *view, err error) {
+	v, err := g.current(ctx, -1)
+	if err != nil {
+		return nil, nil, err
+	}
+	loaded := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if v.err != nil {
+			return nil, nil, v.err
+		}
+		idx := v.idx.clone()
+		if err := mut(idx); err != nil {
+			if errors.Is(err, ErrConflict) && !loaded {
+				if v, err = g.reload(ctx); err != nil {
+					return nil, nil, err
+				}
+				loaded = true
+				continue
+			}
+			return nil, nil, err
+		}
+		idx.Serial++
+		info, err := g.format.encode(ctx, idx, v.info)
+		if err != nil {
+			return nil, nil, err
+		}
+		at := g.opts.Now()
+		bi, err := g.store.UpdateBucketInfo(ctx, v.rev, info)
+		switch {
+		case err == nil:
+			nv := g.install(ctx, bi, at)
+			return v, nv, nil
+		case errors.Is(err, ErrRevisionMismatch):
+			if v, err = g.reload(ctx); err != nil {
+				return nil, nil, err
+			}
+			loaded = true
+		case errors.Is(err, ErrInfoRejected):
+			return nil, nil, fmt.Errorf("%w: %v", ErrGroupFull, err)
+		default:
+			return nil, nil, err
+		}
+	}
+}
+
+// List returns the names of the group's objects in byte order, from a view
+// no older than IndexTTL.
+func (g *Group) List(ctx context.Context) ([]string, error) {
+	v, err := g.fresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.err != nil {
+		return nil, &OpError{Op: "list", Group: g.name, Err: v.err}
+	}
+	return v.idx.names(), nil
+}
+
+// Entries returns the group's index (name -> key) from a view no older than
+// IndexTTL. The map must not be modified.
+func (g *Group) Entries(ctx context.Context) (map[string]string, error) {
+	v, err := g.fresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.err != nil {
+		return nil, &OpError{Op: "list", Group: g.name, Err: v.err}
+	}
+	return v.idx.Entries, nil
+}
+
+// Key returns the current key of name from a view no older than IndexTTL,
+// or ErrNotExist.
+func (g *Group) Key(ctx context.Context, name string) (string, error) {
+	entries, err := g.Entries(ctx)
+	if err != nil {
+		return "", err
+	}
+	k, ok := entries[name]
+	if !ok {
+		return "", &OpError{Op: "read", Group: g.name, Name: name, Err: ErrNotExist}
+	}
+	return k, nil
+}
+
+// fileName is the B2 file holding version key of name.
+func fileName(name, key string) string { return name + "/" + key }

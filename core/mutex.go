@@ -1,0 +1,457 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"sync"
+	"time"
+)
+
+// LockMode is exclusive or shared.
+type LockMode int
+
+const (
+	Exclusive LockMode = iota
+	Shared
+)
+
+func (m LockMode) String() string {
+	if m == Shared {
+		return "shared"
+	}
+	return "exclusive"
+}
+
+// Holder is one entry of a lock record: who holds the lock, how, and until
+// when. A zero Expires means the lease never expires (blazer's locks).
+type Holder struct {
+	Owner    string    `json:"owner"`
+	Host     string    `json:"host"`
+	PID      int       `json:"pid"`
+	Mode     string    `json:"mode"`
+	Acquired time.Time `json:"acquired"`
+	Expires  time.Time `json:"expires"`
+}
+
+func (h Holder) expired(now time.Time) bool { return !h.Expires.IsZero() && !now.Before(h.Expires) }
+
+// lockRecord is the content of a held lock object. Blazer treats any
+// non-empty content as held, so it excludes this record's holders.
+type lockRecord struct {
+	Version int      `json:"b2cfsLock"`
+	Holders []Holder `json:"holders"`
+}
+
+// blazerHolder stands for a lock written by blazer's Mutex (content 0x01).
+var blazerHolder = Holder{Owner: "blazer", Host: "?", Mode: "exclusive"}
+
+func parseRecord(b []byte) []Holder {
+	if len(b) == 0 {
+		return nil
+	}
+	var rec lockRecord
+	if json.Unmarshal(b, &rec) == nil && rec.Version >= 1 {
+		return rec.Holders
+	}
+	return []Holder{blazerHolder}
+}
+
+// LockHeldError tells who holds a lock. It matches ErrLockHeld.
+type LockHeldError struct{ Holders []Holder }
+
+func (e *LockHeldError) Error() string {
+	if len(e.Holders) == 0 {
+		return ErrLockHeld.Error()
+	}
+	h := e.Holders[0]
+	exp := "never expires"
+	if !h.Expires.IsZero() {
+		exp = "lease until " + h.Expires.Format(time.RFC3339)
+	}
+	return fmt.Sprintf("lock held (%s) by %s pid %d, %s", h.Mode, h.Host, h.PID, exp)
+}
+
+func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
+
+// Mutex is a lock on one object of a group, held as a lease that renews
+// itself in the background. One Mutex is one owner: it holds the lock at
+// most once. Methods are safe for concurrent use.
+//
+// Lock and Unlock make it a sync.Locker: they retry B2 failures with
+// backoff (at most a few seconds apart) until they succeed or the context
+// given to Group.Mutex ends; then they return without the change and Err
+// reports why. The context forms return errors instead.
+type Mutex struct {
+	g     *Group
+	name  string
+	ctx   context.Context
+	owner string
+
+	mu       sync.Mutex
+	held     bool      // GUARDED_BY(mu)
+	mode     LockMode  // GUARDED_BY(mu)
+	key      string    // GUARDED_BY(mu): key of the record this owner wrote last
+	acquired time.Time // GUARDED_BY(mu)
+	expires  time.Time // GUARDED_BY(mu): end of the lease as last written
+	stop     chan struct{}
+	done     chan struct{}
+	lost     chan struct{}
+	err      error // GUARDED_BY(mu): last error of Lock/Unlock
+}
+
+// Mutex returns a lock on name in the group. ctx bounds the sync.Locker
+// forms and the background renewal.
+func (g *Group) Mutex(ctx context.Context, name string) *Mutex {
+	var b [8]byte
+	rand.Read(b[:])
+	return &Mutex{g: g, name: name, ctx: ctx, owner: hex.EncodeToString(b[:])}
+}
+
+// Lock acquires the lock exclusively, as sync.Locker.
+func (m *Mutex) Lock() {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		err := m.LockContext(m.ctx, Exclusive)
+		m.setErr(err)
+		if err == nil || m.ctx.Err() != nil || errors.Is(err, errAlreadyHeld) {
+			return
+		}
+		if !sleep(m.ctx, backoff) {
+			return
+		}
+	}
+}
+
+// Unlock releases the lock, as sync.Locker.
+func (m *Mutex) Unlock() {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		err := m.UnlockContext(m.ctx)
+		m.setErr(err)
+		if err == nil || m.ctx.Err() != nil || errors.Is(err, errNotHeld) {
+			return
+		}
+		if !sleep(m.ctx, backoff) {
+			return
+		}
+	}
+}
+
+// Err returns the error that made the last Lock or Unlock give up, or nil.
+func (m *Mutex) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+func (m *Mutex) setErr(err error) {
+	m.mu.Lock()
+	m.err = err
+	m.mu.Unlock()
+}
+
+var (
+	errAlreadyHeld = errors.New("lock already held by this owner")
+	errNotHeld     = errors.New("lock not held by this owner")
+)
+
+// LockContext acquires the lock in mode, waiting while it is held
+// elsewhere: it polls with backoff (at most about a second apart) and
+// returns ctx.Err() when ctx ends. Expired leases are taken over.
+func (m *Mutex) LockContext(ctx context.Context, mode LockMode) error {
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		err := m.TryLock(ctx, mode)
+		if !errors.Is(err, ErrLockHeld) {
+			return err
+		}
+		jitter := time.Duration(mrand.Int64N(int64(backoff) / 4))
+		if !sleep(ctx, backoff-jitter) {
+			return ctx.Err()
+		}
+	}
+}
+
+// TryLock acquires the lock in mode or returns at once: a *LockHeldError
+// (matching ErrLockHeld) when another owner holds it incompatibly.
+func (m *Mutex) TryLock(ctx context.Context, mode LockMode) error {
+	m.mu.Lock()
+	held := m.held
+	m.mu.Unlock()
+	if held {
+		return &OpError{Op: "lock", Group: m.g.name, Name: m.name, Err: errAlreadyHeld}
+	}
+	var acquired time.Time
+	key, err := m.update(ctx, true, func(hs []Holder) ([]Holder, error) {
+		now := m.g.opts.Now()
+		var live []Holder
+		for _, h := range hs {
+			if h.Owner != m.owner && !h.expired(now) {
+				live = append(live, h)
+			}
+		}
+		for _, h := range live {
+			if mode == Exclusive || h.Mode != Shared.String() {
+				return nil, &LockHeldError{Holders: live}
+			}
+		}
+		acquired = now
+		return append(live, m.me(mode, now)), nil
+	})
+	if err != nil {
+		return &OpError{Op: "lock", Group: m.g.name, Name: m.name, Err: err}
+	}
+	m.mu.Lock()
+	m.held, m.mode, m.key, m.acquired = true, mode, key, acquired
+	m.expires = acquired.Add(m.g.opts.LeaseTTL)
+	m.stop, m.done, m.lost = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go m.renew(m.stop, m.done, m.lost)
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Mutex) me(mode LockMode, now time.Time) Holder {
+	return Holder{Owner: m.owner, Host: m.g.opts.Host, PID: m.g.opts.PID, Mode: mode.String(),
+		Acquired: now, Expires: now.Add(m.g.opts.LeaseTTL)}
+}
+
+// UnlockContext releases the lock. A lock that was lost (its lease taken
+// over after expiry or forced open) is released without error.
+func (m *Mutex) UnlockContext(ctx context.Context) error {
+	m.mu.Lock()
+	if !m.held {
+		m.mu.Unlock()
+		return &OpError{Op: "unlock", Group: m.g.name, Name: m.name, Err: errNotHeld}
+	}
+	stop, done := m.stop, m.done
+	m.mu.Unlock()
+	close(stop)
+	<-done
+	_, err := m.update(ctx, false, func(hs []Holder) ([]Holder, error) {
+		var rest []Holder
+		for _, h := range hs {
+			if h.Owner != m.owner {
+				rest = append(rest, h)
+			}
+		}
+		return rest, nil
+	})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		// Still held: renew again until a later unlock succeeds.
+		m.stop, m.done = make(chan struct{}), make(chan struct{})
+		go m.renew(m.stop, m.done, m.lost)
+		return &OpError{Op: "unlock", Group: m.g.name, Name: m.name, Err: err}
+	}
+	m.held, m.key = false, ""
+	return nil
+}
+
+// Lost is closed when a held lock is lost: its lease could not be renewed
+// before it expired.
+func (m *Mutex) Lost() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lost == nil {
+		return nil
+	}
+	return m.lost
+}
+
+// renew keeps the lease alive until stop is closed.
+func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
+	defer close(done)
+	period := m.g.opts.LeaseTTL / 3
+	wait := period
+	for {
+		select {
+		case <-stop:
+			return
+		case <-m.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		ctx, cancel := context.WithTimeout(m.ctx, period)
+		var gone bool
+		_, err := m.update(ctx, false, func(hs []Holder) ([]Holder, error) {
+			now := m.g.opts.Now()
+			for i, h := range hs {
+				if h.Owner == m.owner {
+					out := append([]Holder(nil), hs...)
+					out[i].Expires = now.Add(m.g.opts.LeaseTTL)
+					return out, nil
+				}
+			}
+			gone = true
+			return nil, errNotHeld
+		})
+		cancel()
+		m.mu.Lock()
+		expires := m.expires
+		m.mu.Unlock()
+		switch {
+		case err == nil:
+			wait = period
+			continue
+		case gone:
+			m.lose("lock was taken over or forced open")
+			return
+		case !m.g.opts.Now().Before(expires):
+			m.lose(fmt.Sprintf("lease expired, renewal kept failing: %v", err))
+			return
+		}
+		m.g.opts.Logger.Warn("lock lease renewal failed, retrying", "group", m.g.name, "lock", m.name, "err", err)
+		wait = period / 4
+	}
+}
+
+func (m *Mutex) lose(why string) {
+	m.g.opts.Logger.Error("LOCK LOST", "group", m.g.name, "lock", m.name, "reason", why)
+	m.mu.Lock()
+	m.held, m.key = false, ""
+	close(m.lost)
+	m.mu.Unlock()
+}
+
+// update rewrites the lock record with f(holders) by compare-and-swap on the
+// lock object, removing the object when no holder is left. It first tries
+// the record this owner wrote last, which costs no read. With acquire set,
+// a record that shows the lock held is checked again on a reloaded view
+// before f's verdict is returned, so a stale view never answers "held".
+// It returns the key of the new record ("" when removed).
+func (m *Mutex) update(ctx context.Context, acquire bool, f func([]Holder) ([]Holder, error)) (string, error) {
+	m.mu.Lock()
+	key, expires := m.key, m.expires
+	m.mu.Unlock()
+	reloaded := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		var hs []Holder
+		if key != "" {
+			hs = m.g.lockRecord(m.name, key)
+		}
+		if hs == nil || key == "" {
+			var err error
+			if key, hs, err = m.g.readLock(ctx, m.name); err != nil {
+				return "", err
+			}
+		}
+		out, err := f(hs)
+		if errors.Is(err, ErrLockHeld) && acquire && !reloaded {
+			if _, err := m.g.reload(ctx); err != nil {
+				return "", err
+			}
+			reloaded, key = true, ""
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		var nk string
+		if len(out) == 0 {
+			if key == "" {
+				return "", nil
+			}
+			err = m.g.Remove(ctx, key, m.name)
+		} else {
+			data, _ := json.Marshal(lockRecord{Version: 1, Holders: out})
+			nk, err = m.g.Commit(ctx, m.name, key, bytes.NewReader(data), int64(len(data)))
+			if err == nil {
+				m.g.records.Add(fileName(m.name, nk), out)
+				for _, h := range out {
+					if h.Owner == m.owner {
+						expires = h.Expires
+					}
+				}
+				m.mu.Lock()
+				m.expires = expires
+				if m.held {
+					m.key = nk
+				}
+				m.mu.Unlock()
+			}
+		}
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotExist) {
+			key = "" // someone else changed the lock object: read it again
+			continue
+		}
+		return nk, err
+	}
+}
+
+// lockRecord returns the cached holders of version key of lock name.
+func (g *Group) lockRecord(name, key string) []Holder {
+	hs, _ := g.records.Get(fileName(name, key))
+	return hs
+}
+
+// readLock returns the current key and holders of lock name, from the view
+// (reloading it when older than IndexTTL) and a cache of records by key.
+func (g *Group) readLock(ctx context.Context, name string) (string, []Holder, error) {
+	key, err := g.Key(ctx, name)
+	if errors.Is(err, ErrNotExist) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if hs, ok := g.records.Get(fileName(name, key)); ok {
+		return key, hs, nil
+	}
+	r := g.OpenVersion(ctx, name, key)
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return "", nil, err
+	}
+	hs := parseRecord(b)
+	if hs == nil {
+		hs = []Holder{}
+	}
+	g.records.Add(fileName(name, key), hs)
+	return key, hs, nil
+}
+
+// Holders returns who holds lock name, from a view no older than IndexTTL.
+func (g *Group) Holders(ctx context.Context, name string) ([]Holder, error) {
+	_, hs, err := g.readLock(ctx, name)
+	return hs, err
+}
+
+// ForceUnlock clears lock name whoever holds it, blazer's locks included,
+// and returns the holders it removed.
+func (g *Group) ForceUnlock(ctx context.Context, name string) ([]Holder, error) {
+	for {
+		key, hs, err := g.readLock(ctx, name)
+		if err != nil || key == "" {
+			return hs, err
+		}
+		err = g.Remove(ctx, key, name)
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotExist) {
+			if _, err := g.reload(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return hs, err
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

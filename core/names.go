@@ -1,0 +1,82 @@
+package core
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// KeyLen is the length of a key: 40 lower-case hex characters.
+const KeyLen = 40
+
+// MaxNameBytes is the longest object name: a B2 file name is at most 1,024
+// bytes and holds "<name>/<key>".
+const MaxNameBytes = 1024 - 1 - KeyLen
+
+// ReservedPrefix starts the names b2cfs keeps for itself.
+const ReservedPrefix = ".b2cfs/"
+
+func newKey() string {
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func validKey(k string) bool {
+	if len(k) != KeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckName reports whether name can be an object of a group: non-empty,
+// valid UTF-8, at most MaxNameBytes, no control characters or DEL, and not
+// starting or ending with "/" nor containing "//".
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty object name", ErrBadName)
+	case len(name) > MaxNameBytes:
+		return fmt.Errorf("%w: object name is %d bytes, at most %d fit in a B2 file name", ErrBadName, len(name), MaxNameBytes)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: object name %q is not UTF-8", ErrBadName, name)
+	case strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") || strings.Contains(name, "//"):
+		return fmt.Errorf("%w: object name %q has an empty path element", ErrBadName, name)
+	}
+	for _, r := range name {
+		if r < 32 || r == 127 {
+			return fmt.Errorf("%w: object name %q has a control character", ErrBadName, name)
+		}
+	}
+	return nil
+}
+
+// checkGroupName checks that the bucket-info key of the group fits B2's
+// rules: 1 to 50 bytes of letters, digits and "-_.~" (the safe subset of
+// the characters B2 allows in info keys).
+func checkGroupName(group string) error {
+	key := blazerMetaKey + group
+	if group == "" {
+		return fmt.Errorf("%w: empty group name", ErrBadName)
+	}
+	if len(key) > 50 {
+		return fmt.Errorf("%w: group name %q is too long: bucket-info key %q is %d bytes, B2 allows 50 (group names can be at most %d bytes)",
+			ErrBadName, group, key, len(key), 50-len(blazerMetaKey))
+	}
+	for _, c := range []byte(group) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~') {
+			return fmt.Errorf("%w: group name %q may only hold letters, digits and - _ . ~", ErrBadName, group)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Reader reads one version of an object. Key is the version it reads: pass
+// it to NewWriter or Commit to replace exactly that version. The data is
+// fetched on the first Read, so a Reader that is never read costs no
+// download. A Reader is not safe for concurrent use.
+type Reader struct {
+	Key string
+
+	g    *Group
+	ctx  context.Context
+	name string
+	off  int64
+	rc   io.ReadCloser // nil until the first Read
+	err  error         // sticky
+}
+
+// NewReader returns a reader of the current version of name, as a view no
+// older than IndexTTL shows it, or ErrNotExist.
+func (g *Group) NewReader(ctx context.Context, name string) (*Reader, error) {
+	key, err := g.Key(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return g.OpenVersion(ctx, name, key), nil
+}
+
+// OpenVersion returns a reader of version key of name. The version stays
+// readable until the grace period after it is superseded has passed.
+func (g *Group) OpenVersion(ctx context.Context, name, key string) *Reader {
+	return &Reader{Key: key, g: g, ctx: ctx, name: name}
+}
+
+// Read reads the version, resuming once at the current offset if the
+// connection breaks.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	for attempt := 0; ; attempt++ {
+		if r.rc == nil {
+			rc, fi, err := r.g.store.Download(r.ctx, fileName(r.name, r.Key), r.off, -1)
+			if err != nil {
+				r.err = r.wrap(err)
+				return 0, r.err
+			}
+			r.g.ids.Add(fileName(r.name, r.Key), fi.ID)
+			r.rc = rc
+		}
+		n, err := r.rc.Read(p)
+		r.off += int64(n)
+		if err == nil || err == io.EOF {
+			if err == io.EOF {
+				r.err = io.EOF
+			}
+			return n, err
+		}
+		r.rc.Close()
+		r.rc = nil
+		if n > 0 {
+			return n, nil
+		}
+		if attempt > 0 || r.ctx.Err() != nil {
+			r.err = r.wrap(err)
+			return 0, r.err
+		}
+	}
+}
+
+// ReadAt reads len(p) bytes at off with one ranged download.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	rc, fi, err := r.g.store.Download(r.ctx, fileName(r.name, r.Key), off, int64(len(p)))
+	if err != nil {
+		return 0, r.wrap(err)
+	}
+	defer rc.Close()
+	r.g.ids.Add(fileName(r.name, r.Key), fi.ID)
+	n, err := io.ReadFull(rc, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Close releases the download, if any.
+func (r *Reader) Close() error {
+	if r.rc != nil {
+		r.rc.Close()
+		r.rc = nil
+	}
+	if r.err == nil {
+		r.err = errors.New("read of closed Reader")
+	}
+	return nil
+}
+
+func (r *Reader) wrap(err error) error {
+	return &OpError{Op: "read", Group: r.g.name, Name: r.name, Err: err}
+}

@@ -1,0 +1,44 @@
+package core
+
+import (
+	"context"
+	"io"
+)
+
+// BucketInfo is the part of a bucket the engine coordinates through: the
+// bucket-info map and the revision B2 bumps on every update.
+type BucketInfo struct {
+	Revision int64
+	Info     map[string]string // never modified once returned
+}
+
+// FileInfo describes one stored file version.
+type FileInfo struct {
+	ID   string // B2 file id
+	Size int64
+}
+
+// Store is what the engine needs from a bucket. Implementations are safe for
+// concurrent use, honour ctx cancellation, bound every call with a deadline
+// (returning an error wrapping ErrUnavailable when B2 keeps failing), and
+// return ErrNotExist for missing files.
+type Store interface {
+	// BucketInfo returns the current bucket info and revision
+	// (b2_list_buckets).
+	BucketInfo(ctx context.Context) (BucketInfo, error)
+	// UpdateBucketInfo replaces the whole bucket info if the revision is
+	// still rev, and returns the state B2 answered with. It returns
+	// ErrRevisionMismatch when the revision moved and ErrInfoRejected when
+	// B2 refuses the info itself.
+	UpdateBucketInfo(ctx context.Context, rev int64, info map[string]string) (BucketInfo, error)
+	// Upload stores size bytes read from data as a new version of name.
+	Upload(ctx context.Context, name string, data io.ReaderAt, size int64) (FileInfo, error)
+	// Download reads length bytes from offset off (length < 0: to the end)
+	// of the newest version of name. Offsets at or past the end give an
+	// empty reader.
+	Download(ctx context.Context, name string, off, length int64) (io.ReadCloser, FileInfo, error)
+	// Stat returns the newest version of name.
+	Stat(ctx context.Context, name string) (FileInfo, error)
+	// Delete removes the version id of name.
+	Delete(ctx context.Context, name, id string) error
+}
