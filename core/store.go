@@ -35,7 +35,8 @@ type Store interface {
 	Upload(ctx context.Context, name string, data io.ReaderAt, size int64) (FileInfo, error)
 	// Download reads length bytes from offset off (length < 0: to the end)
 	// of the newest version of name. Offsets at or past the end give an
-	// empty reader.
+	// empty reader. The FileInfo has the file id and the length of the
+	// returned range.
 	Download(ctx context.Context, name string, off, length int64) (io.ReadCloser, FileInfo, error)
 	// Stat returns the newest version of name.
 	Stat(ctx context.Context, name string) (FileInfo, error)

@@ -161,7 +161,7 @@ func (s *Store) Download(ctx context.Context, name string, off, length int64) (i
 	if length >= 0 {
 		hi = min(lo+length, size)
 	}
-	return io.NopCloser(bytes.NewReader(v.data[lo:hi])), core.FileInfo{ID: v.id, Size: size}, nil
+	return io.NopCloser(bytes.NewReader(v.data[lo:hi])), core.FileInfo{ID: v.id, Size: hi - lo}, nil
 }
 
 func (s *Store) Stat(ctx context.Context, name string) (core.FileInfo, error) {

@@ -1,0 +1,358 @@
+// Package b2 is the core.Store of a real B2 bucket (or the emulator). It is
+// the only package of b2cfs that speaks to B2, and the only one that
+// imports blazer.
+//
+// Objects go through blazer's base package, under this package's own retry
+// policy: every attempt has a deadline, retries are bounded (Config.Attempts),
+// and B2's errors are classified here into core's errors. The two bucket-info
+// calls (b2_list_buckets and b2_update_bucket) are sent by this package
+// itself: blazer drops the bucket revision after an update and never reads
+// the one B2 answers, so it cannot chain compare-and-swaps without a
+// b2_list_buckets before each one.
+package b2
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Backblaze/blazer/base"
+
+	"github.com/b2cfs/b2cfs/core"
+)
+
+// DefaultEndpoint is B2's API base.
+const DefaultEndpoint = "https://api.backblazeb2.com"
+
+// Config says which bucket to open and how hard to try.
+type Config struct {
+	Endpoint string // API base; default DefaultEndpoint
+	KeyID    string // application key id
+	Key      string // application key
+	Bucket   string // bucket name
+	// CallTimeout bounds one attempt of one call (for downloads: the time
+	// without progress). Default 30 s.
+	CallTimeout time.Duration
+	// Attempts bounds the tries of one call on retryable errors (429, 5xx,
+	// timeouts, broken connections, expired tokens). Default 5.
+	Attempts int
+	// PartSize: uploads larger than this are sent as large files in parts of
+	// this size. Default 100 MB (B2's recommended size; at least 5 MB on B2).
+	PartSize int64
+	// Transport carries the HTTP requests; default http.DefaultTransport.
+	Transport http.RoundTripper
+}
+
+// Store is a bucket. Safe for concurrent use.
+type Store struct {
+	cfg  Config
+	sess atomic.Pointer[session]
+	mu   sync.Mutex // serialises re-authorisation
+
+	urlMu sync.Mutex
+	urls  []*base.URL // idle upload URLs, each used by one upload at a time
+}
+
+// session is one authorisation: blazer's, for objects, and this package's,
+// for bucket info. Replaced whole on re-authorisation, so calls in flight
+// keep a consistent token.
+type session struct {
+	b2       *base.B2
+	bucket   *base.Bucket
+	info     *infoClient
+	bucketID string
+}
+
+// Open authorises with B2 and finds the bucket. It fails with a clear error
+// on bad credentials or an unknown bucket.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = DefaultEndpoint
+	}
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
+	if cfg.Attempts == 0 {
+		cfg.Attempts = 5
+	}
+	if cfg.PartSize == 0 {
+		cfg.PartSize = 100_000_000
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = http.DefaultTransport
+	}
+	s := &Store{cfg: cfg}
+	err := s.retry(ctx, "b2_authorize_account", func(ctx context.Context) error {
+		sess, err := s.authorize(ctx)
+		if err == nil {
+			s.sess.Store(sess)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) authorize(ctx context.Context) (*session, error) {
+	b, err := base.AuthorizeAccount(ctx, s.cfg.KeyID, s.cfg.Key, base.SetAPIBase(s.cfg.Endpoint), base.Transport(s.cfg.Transport), base.UserAgent("b2cfs"))
+	if err != nil {
+		return nil, err
+	}
+	ic := &infoClient{endpoint: s.cfg.Endpoint, keyID: s.cfg.KeyID, key: s.cfg.Key, hc: &http.Client{Transport: s.cfg.Transport}}
+	if err := ic.authorize(ctx); err != nil {
+		return nil, err
+	}
+	buckets, err := b.ListBuckets(ctx, s.cfg.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	for _, bk := range buckets {
+		if bk.Name == s.cfg.Bucket {
+			return &session{b2: b, bucket: bk, info: ic, bucketID: bk.ID}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no bucket %q in this account", errNoBucket, s.cfg.Bucket)
+}
+
+var errNoBucket = errors.New("no such bucket")
+
+// reauthorize replaces the session, once for all callers that saw old fail.
+func (s *Store) reauthorize(ctx context.Context, old *session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sess.Load() != old {
+		return nil
+	}
+	sess, err := s.authorize(ctx)
+	if err != nil {
+		return err
+	}
+	s.sess.Store(sess)
+	s.urlMu.Lock()
+	s.urls = nil
+	s.urlMu.Unlock()
+	return nil
+}
+
+// BucketInfo wraps b2_list_buckets.
+func (s *Store) BucketInfo(ctx context.Context) (core.BucketInfo, error) {
+	var bi core.BucketInfo
+	err := s.retry(ctx, "b2_list_buckets", func(ctx context.Context) error {
+		var err error
+		bi, err = s.sess.Load().info.get(ctx, s.cfg.Bucket)
+		return err
+	})
+	return bi, err
+}
+
+// UpdateBucketInfo wraps b2_update_bucket with ifRevisionIs.
+func (s *Store) UpdateBucketInfo(ctx context.Context, rev int64, info map[string]string) (core.BucketInfo, error) {
+	var bi core.BucketInfo
+	err := s.retry(ctx, "b2_update_bucket", func(ctx context.Context) error {
+		sess := s.sess.Load()
+		var err error
+		bi, err = sess.info.update(ctx, sess.bucketID, rev, info)
+		return err
+	})
+	return bi, err
+}
+
+// Upload wraps b2_upload_file, or the large-file calls above PartSize.
+func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size int64) (core.FileInfo, error) {
+	if size > s.cfg.PartSize {
+		return s.uploadLarge(ctx, name, data, size)
+	}
+	sum, err := sha1Of(io.NewSectionReader(data, 0, size))
+	if err != nil {
+		return core.FileInfo{}, err
+	}
+	var fi core.FileInfo
+	err = s.retryBudget(ctx, "b2_upload_file", s.budget(size), func(ctx context.Context) error {
+		u, err := s.uploadURL(ctx)
+		if err != nil {
+			return err
+		}
+		f, err := u.UploadFile(ctx, io.NewSectionReader(data, 0, size), int(size), name, "application/octet-stream", sum, nil)
+		if err != nil {
+			return err // the URL is dropped: B2 says to get a new one after any failure
+		}
+		s.putURL(u)
+		fi = core.FileInfo{ID: f.ID, Size: size}
+		return nil
+	})
+	return fi, err
+}
+
+func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, size int64) (core.FileInfo, error) {
+	var lf *base.LargeFile
+	err := s.retry(ctx, "b2_start_large_file", func(ctx context.Context) error {
+		var err error
+		lf, err = s.sess.Load().bucket.StartLargeFile(ctx, name, "application/octet-stream", nil)
+		return err
+	})
+	if err != nil {
+		return core.FileInfo{}, err
+	}
+	fail := func(err error) (core.FileInfo, error) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
+		defer cancel()
+		lf.CancelLargeFile(cctx)
+		return core.FileInfo{}, err
+	}
+	var fc *base.FileChunk
+	for part, off := 1, int64(0); off < size; part, off = part+1, off+s.cfg.PartSize {
+		n := min(s.cfg.PartSize, size-off)
+		sum, err := sha1Of(io.NewSectionReader(data, off, n))
+		if err != nil {
+			return fail(err)
+		}
+		err = s.retryBudget(ctx, "b2_upload_part", s.budget(n), func(ctx context.Context) error {
+			if fc == nil {
+				c, err := lf.GetUploadPartURL(ctx)
+				if err != nil {
+					return err
+				}
+				fc = c
+			}
+			if _, err := fc.UploadPart(ctx, io.NewSectionReader(data, off, n), sum, int(n), part); err != nil {
+				fc = nil
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+	}
+	var f *base.File
+	err = s.retry(ctx, "b2_finish_large_file", func(ctx context.Context) error {
+		var err error
+		f, err = lf.FinishLargeFile(ctx)
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return core.FileInfo{ID: f.ID, Size: size}, nil
+}
+
+func (s *Store) uploadURL(ctx context.Context) (*base.URL, error) {
+	s.urlMu.Lock()
+	if n := len(s.urls); n > 0 {
+		u := s.urls[n-1]
+		s.urls = s.urls[:n-1]
+		s.urlMu.Unlock()
+		return u, nil
+	}
+	s.urlMu.Unlock()
+	return s.sess.Load().bucket.GetUploadURL(ctx)
+}
+
+func (s *Store) putURL(u *base.URL) {
+	s.urlMu.Lock()
+	defer s.urlMu.Unlock()
+	if len(s.urls) < 16 {
+		s.urls = append(s.urls, u)
+	}
+}
+
+// Download wraps b2_download_file_by_name. The returned reader fails when
+// no byte arrives for CallTimeout.
+func (s *Store) Download(ctx context.Context, name string, off, length int64) (io.ReadCloser, core.FileInfo, error) {
+	if length == 0 {
+		fi, err := s.Stat(ctx, name)
+		return io.NopCloser(strings.NewReader("")), core.FileInfo{ID: fi.ID}, err
+	}
+	var rc io.ReadCloser
+	var fi core.FileInfo
+	err := s.retry(ctx, "b2_download_file_by_name", func(actx context.Context) error {
+		// The attempt's context must outlive this function: the body is
+		// read later. An idle timer takes over from the deadline.
+		dctx, cancel := context.WithCancel(ctx)
+		timer := time.AfterFunc(s.cfg.CallTimeout, cancel)
+		n := length
+		if n < 0 {
+			n = 0 // blazer: 0 means "to the end"
+		}
+		fr, err := s.sess.Load().bucket.DownloadFileByName(dctx, name, off, n, false)
+		if err != nil {
+			timer.Stop()
+			cancel()
+			if st, _, _ := base.MsgCode(err); st == http.StatusRequestedRangeNotSatisfiable {
+				rc = io.NopCloser(strings.NewReader(""))
+				return nil
+			}
+			return err
+		}
+		rc = &idleReader{rc: fr, timer: timer, idle: s.cfg.CallTimeout, cancel: cancel}
+		fi = core.FileInfo{ID: fr.ID, Size: int64(fr.ContentLength)}
+		return nil
+	})
+	if err != nil {
+		return nil, core.FileInfo{}, err
+	}
+	return rc, fi, nil
+}
+
+// Stat wraps a HEAD of b2_download_file_by_name (Class B).
+func (s *Store) Stat(ctx context.Context, name string) (core.FileInfo, error) {
+	var fi core.FileInfo
+	err := s.retry(ctx, "b2_download_file_by_name", func(ctx context.Context) error {
+		fr, err := s.sess.Load().bucket.DownloadFileByName(ctx, name, 0, 0, true)
+		if err != nil {
+			return err
+		}
+		fr.Close()
+		fi = core.FileInfo{ID: fr.ID, Size: int64(fr.ContentLength)}
+		return nil
+	})
+	return fi, err
+}
+
+// Delete wraps b2_delete_file_version.
+func (s *Store) Delete(ctx context.Context, name, id string) error {
+	return s.retry(ctx, "b2_delete_file_version", func(ctx context.Context) error {
+		return s.sess.Load().bucket.File(id, name).DeleteFileVersion(ctx)
+	})
+}
+
+// idleReader cancels its download when Read makes no progress for idle.
+type idleReader struct {
+	rc     io.ReadCloser
+	timer  *time.Timer
+	idle   time.Duration
+	cancel context.CancelFunc
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.timer.Reset(r.idle)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: download broke off: %v", core.ErrUnavailable, err)
+	}
+	return n, err
+}
+
+func (r *idleReader) Close() error {
+	r.timer.Stop()
+	r.cancel()
+	return r.rc.Close()
+}
+
+func sha1Of(r io.Reader) (string, error) {
+	h := sha1.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

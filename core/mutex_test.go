@@ -1,0 +1,257 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/memstore"
+)
+
+const lease = 300 * time.Millisecond
+
+func TestLockExcludesAndReleases(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	a := newGroup(t, s, core.Options{LeaseTTL: lease, Host: "host-a"})
+	b := newGroup(t, s, core.Options{LeaseTTL: lease, Host: "host-b"})
+	ma, mb := a.Mutex(ctx, "lock"), b.Mutex(ctx, "lock")
+	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := mb.TryLock(ctx, core.Exclusive)
+	var held *core.LockHeldError
+	if !errors.As(err, &held) || !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("TryLock on a held lock: %v, want LockHeldError", err)
+	}
+	if held.Holders[0].Host != "host-a" {
+		t.Fatalf("holder = %+v, want host-a", held.Holders[0])
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("TryLock took %v", d)
+	}
+	if err := ma.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	if err := mb.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Released locks leave no entry in the index.
+	if _, err := a.Key(ctx, "lock"); !errors.Is(err, core.ErrNotExist) {
+		t.Fatalf("lock object after release: %v", err)
+	}
+}
+
+func TestLeaseRenewedPastManyTTLs(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	a := newGroup(t, s, core.Options{LeaseTTL: lease})
+	b := newGroup(t, s, core.Options{LeaseTTL: lease})
+	ma := a.Mutex(ctx, "lock")
+	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().Add(5 * lease)
+	for time.Now().Before(end) {
+		if err := b.Mutex(ctx, "lock").TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
+			t.Fatalf("live holder lost its lock: %v", err)
+		}
+		time.Sleep(lease / 4)
+	}
+	select {
+	case <-ma.Lost():
+		t.Fatal("live holder reported a lost lock")
+	default:
+	}
+	if err := ma.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeadHolderExpires(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	a := newGroup(t, s, core.Options{LeaseTTL: lease})
+	b := newGroup(t, s, core.Options{LeaseTTL: lease})
+	// The holder "dies": its context ends, so renewal stops.
+	dead, kill := context.WithCancel(ctx)
+	if err := a.Mutex(dead, "lock").TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	kill()
+	took := time.Now()
+	mb := b.Mutex(ctx, "lock")
+	if err := mb.TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("lock taken before the lease expired: %v", err)
+	}
+	if err := mb.LockContext(ctx, core.Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(took); d < lease/2 {
+		t.Fatalf("lock taken over after %v, lease is %v", d, lease)
+	}
+	mb.UnlockContext(ctx)
+}
+
+func TestLeaseLostWhenRenewalFails(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	a := newGroup(t, s, core.Options{LeaseTTL: lease})
+	ma := a.Mutex(ctx, "lock")
+	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	s.Fault = func(op string) error { return errors.New("b2 down") }
+	select {
+	case <-ma.Lost():
+	case <-time.After(10 * lease):
+		t.Fatal("holder never noticed its lease was lost")
+	}
+	s.Fault = nil
+}
+
+func TestSharedAndExclusive(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	g1 := newGroup(t, s, core.Options{LeaseTTL: lease})
+	g2 := newGroup(t, s, core.Options{LeaseTTL: lease})
+	g3 := newGroup(t, s, core.Options{LeaseTTL: lease})
+	s1, s2, x := g1.Mutex(ctx, "l"), g2.Mutex(ctx, "l"), g3.Mutex(ctx, "l")
+	if err := s1.TryLock(ctx, core.Shared); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.TryLock(ctx, core.Shared); err != nil {
+		t.Fatalf("second shared holder refused: %v", err)
+	}
+	if err := x.TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("exclusive beside shared holders: %v", err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- x.LockContext(ctx, core.Exclusive) }()
+	s1.UnlockContext(ctx)
+	select {
+	case err := <-got:
+		t.Fatalf("exclusive lock granted with one shared holder left: %v", err)
+	case <-time.After(3 * lease):
+	}
+	s2.UnlockContext(ctx)
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("exclusive lock not granted after the shared holders left")
+	}
+	if err := s1.TryLock(ctx, core.Shared); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("shared beside exclusive: %v", err)
+	}
+	x.UnlockContext(ctx)
+}
+
+func TestBlockedLockEndsWithContext(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	a := newGroup(t, s, core.Options{LeaseTTL: lease})
+	b := newGroup(t, s, core.Options{LeaseTTL: lease})
+	ma := a.Mutex(ctx, "lock")
+	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	defer ma.UnlockContext(ctx)
+	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := b.Mutex(ctx, "lock").LockContext(wctx, core.Exclusive)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("blocked lock: %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("blocked lock returned %v after its context ended", d-500*time.Millisecond)
+	}
+}
+
+func TestBlazerStyleLock(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	g := newGroup(t, s, core.Options{LeaseTTL: lease})
+	// Blazer's Mutex writes the single byte 0x01 and never expires.
+	if _, err := g.Commit(ctx, "lock", "", strings.NewReader("\x01"), 1); err != nil {
+		t.Fatal(err)
+	}
+	m := g.Mutex(ctx, "lock")
+	if err := m.TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("lock over blazer's: %v", err)
+	}
+	time.Sleep(2 * lease)
+	if err := m.TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("blazer's lock expired by itself: %v", err)
+	}
+	hs, err := g.ForceUnlock(ctx, "lock")
+	if err != nil || len(hs) != 1 || hs[0].Owner != "blazer" {
+		t.Fatalf("ForceUnlock = %+v, %v", hs, err)
+	}
+	if err := m.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatalf("lock after force-unlock: %v", err)
+	}
+	m.UnlockContext(ctx)
+}
+
+func TestSyncLockerCounter(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	var wg sync.WaitGroup
+	counter := 0
+	for i := 0; i < 4; i++ {
+		g := newGroup(t, s, core.Options{LeaseTTL: 2 * time.Second})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var m sync.Locker = g.Mutex(ctx, "lock")
+			for j := 0; j < 5; j++ {
+				m.Lock()
+				c := counter // racy unless the lock excludes
+				time.Sleep(time.Millisecond)
+				counter = c + 1
+				m.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if counter != 20 {
+		t.Fatalf("counter = %d, want 20", counter)
+	}
+}
+
+func TestLockCost(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	g := newGroup(t, s, core.Options{LeaseTTL: time.Minute})
+	if _, err := g.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Calls()
+	m := g.Mutex(ctx, "lock")
+	if err := m.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := s.Calls()
+	got := map[string]int{}
+	for op := range after {
+		got[op] = after[op] - before[op]
+	}
+	if got["UpdateBucketInfo"] != 2 || got["BucketInfo"] != 0 || got["Download"] != 0 || got["Upload"] != 1 {
+		t.Fatalf("lock+unlock calls %v, want 1 upload and 2 updates", got)
+	}
+}
