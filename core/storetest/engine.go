@@ -1,0 +1,202 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/b2cfs/b2cfs/core"
+)
+
+// Increments runs workers goroutines, spread over groups (one per host),
+// each adding rounds to one counter through Operate, and checks that none is
+// lost. check is a group with a fresh view used to read the result.
+func Increments(t *testing.T, groups []*core.Group, check *core.Group, workers, rounds int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(g *core.Group) {
+			defer wg.Done()
+			for i := 0; i < rounds; i++ {
+				err := g.Operate(ctx, "counter", func(b []byte) ([]byte, error) {
+					n := 0
+					if len(b) > 0 {
+						var err error
+						if n, err = strconv.Atoi(string(b)); err != nil {
+							return nil, err
+						}
+					}
+					return []byte(strconv.Itoa(n + 1)), nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(groups[w%len(groups)])
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	r, err := check.NewReader(ctx, "counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strconv.Itoa(workers * rounds); string(b) != want {
+		t.Fatalf("counter = %s, want %s", b, want)
+	}
+}
+
+// casInput is one operation on the register of one object.
+type casInput struct {
+	obj   string
+	write bool
+	key   string // write: the key the writer read
+	value string // write: the new value
+}
+
+// casOutput is what the operation saw.
+type casOutput struct {
+	ok    bool   // write: committed (false: ErrConflict)
+	key   string // read: key read; write: new key
+	value string // read: value read
+}
+
+type register struct{ key, value string }
+
+// casModel is a compare-and-swap register per object, keyed by version.
+var casModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		by := map[string][]porcupine.Operation{}
+		for _, op := range h {
+			o := op.Input.(casInput).obj
+			by[o] = append(by[o], op)
+		}
+		var out [][]porcupine.Operation
+		for _, ops := range by {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Init: func() any { return register{} },
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(register), input.(casInput), output.(casOutput)
+		if !in.write {
+			return out.key == s.key && out.value == s.value, s
+		}
+		if !out.ok {
+			return s.key != in.key, s
+		}
+		return s.key == in.key, register{key: out.key, value: in.value}
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(casInput), output.(casOutput)
+		if !in.write {
+			return fmt.Sprintf("read(%s) -> %q@%.6s", in.obj, out.value, out.key)
+		}
+		return fmt.Sprintf("cas(%s, %.6s, %q) -> %v", in.obj, in.key, in.value, out.ok)
+	},
+}
+
+// Linearizable records a history of concurrent reads and compare-and-swap
+// writes on two objects from several groups (hosts) and checks it against
+// a compare-and-swap register model. Groups must read with IndexTTL < 0:
+// reads within a TTL are stale by design.
+func Linearizable(t *testing.T, groups []*core.Group, opsPerWorker int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var clock atomic.Int64
+	var mu sync.Mutex
+	var history []porcupine.Operation
+	var wg sync.WaitGroup
+	for w := 0; w < 2*len(groups); w++ {
+		wg.Add(1)
+		go func(w int, g *core.Group) {
+			defer wg.Done()
+			rnd := rand.New(rand.NewPCG(uint64(w), 1))
+			for i := 0; i < opsPerWorker; i++ {
+				obj := []string{"x", "y"}[rnd.IntN(2)]
+				in := casInput{obj: obj}
+				call := clock.Add(1)
+				key, value, err := readObj(ctx, g, obj)
+				ret := clock.Add(1)
+				if err != nil {
+					t.Errorf("read %s: %v", obj, err)
+					return
+				}
+				op := porcupine.Operation{ClientId: w, Input: in, Call: call, Output: casOutput{key: key, value: value}, Return: ret}
+				mu.Lock()
+				history = append(history, op)
+				mu.Unlock()
+				if rnd.IntN(3) == 0 {
+					continue
+				}
+				in = casInput{obj: obj, write: true, key: key, value: fmt.Sprintf("w%d-%d", w, i)}
+				call = clock.Add(1)
+				nk, err := g.Commit(ctx, obj, key, bytes.NewReader([]byte(in.value)), int64(len(in.value)))
+				ret = clock.Add(1)
+				if err != nil && !errors.Is(err, core.ErrConflict) {
+					t.Errorf("commit %s: %v", obj, err)
+					return
+				}
+				op = porcupine.Operation{ClientId: w, Input: in, Call: call, Output: casOutput{ok: err == nil, key: nk}, Return: ret}
+				mu.Lock()
+				history = append(history, op)
+				mu.Unlock()
+			}
+		}(w, groups[w%len(groups)])
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	writes := 0
+	for _, op := range history {
+		if op.Input.(casInput).write && op.Output.(casOutput).ok {
+			writes++
+		}
+	}
+	if writes == 0 {
+		t.Fatal("no write committed: the history proves nothing")
+	}
+	res, _ := porcupine.CheckOperationsVerbose(casModel, history, time.Minute)
+	if res != porcupine.Ok {
+		t.Fatalf("history of %d operations (%d committed writes) is not linearizable (%v)", len(history), writes, res)
+	}
+	t.Logf("%d operations, %d committed writes: linearizable", len(history), writes)
+}
+
+func readObj(ctx context.Context, g *core.Group, obj string) (key, value string, err error) {
+	r, err := g.NewReader(ctx, obj)
+	if errors.Is(err, core.ErrNotExist) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	return r.Key, string(b), err
+}
