@@ -24,7 +24,7 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 	if err != nil {
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
-	g.ids.Add(fileName(name, nk), fi.ID)
+	g.remember(fileName(name, nk), fi)
 	_, _, err = g.apply(ctx, func(idx *index) error {
 		cur, ok := idx.Entries[name]
 		if ok != (key != "") || cur != key {

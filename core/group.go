@@ -80,6 +80,7 @@ type Group struct {
 	loads   singleflight.Group
 	ids     *lru.Cache[string, string]   // "<name>/<key>" -> B2 file id; versions are immutable
 	records *lru.Cache[string, []Holder] // "<name>/<key>" -> lock record holders
+	attrs   *lru.Cache[string, FileInfo] // "<name>/<key>" -> size and time of the version
 	del     *deleter
 
 	mu   sync.Mutex
@@ -105,6 +106,7 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 	opts = opts.withDefaults()
 	ids, _ := lru.New[string, string](4096)
 	records, _ := lru.New[string, []Holder](1024)
+	attrs, _ := lru.New[string, FileInfo](1 << 16)
 	g := &Group{
 		store:   store,
 		name:    name,
@@ -112,6 +114,7 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 		format:  blazerFormat{key: blazerMetaKey + name, limits: opts.Limits},
 		ids:     ids,
 		records: records,
+		attrs:   attrs,
 	}
 	g.del = newDeleter(store, opts.Grace, opts.Logger)
 	return g, nil

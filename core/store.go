@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // BucketInfo is the part of a bucket the engine coordinates through: the
@@ -14,8 +15,10 @@ type BucketInfo struct {
 
 // FileInfo describes one stored file version.
 type FileInfo struct {
-	ID   string // B2 file id
-	Size int64
+	Name     string // B2 file name (set by List)
+	ID       string // B2 file id
+	Size     int64
+	Modified time.Time // when it was uploaded (zero when unknown)
 }
 
 // Store is what the engine needs from a bucket. Implementations are safe for
@@ -42,4 +45,9 @@ type Store interface {
 	Stat(ctx context.Context, name string) (FileInfo, error)
 	// Delete removes the version id of name.
 	Delete(ctx context.Context, name, id string) error
+	// Copy makes dst a server-side copy of file src, version srcID.
+	Copy(ctx context.Context, src, srcID, dst string) (FileInfo, error)
+	// List returns the newest version of every file whose name starts with
+	// prefix, in name order.
+	List(ctx context.Context, prefix string) ([]FileInfo, error)
 }

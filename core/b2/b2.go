@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -182,12 +183,12 @@ func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size 
 		if err != nil {
 			return err
 		}
-		f, err := u.UploadFile(ctx, io.NewSectionReader(data, 0, size), int(size), name, "application/octet-stream", sum, nil)
+		f, err := u.UploadFile(ctx, io.NewSectionReader(data, 0, size), int(size), name, "application/octet-stream", sum, mtimeInfo())
 		if err != nil {
 			return err // the URL is dropped: B2 says to get a new one after any failure
 		}
 		s.putURL(u)
-		fi = core.FileInfo{ID: f.ID, Size: size}
+		fi = core.FileInfo{Name: name, ID: f.ID, Size: size, Modified: f.Timestamp}
 		return nil
 	})
 	return fi, err
@@ -197,7 +198,7 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 	var lf *base.LargeFile
 	err := s.retry(ctx, "b2_start_large_file", func(ctx context.Context) error {
 		var err error
-		lf, err = s.sess.Load().bucket.StartLargeFile(ctx, name, "application/octet-stream", nil)
+		lf, err = s.sess.Load().bucket.StartLargeFile(ctx, name, "application/octet-stream", mtimeInfo())
 		return err
 	})
 	if err != nil {
@@ -243,7 +244,7 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 	if err != nil {
 		return fail(err)
 	}
-	return core.FileInfo{ID: f.ID, Size: size}, nil
+	return core.FileInfo{Name: name, ID: f.ID, Size: size, Modified: f.Timestamp}, nil
 }
 
 func (s *Store) uploadURL(ctx context.Context) (*base.URL, error) {
@@ -313,10 +314,60 @@ func (s *Store) Stat(ctx context.Context, name string) (core.FileInfo, error) {
 			return err
 		}
 		fr.Close()
-		fi = core.FileInfo{ID: fr.ID, Size: int64(fr.ContentLength)}
+		fi = core.FileInfo{Name: name, ID: fr.ID, Size: int64(fr.ContentLength), Modified: infoMtime(fr.Info)}
 		return nil
 	})
 	return fi, err
+}
+
+// Copy wraps b2_copy_file (which blazer does not implement).
+func (s *Store) Copy(ctx context.Context, src, srcID, dst string) (core.FileInfo, error) {
+	var fi core.FileInfo
+	err := s.retry(ctx, "b2_copy_file", func(ctx context.Context) error {
+		var err error
+		fi, err = s.sess.Load().info.copy(ctx, srcID, dst)
+		return err
+	})
+	return fi, err
+}
+
+// List wraps b2_list_file_names, 1,000 names a call.
+func (s *Store) List(ctx context.Context, prefix string) ([]core.FileInfo, error) {
+	var out []core.FileInfo
+	next := ""
+	for {
+		var files []*base.File
+		err := s.retry(ctx, "b2_list_file_names", func(ctx context.Context) error {
+			var err error
+			files, next, err = s.sess.Load().bucket.ListFileNames(ctx, 1000, next, prefix, "")
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			out = append(out, core.FileInfo{Name: f.Name, ID: f.ID, Size: f.Size, Modified: f.Timestamp})
+		}
+		if next == "" || len(files) == 0 {
+			return out, nil
+		}
+	}
+}
+
+// mtimeInfo is the file info B2's tools use for the modification time.
+func mtimeInfo() map[string]string {
+	return map[string]string{"src_last_modified_millis": strconv.FormatInt(time.Now().UnixMilli(), 10)}
+}
+
+func infoMtime(info map[string]string) time.Time {
+	for k, v := range info {
+		if strings.EqualFold(k, "src_last_modified_millis") {
+			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return time.UnixMilli(ms)
+			}
+		}
+	}
+	return time.Time{}
 }
 
 // Delete wraps b2_delete_file_version.

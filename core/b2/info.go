@@ -69,7 +69,7 @@ func (c *infoClient) get(ctx context.Context, bucket string) (core.BucketInfo, e
 	var resp struct {
 		Buckets []bucketJSON `json:"buckets"`
 	}
-	if err := c.post(ctx, "b2_list_buckets", map[string]any{"bucketName": bucket}, &resp); err != nil {
+	if err := c.post(ctx, "b2_list_buckets", map[string]any{"accountId": "", "bucketName": bucket}, &resp); err != nil {
 		return core.BucketInfo{}, err
 	}
 	for _, b := range resp.Buckets {
@@ -82,7 +82,7 @@ func (c *infoClient) get(ctx context.Context, bucket string) (core.BucketInfo, e
 
 func (c *infoClient) update(ctx context.Context, bucketID string, rev int64, info map[string]string) (core.BucketInfo, error) {
 	var resp bucketJSON
-	req := map[string]any{"bucketId": bucketID, "bucketInfo": info, "ifRevisionIs": rev}
+	req := map[string]any{"accountId": "", "bucketId": bucketID, "bucketInfo": info, "ifRevisionIs": rev}
 	if err := c.post(ctx, "b2_update_bucket", req, &resp); err != nil {
 		return core.BucketInfo{}, err
 	}
@@ -93,7 +93,9 @@ func (c *infoClient) post(ctx context.Context, call string, body map[string]any,
 	c.mu.Lock()
 	apiURL, token, account := c.apiURL, c.token, c.accountID
 	c.mu.Unlock()
-	body["accountId"] = account
+	if _, ok := body["accountId"]; ok {
+		body["accountId"] = account
+	}
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -131,4 +133,17 @@ func (c *infoClient) do(req *http.Request, call string, out any) error {
 		return fmt.Errorf("%s: bad answer: %v", call, err)
 	}
 	return nil
+}
+
+func (c *infoClient) copy(ctx context.Context, srcID, dst string) (core.FileInfo, error) {
+	var resp struct {
+		FileID        string `json:"fileId"`
+		ContentLength int64  `json:"contentLength"`
+		Timestamp     int64  `json:"uploadTimestamp"`
+	}
+	req := map[string]any{"sourceFileId": srcID, "fileName": dst, "metadataDirective": "COPY"}
+	if err := c.post(ctx, "b2_copy_file", req, &resp); err != nil {
+		return core.FileInfo{}, err
+	}
+	return core.FileInfo{Name: dst, ID: resp.FileID, Size: resp.ContentLength, Modified: time.UnixMilli(resp.Timestamp)}, nil
 }

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/b2cfs/b2cfs/core"
 )
@@ -35,6 +38,7 @@ type Store struct {
 type version struct {
 	id   string
 	data []byte
+	at   time.Time
 }
 
 // New returns an empty bucket at revision 1.
@@ -133,8 +137,9 @@ func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size 
 	defer s.mu.Unlock()
 	s.nextID++
 	id := "mem" + strconv.Itoa(s.nextID)
-	s.files[name] = append(s.files[name], version{id: id, data: b})
-	return core.FileInfo{ID: id, Size: size}, nil
+	now := time.Now()
+	s.files[name] = append(s.files[name], version{id: id, data: b, at: now})
+	return core.FileInfo{Name: name, ID: id, Size: size, Modified: now}, nil
 }
 
 func (s *Store) newest(name string) (version, error) {
@@ -174,7 +179,7 @@ func (s *Store) Stat(ctx context.Context, name string) (core.FileInfo, error) {
 	if err != nil {
 		return core.FileInfo{}, err
 	}
-	return core.FileInfo{ID: v.id, Size: int64(len(v.data))}, nil
+	return core.FileInfo{Name: name, ID: v.id, Size: int64(len(v.data)), Modified: v.at}, nil
 }
 
 func (s *Store) Delete(ctx context.Context, name, id string) error {
@@ -194,4 +199,38 @@ func (s *Store) Delete(ctx context.Context, name, id string) error {
 		}
 	}
 	return fmt.Errorf("%q version %s: %w", name, id, core.ErrNotExist)
+}
+
+func (s *Store) Copy(ctx context.Context, src, srcID, dst string) (core.FileInfo, error) {
+	if err := s.enter(ctx, "Copy"); err != nil {
+		return core.FileInfo{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range s.files[src] {
+		if v.id == srcID {
+			s.nextID++
+			nv := version{id: "mem" + strconv.Itoa(s.nextID), data: v.data, at: time.Now()}
+			s.files[dst] = append(s.files[dst], nv)
+			return core.FileInfo{Name: dst, ID: nv.id, Size: int64(len(v.data)), Modified: nv.at}, nil
+		}
+	}
+	return core.FileInfo{}, fmt.Errorf("%q version %s: %w", src, srcID, core.ErrNotExist)
+}
+
+func (s *Store) List(ctx context.Context, prefix string) ([]core.FileInfo, error) {
+	if err := s.enter(ctx, "List"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []core.FileInfo
+	for n, vs := range s.files {
+		if strings.HasPrefix(n, prefix) && len(vs) > 0 {
+			v := vs[len(vs)-1]
+			out = append(out, core.FileInfo{Name: n, ID: v.id, Size: int64(len(v.data)), Modified: v.at})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }

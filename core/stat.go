@@ -1,0 +1,52 @@
+package core
+
+import (
+	"context"
+	"strings"
+)
+
+// Stat returns the size and upload time of version key of name. Versions
+// never change, so the answer is cached for good; a miss costs one look-up
+// (Class B), or none after Prefetch.
+func (g *Group) Stat(ctx context.Context, name, key string) (FileInfo, error) {
+	fn := fileName(name, key)
+	if fi, ok := g.attrs.Get(fn); ok {
+		return fi, nil
+	}
+	fi, err := g.store.Stat(ctx, fn)
+	if err != nil {
+		return FileInfo{}, &OpError{Op: "stat", Group: g.name, Name: name, Err: err}
+	}
+	g.remember(fn, fi)
+	return fi, nil
+}
+
+// Prefetch caches the attributes of every version whose object name starts
+// with prefix, with one listing pass (one Class C call per 1,000 files), so
+// that Stat of those versions costs nothing.
+func (g *Group) Prefetch(ctx context.Context, prefix string) error {
+	files, err := g.store.List(ctx, prefix)
+	if err != nil {
+		return &OpError{Op: "stat", Group: g.name, Name: prefix, Err: err}
+	}
+	for _, fi := range files {
+		i := strings.LastIndexByte(fi.Name, '/')
+		if i < 0 || !validKey(fi.Name[i+1:]) {
+			continue
+		}
+		g.remember(fi.Name, fi)
+	}
+	return nil
+}
+
+// Cached reports whether the attributes of version key of name are cached.
+func (g *Group) Cached(name, key string) bool {
+	return g.attrs.Contains(fileName(name, key))
+}
+
+func (g *Group) remember(file string, fi FileInfo) {
+	g.attrs.Add(file, fi)
+	if fi.ID != "" {
+		g.ids.Add(file, fi.ID)
+	}
+}
