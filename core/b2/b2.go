@@ -134,11 +134,16 @@ func (s *Store) reauthorize(ctx context.Context, old *session) error {
 	if s.sess.Load() != old {
 		return nil
 	}
-	sess, err := s.authorize(ctx)
+	err := s.retry(ctx, "b2_authorize_account", func(ctx context.Context) error {
+		sess, err := s.authorize(ctx)
+		if err == nil {
+			s.sess.Store(sess)
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	s.sess.Store(sess)
 	s.urlMu.Lock()
 	s.urls = nil
 	s.urlMu.Unlock()
@@ -257,6 +262,12 @@ func (s *Store) uploadURL(ctx context.Context) (*base.URL, error) {
 	}
 	s.urlMu.Unlock()
 	return s.sess.Load().bucket.GetUploadURL(ctx)
+}
+
+func (s *Store) dropURLs() {
+	s.urlMu.Lock()
+	s.urls = nil
+	s.urlMu.Unlock()
 }
 
 func (s *Store) putURL(u *base.URL) {

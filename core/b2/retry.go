@@ -57,6 +57,9 @@ func classify(call string, err error) (action, error) {
 		return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, err)
 	}
 	switch {
+	case ae.status == http.StatusUnauthorized && (call == "b2_upload_file" || call == "b2_upload_part"):
+		// An upload token expired: the next attempt takes a new URL.
+		return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, ae)
 	case ae.status == http.StatusUnauthorized && call == "b2_authorize_account":
 		return fail, fmt.Errorf("B2 refused the credentials: %s", ae.msg)
 	case ae.status == http.StatusUnauthorized && (ae.code == "expired_auth_token" || ae.code == "bad_auth_token"):
@@ -93,6 +96,7 @@ func (s *Store) budget(n int64) time.Duration {
 func (s *Store) retryBudget(ctx context.Context, call string, budget time.Duration, f func(context.Context) error) error {
 	backoff := 100 * time.Millisecond
 	var last error
+	reauths := 0
 	for attempt := 1; ; attempt++ {
 		sess := s.sess.Load()
 		actx, cancel := context.WithTimeout(ctx, budget)
@@ -119,9 +123,17 @@ func (s *Store) retryBudget(ctx context.Context, call string, budget time.Durati
 		backoff = min(2*backoff, 3*time.Second)
 		if act == reauth && sess != nil {
 			if err := s.reauthorize(ctx, sess); err != nil {
-				last = fmt.Errorf("%w: re-authorising: %v", core.ErrUnavailable, err)
+				return fmt.Errorf("%w: re-authorising: %v", core.ErrUnavailable, err)
+			}
+			// A new token is not a failed attempt, but only a few are
+			// allowed per call.
+			if reauths++; reauths <= 3 {
+				attempt--
 			}
 			wait = 0
+		}
+		if call == "b2_upload_file" || call == "b2_upload_part" {
+			s.dropURLs() // pooled upload URLs may share the failure (expired tokens)
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/b2cfs/b2cfs/integration/b2emu"
+)
+
+func init() {
+	commands["emulator"] = command{
+		summary: "run a local B2 API emulator for testing",
+		run: func(ctx context.Context, args []string) error {
+			return runEmulator(ctx, args, os.Stdout, os.Stderr, nil)
+		},
+	}
+}
+
+const emulatorHelp = `usage: b2cfs emulator [options]
+
+Runs a local emulator of the Backblaze B2 native API (see package
+integration/b2emu) until interrupted. Point b2cfs or any B2 client at the
+printed endpoint with the printed credentials.
+
+Options:
+`
+
+const emulatorExample = `
+Faults (--fault, repeatable) take a B2 call name, or * for all calls, and
+comma-separated settings:
+  latency=DUR jitter=DUR   delay before answering (e.g. 30ms)
+  error=P status=N code=S  answer an error with probability P (default 503)
+  retry-after=SECONDS      send Retry-After with injected errors
+  drop=P                   drop the connection with probability P
+  max=N                    at most N injected faults in a row (default 3)
+  per-minute=N             answer 429 above N calls per minute
+
+Example:
+  b2cfs emulator --listen 127.0.0.1:8787 --dir /tmp/b2emu --bucket test-bucket \
+    --fault 'b2_upload_file:error=0.1,status=503' \
+    --fault 'b2_list_buckets:per-minute=60,retry-after=1'
+`
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// runEmulator runs the emulator command. If ready is not nil it receives
+// the endpoint once serving starts.
+func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) error {
+	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8787", "address to listen on (loopback by default)")
+	dir := fs.String("dir", "", "directory to keep state in across restarts (default: memory only)")
+	keyID := fs.String("key-id", b2emu.DefaultKeyID, "application key ID to accept")
+	key := fs.String("key", b2emu.DefaultKey, "application key to accept")
+	infoValue := fs.Int("info-value-bytes", 2048, "maximum bytes of one bucket-info value")
+	minPart := fs.Int64("min-part-size", 5_000_000, "minimum size of a large-file part other than the last")
+	verbose := fs.Bool("v", false, "log every request")
+	var buckets, faults stringList
+	fs.Var(&buckets, "bucket", "create this bucket at start (repeatable)")
+	fs.Var(&faults, "fault", "inject faults: 'CALL:setting=value,...' (repeatable; see below)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), emulatorHelp)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), emulatorExample)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("emulator: unexpected argument %q", fs.Arg(0))
+	}
+	cfg := b2emu.Config{
+		KeyID:             *keyID,
+		Key:               *key,
+		Dir:               *dir,
+		MaxInfoValueBytes: *infoValue,
+		MinPartSize:       *minPart,
+	}
+	if *verbose {
+		cfg.Logf = log.New(stderr, "", log.LstdFlags|log.Lmicroseconds).Printf
+	}
+	if *dir != "" {
+		if err := os.MkdirAll(*dir, 0o700); err != nil {
+			return err
+		}
+	}
+	srv, err := b2emu.New(cfg)
+	if err != nil {
+		return err
+	}
+	for _, b := range buckets {
+		if err := srv.CreateBucket(b); err != nil {
+			return fmt.Errorf("bucket %q: %v", b, err)
+		}
+	}
+	for _, spec := range faults {
+		call, f, err := parseFault(spec)
+		if err != nil {
+			return err
+		}
+		srv.SetFault(call, f)
+	}
+	url, err := srv.Listen(*listen)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Fprintf(stdout, "B2 emulator serving at %s\n", url)
+	fmt.Fprintf(stdout, "  export B2_APPLICATION_KEY_ID=%s B2_APPLICATION_KEY=%s\n", *keyID, *key)
+	fmt.Fprintf(stdout, "  and pass --endpoint %s\n", url)
+	if len(buckets) > 0 {
+		fmt.Fprintf(stdout, "  buckets: %s\n", strings.Join(buckets, ", "))
+	}
+	fmt.Fprintf(stdout, "  counters: %s/emulator/stats (POST %s/emulator/reset)\n", url, url)
+	if ready != nil {
+		ready <- url
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "B2 emulator stopped")
+	return nil
+}
+
+// parseFault parses "CALL:key=value,...".
+func parseFault(spec string) (string, b2emu.Fault, error) {
+	var f b2emu.Fault
+	call, settings, ok := strings.Cut(spec, ":")
+	if !ok || call == "" {
+		return "", f, fmt.Errorf("fault %q: want CALL:setting=value,...", spec)
+	}
+	for _, kv := range strings.Split(settings, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return "", f, fmt.Errorf("fault %q: %q is not setting=value", spec, kv)
+		}
+		var err error
+		switch k {
+		case "latency":
+			f.Latency, err = time.ParseDuration(v)
+		case "jitter":
+			f.Jitter, err = time.ParseDuration(v)
+		case "error":
+			f.ErrorRate, err = parseRate(v)
+		case "drop":
+			f.DropRate, err = parseRate(v)
+		case "status":
+			f.Status, err = strconv.Atoi(v)
+		case "code":
+			f.Code = v
+		case "retry-after":
+			f.RetryAfter, err = strconv.Atoi(v)
+		case "max":
+			f.MaxConsecutive, err = strconv.Atoi(v)
+		case "per-minute":
+			f.PerMinute, err = strconv.Atoi(v)
+		default:
+			err = errors.New("unknown setting")
+		}
+		if err != nil {
+			return "", f, fmt.Errorf("fault %q: %s: %v", spec, k, err)
+		}
+	}
+	return call, f, nil
+}
+
+func parseRate(v string) (float64, error) {
+	p, err := strconv.ParseFloat(v, 64)
+	if err == nil && (p < 0 || p > 1) {
+		err = errors.New("must be between 0 and 1")
+	}
+	return p, err
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/b2cfs/b2cfs/integration/b2emu"
+)
+
+func TestParseFault(t *testing.T) {
+	call, f, err := parseFault("b2_upload_file:latency=30ms,jitter=5ms,error=0.1,status=503,code=busy,retry-after=1,drop=0.05,max=2,per-minute=60")
+	want := b2emu.Fault{Latency: 30 * time.Millisecond, Jitter: 5 * time.Millisecond, ErrorRate: 0.1, Status: 503,
+		Code: "busy", RetryAfter: 1, DropRate: 0.05, MaxConsecutive: 2, PerMinute: 60}
+	if err != nil || call != "b2_upload_file" || f != want {
+		t.Errorf("parseFault = %q %+v %v", call, f, err)
+	}
+	for _, bad := range []string{"nocolon", ":error=1", "x:error=2", "x:bogus=1", "x:latency", "x:status=abc"} {
+		if _, _, err := parseFault(bad); err == nil {
+			t.Errorf("parseFault(%q) accepted", bad)
+		}
+	}
+}
+
+func TestEmulatorCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errs bytes.Buffer
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runEmulator(ctx, []string{"--listen", "127.0.0.1:0", "--bucket", "cmd-bucket", "--fault", "b2_list_buckets:latency=1ms"}, &out, &errs, ready)
+	}()
+	var url string
+	select {
+	case url = <-ready:
+	case err := <-done:
+		t.Fatalf("emulator exited: %v (%s)", err, errs.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("emulator did not start")
+	}
+	req, _ := http.NewRequest("GET", url+"/b2api/v3/b2_authorize_account", nil)
+	req.SetBasicAuth(b2emu.DefaultKeyID, b2emu.DefaultKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auth struct {
+		AccountID string `json:"accountId"`
+		Token     string `json:"authorizationToken"`
+	}
+	json.NewDecoder(resp.Body).Decode(&auth)
+	resp.Body.Close()
+	req, _ = http.NewRequest("POST", url+"/b2api/v3/b2_list_buckets", strings.NewReader(`{"accountId":"`+auth.AccountID+`"}`))
+	req.Header.Set("Authorization", auth.Token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Buckets []struct {
+			Name string `json:"bucketName"`
+		} `json:"buckets"`
+	}
+	json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if len(list.Buckets) != 1 || list.Buckets[0].Name != "cmd-bucket" {
+		t.Errorf("buckets = %+v", list.Buckets)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("emulator: %v", err)
+	}
+	for _, s := range []string{url, "B2_APPLICATION_KEY_ID=" + b2emu.DefaultKeyID, "--endpoint " + url} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("output lacks %q:\n%s", s, out.String())
+		}
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := run(context.Background(), []string{"help"}, &out, &errs); code != 0 || !strings.Contains(out.String(), "emulator") {
+		t.Errorf("help: %d %q", code, out.String())
+	}
+	errs.Reset()
+	if code := run(context.Background(), []string{"nosuch"}, &out, &errs); code != 1 || !strings.HasPrefix(errs.String(), "b2cfs: ") || strings.Count(errs.String(), "\n") != 1 {
+		t.Errorf("unknown command: %d %q", code, errs.String())
+	}
+	errs.Reset()
+	if code := run(context.Background(), []string{"emulator", "--fault", "bad"}, &out, &errs); code != 1 || !strings.Contains(errs.String(), "b2cfs: fault") {
+		t.Errorf("bad fault: %d %q", code, errs.String())
+	}
+	errs.Reset()
+	if err := runEmulator(context.Background(), []string{"--help"}, &out, &errs, nil); err != flag.ErrHelp || !strings.Contains(errs.String(), "Example:") {
+		t.Errorf("--help: %v %q", err, errs.String())
+	}
+}

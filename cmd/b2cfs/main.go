@@ -1,0 +1,74 @@
+// Command b2cfs is a FUSE file system backed by Backblaze B2, plus the
+// tools that go with it. Run "b2cfs help" for the list of commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// commands is the command table. Each command registers itself from its own
+// file with an init function, e.g.
+//
+//	func init() { commands["mount"] = command{summary: "...", run: runMount} }
+var commands = map[string]command{}
+
+// command is one b2cfs subcommand. run receives the arguments after the
+// command name and a context that is cancelled on SIGINT or SIGTERM.
+type command = struct {
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: b2cfs <command> [arguments]\n\ncommands:\n")
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-12s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintf(w, "\nRun \"b2cfs <command> --help\" for a command's options.\n")
+}
+
+// run dispatches args (without the program name) and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 1
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "b2cfs: unknown command %q (run \"b2cfs help\" for a list)\n", args[0])
+		return 1
+	}
+	if err := cmd.run(ctx, args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "b2cfs: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
