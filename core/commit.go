@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -19,6 +20,14 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 	if err := g.precheck(ctx, name); err != nil {
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
+	var small []byte
+	if size <= smallMax {
+		small = make([]byte, size)
+		if _, err := io.ReadFull(io.NewSectionReader(data, 0, size), small); err != nil {
+			return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
+		}
+		data = bytes.NewReader(small)
+	}
 	nk := newKey()
 	fi, err := g.store.Upload(ctx, fileName(name, nk), data, size)
 	if err != nil {
@@ -36,6 +45,9 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 	if err != nil {
 		g.discard(fileName(name, nk), fi.ID)
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
+	}
+	if small != nil {
+		g.small.Add(fileName(name, nk), small)
 	}
 	if key != "" {
 		g.supersede(name, key)
@@ -89,6 +101,7 @@ func (g *Group) supersede(name, key string) {
 	fn := fileName(name, key)
 	id, _ := g.ids.Get(fn)
 	g.ids.Remove(fn)
+	g.small.Remove(fn)
 	g.del.later(fn, id)
 }
 

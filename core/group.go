@@ -81,6 +81,7 @@ type Group struct {
 	ids     *lru.Cache[string, string]   // "<name>/<key>" -> B2 file id; versions are immutable
 	records *lru.Cache[string, []Holder] // "<name>/<key>" -> lock record holders
 	attrs   *lru.Cache[string, FileInfo] // "<name>/<key>" -> size and time of the version
+	small   *lru.Cache[string, []byte]   // "<name>/<key>" -> content of versions up to smallMax bytes
 	del     *deleter
 
 	mu   sync.Mutex
@@ -107,6 +108,7 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 	ids, _ := lru.New[string, string](4096)
 	records, _ := lru.New[string, []Holder](1024)
 	attrs, _ := lru.New[string, FileInfo](1 << 16)
+	small, _ := lru.New[string, []byte](smallEntries)
 	g := &Group{
 		store:   store,
 		name:    name,
@@ -115,6 +117,7 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 		ids:     ids,
 		records: records,
 		attrs:   attrs,
+		small:   small,
 	}
 	g.del = newDeleter(store, opts.Grace, opts.Logger)
 	return g, nil
@@ -285,6 +288,14 @@ func (g *Group) Key(ctx context.Context, name string) (string, error) {
 	}
 	return k, nil
 }
+
+// Small versions (lock records, counters, manifests of tools) are kept in
+// memory by key, so reading back what was just read or written costs no
+// download: at most smallEntries x smallMax bytes.
+const (
+	smallMax     = 64 << 10
+	smallEntries = 128
+)
 
 // fileName is the B2 file holding version key of name.
 func fileName(name, key string) string { return name + "/" + key }

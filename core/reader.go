@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -45,13 +46,21 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	for attempt := 0; ; attempt++ {
 		if r.rc == nil {
-			rc, fi, err := r.g.store.Download(r.ctx, fileName(r.name, r.Key), r.off, -1)
-			if err != nil {
-				r.err = r.wrap(err)
-				return 0, r.err
+			fn := fileName(r.name, r.Key)
+			if b, ok := r.g.small.Get(fn); ok {
+				r.rc = io.NopCloser(bytes.NewReader(b[min(r.off, int64(len(b))):]))
+			} else {
+				rc, fi, err := r.g.store.Download(r.ctx, fn, r.off, -1)
+				if err != nil {
+					r.err = r.wrap(err)
+					return 0, r.err
+				}
+				r.g.ids.Add(fn, fi.ID)
+				if r.off == 0 && fi.Size <= smallMax {
+					rc = &keepSmall{rc: rc, g: r.g, file: fn}
+				}
+				r.rc = rc
 			}
-			r.g.ids.Add(fileName(r.name, r.Key), fi.ID)
-			r.rc = rc
 		}
 		n, err := r.rc.Read(p)
 		r.off += int64(n)
@@ -103,3 +112,24 @@ func (r *Reader) Close() error {
 func (r *Reader) wrap(err error) error {
 	return &OpError{Op: "read", Group: r.g.name, Name: r.name, Err: err}
 }
+
+// keepSmall remembers a small version once it has been read to its end.
+type keepSmall struct {
+	rc   io.ReadCloser
+	g    *Group
+	file string
+	buf  []byte
+}
+
+func (k *keepSmall) Read(p []byte) (int, error) {
+	n, err := k.rc.Read(p)
+	if len(k.buf)+n <= smallMax {
+		k.buf = append(k.buf, p[:n]...)
+		if err == io.EOF {
+			k.g.small.Add(k.file, k.buf)
+		}
+	}
+	return n, err
+}
+
+func (k *keepSmall) Close() error { return k.rc.Close() }
