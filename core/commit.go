@@ -5,15 +5,32 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 )
+
+// CommitOption sets an attribute of a committed version. Formats without
+// attributes (FormatBlazer) ignore them.
+type CommitOption func(*Entry)
+
+// WithMode records the permission bits of the version.
+func WithMode(mode os.FileMode) CommitOption {
+	return func(e *Entry) { e.Mode = uint32(mode.Perm()) }
+}
+
+// WithMTime records the modification time of the version (default: the
+// commit time).
+func WithMTime(t time.Time) CommitOption {
+	return func(e *Entry) { e.MTime = t.UnixNano() }
+}
 
 // Commit stores size bytes of data as the new version of name, if name
 // still has key (an empty key: if name does not exist). It returns the new
 // key. On ErrConflict, ErrGroupFull or any other failure nothing stored
 // changes: the uploaded version is deleted again. One upload and one
-// b2_update_bucket when the view is current.
-func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, size int64) (string, error) {
+// b2_update_bucket when the view is current (FormatB2cfs adds the upload of
+// a small delta of the index).
+func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, size int64, opts ...CommitOption) (string, error) {
 	if err := CheckName(name); err != nil {
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
@@ -29,28 +46,38 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 		data = bytes.NewReader(small)
 	}
 	nk := newKey()
-	fi, err := g.store.Upload(ctx, fileName(name, nk), data, size)
+	file := g.file(name, nk)
+	fi, err := g.store.Upload(ctx, file, data, size)
 	if err != nil {
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
-	g.remember(fileName(name, nk), fi)
+	g.remember(file, fi)
+	ne := Entry{Key: nk, Size: size, MTime: g.opts.Now().UnixNano(), ID: fi.ID}
+	for _, o := range opts {
+		o(&ne)
+	}
+	var old Entry
 	_, _, err = g.apply(ctx, func(idx *index) error {
 		cur, ok := idx.Entries[name]
-		if ok != (key != "") || cur != key {
+		if ok != (key != "") || cur.Key != key {
 			return ErrConflict
 		}
-		idx.Entries[name] = nk
+		if ne.Mode == 0 {
+			ne.Mode = cur.Mode
+		}
+		old = cur
+		idx.Entries[name] = ne
 		return nil
 	})
 	if err != nil {
-		g.discard(fileName(name, nk), fi.ID)
+		g.discard(file, fi.ID)
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
 	if small != nil {
-		g.small.Add(fileName(name, nk), small)
+		g.small.Add(file, small)
 	}
 	if key != "" {
-		g.supersede(name, key)
+		g.supersede(name, old)
 	}
 	return nk, nil
 }
@@ -58,21 +85,55 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 // Remove takes name out of the group if it still has key. The data is
 // deleted after the grace period.
 func (g *Group) Remove(ctx context.Context, key, name string) error {
+	var old Entry
 	_, _, err := g.apply(ctx, func(idx *index) error {
 		cur, ok := idx.Entries[name]
 		if !ok {
 			return ErrNotExist
 		}
-		if cur != key {
+		if cur.Key != key {
 			return ErrConflict
 		}
+		old = cur
 		delete(idx.Entries, name)
 		return nil
 	})
 	if err != nil {
 		return &OpError{Op: "remove", Group: g.name, Name: name, Err: err}
 	}
-	g.supersede(name, key)
+	g.supersede(name, old)
+	return nil
+}
+
+// AttrChange sets attributes of object Name without changing its content
+// or key.
+type AttrChange struct {
+	Name string
+	Opts []CommitOption
+}
+
+// SetAttrs applies changes in one commit; names that no longer exist are
+// skipped. Formats without attributes (FormatBlazer) make no call.
+func (g *Group) SetAttrs(ctx context.Context, changes []AttrChange) error {
+	if !g.format().hasAttrs() || len(changes) == 0 {
+		return nil
+	}
+	_, _, err := g.apply(ctx, func(idx *index) error {
+		for _, c := range changes {
+			e, ok := idx.Entries[c.Name]
+			if !ok {
+				continue
+			}
+			for _, o := range c.Opts {
+				o(&e)
+			}
+			idx.Entries[c.Name] = e
+		}
+		return nil
+	})
+	if err != nil {
+		return &OpError{Op: "setattr", Group: g.name, Name: changes[0].Name, Err: err}
+	}
 	return nil
 }
 
@@ -86,26 +147,29 @@ func (g *Group) precheck(ctx context.Context, name string) error {
 	if v.err != nil {
 		return v.err
 	}
-	if _, ok := v.idx.Entries[name]; ok {
-		return nil
+	if _, ok := v.idx.Entries[name]; ok || v.format.hasAttrs() {
+		return nil // replacing never grows the index; manifests have no limit
 	}
 	idx := v.idx.clone()
-	idx.Entries[name] = newKey()
+	idx.Entries[name] = Entry{Key: newKey()}
 	idx.Serial++
-	_, err = g.format.encode(ctx, idx, v.info)
+	_, _, err = g.encode(ctx, v, idx)
 	return err
 }
 
-// supersede schedules the deletion of version key of name.
-func (g *Group) supersede(name, key string) {
-	fn := fileName(name, key)
-	id, _ := g.ids.Get(fn)
+// supersede schedules the deletion of the version e of name.
+func (g *Group) supersede(name string, e Entry) {
+	fn := g.file(name, e.Key)
+	id, ok := g.ids.Get(fn)
+	if !ok {
+		id = e.ID
+	}
 	g.ids.Remove(fn)
 	g.small.Remove(fn)
 	g.del.later(fn, id)
 }
 
-// discard deletes an uploaded version that never became visible.
+// discard deletes an uploaded file that never became visible.
 func (g *Group) discard(file, id string) {
 	g.ids.Remove(file)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

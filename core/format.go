@@ -9,16 +9,27 @@ import (
 	"sort"
 )
 
-// index is a group's map from object name to key, plus the serial number
+// Entry is one object of a group's index: the key of its current version
+// and, in formats that record them, the version's attributes.
+type Entry struct {
+	Key   string `json:"k"`
+	Size  int64  `json:"s,omitempty"`
+	MTime int64  `json:"t,omitempty"` // modification time, ns since the epoch
+	Mode  uint32 `json:"m,omitempty"` // permission bits; 0: unset
+	ID    string `json:"i,omitempty"` // B2 file id of the version
+}
+
+// index is a group's map from object name to entry, plus the serial number
 // that goes up by one with every saved index. An index in a view is never
 // modified; mutations work on a clone.
 type index struct {
 	Serial  int64
-	Entries map[string]string // name -> key
+	Entries map[string]Entry
+	state   any // the format's own decoding state, shared by clones
 }
 
 func (x *index) clone() *index {
-	return &index{Serial: x.Serial, Entries: maps.Clone(x.Entries)}
+	return &index{Serial: x.Serial, Entries: maps.Clone(x.Entries), state: x.state}
 }
 
 // names returns the object names in byte order.
@@ -31,27 +42,43 @@ func (x *index) names() []string {
 	return out
 }
 
+// fileRef names one stored B2 file version.
+type fileRef struct{ name, id string }
+
+// change lists the files an encoding uploaded (to delete if the index is
+// not saved) and the files the new index no longer needs (to delete after
+// the grace period once it is saved).
+type change struct {
+	created, obsolete []fileRef
+}
+
 // indexFormat is the seam between the engine and the on-bucket encoding of
 // an index. Everything else (the CAS loop, views, leases, deletion) is shared
 // by all formats.
 type indexFormat interface {
-	// decode reads the group's index from the bucket info; a group absent
-	// from the info is an empty index. An undecodable value is ErrCorrupt.
-	decode(ctx context.Context, info map[string]string) (*index, error)
-	// encode returns the bucket info that stores idx, leaving every other
-	// pair of info as it is. It returns ErrGroupFull when B2 would refuse
-	// the result.
-	encode(ctx context.Context, idx *index, info map[string]string) (map[string]string, error)
+	// infoKey is the bucket-info key holding the group's index or pointer.
+	infoKey() string
+	// file is the B2 file holding version key of object name.
+	file(name, key string) string
+	// hasAttrs reports whether entries carry size, time, mode and file id
+	// and data names are independent of object names (rename without
+	// copying).
+	hasAttrs() bool
+	// decode reads the index from the bucket-info value; an undecodable
+	// value is ErrCorrupt.
+	decode(ctx context.Context, value string) (*index, error)
+	// encode returns the bucket-info value that stores idx, which was
+	// derived from old.
+	encode(ctx context.Context, old, idx *index) (string, *change, error)
 }
 
 // blazerMetaKey is the bucket-info key prefix of blazer's x/consistent.
 const blazerMetaKey = "blazer-meta-key-no-touchie-"
 
 // blazerFormat is blazer's x/consistent encoding: the whole index as base64
-// JSON in one bucket-info value.
+// JSON in one bucket-info value; object name at key is the file name/key.
 type blazerFormat struct {
-	key    string // bucket-info key of the group
-	limits Limits
+	group string
 }
 
 // blazerIndex is the JSON blazer writes; field names are its own.
@@ -61,47 +88,42 @@ type blazerIndex struct {
 	Locations map[string]string
 }
 
-func (f blazerFormat) decode(_ context.Context, info map[string]string) (*index, error) {
-	v, ok := info[f.key]
-	if !ok {
-		return &index{Entries: map[string]string{}}, nil
-	}
+func (f blazerFormat) infoKey() string              { return blazerMetaKey + f.group }
+func (f blazerFormat) file(name, key string) string { return name + "/" + key }
+func (f blazerFormat) hasAttrs() bool               { return false }
+
+func (f blazerFormat) decode(_ context.Context, v string) (*index, error) {
 	raw, err := base64.StdEncoding.DecodeString(v)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bucket-info %q is not base64: %v", ErrCorrupt, f.key, err)
+		return nil, fmt.Errorf("%w: bucket-info %q is not base64: %v", ErrCorrupt, f.infoKey(), err)
 	}
 	var bi blazerIndex
 	if err := json.Unmarshal(raw, &bi); err != nil {
-		return nil, fmt.Errorf("%w: bucket-info %q is not an index: %v", ErrCorrupt, f.key, err)
+		return nil, fmt.Errorf("%w: bucket-info %q is not an index: %v", ErrCorrupt, f.infoKey(), err)
 	}
 	if bi.Version != 1 {
-		return nil, fmt.Errorf("%w: bucket-info %q has index version %d, want 1", ErrCorrupt, f.key, bi.Version)
+		return nil, fmt.Errorf("%w: bucket-info %q has index version %d, want 1", ErrCorrupt, f.infoKey(), bi.Version)
 	}
+	idx := &index{Serial: bi.Serial, Entries: make(map[string]Entry, len(bi.Locations))}
 	for n, k := range bi.Locations {
 		if !validKey(k) {
-			return nil, fmt.Errorf("%w: bucket-info %q: entry %q has bad key %q", ErrCorrupt, f.key, n, k)
+			return nil, fmt.Errorf("%w: bucket-info %q: entry %q has bad key %q", ErrCorrupt, f.infoKey(), n, k)
 		}
+		idx.Entries[n] = Entry{Key: k}
 	}
-	if bi.Locations == nil {
-		bi.Locations = map[string]string{}
-	}
-	return &index{Serial: bi.Serial, Entries: bi.Locations}, nil
+	return idx, nil
 }
 
-func (f blazerFormat) encode(_ context.Context, idx *index, info map[string]string) (map[string]string, error) {
-	raw, err := json.Marshal(blazerIndex{Version: 1, Serial: idx.Serial, Locations: idx.Entries})
+func (f blazerFormat) encode(_ context.Context, _, idx *index) (string, *change, error) {
+	locs := make(map[string]string, len(idx.Entries))
+	for n, e := range idx.Entries {
+		locs[n] = e.Key
+	}
+	raw, err := json.Marshal(blazerIndex{Version: 1, Serial: idx.Serial, Locations: locs})
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	out := maps.Clone(info)
-	if out == nil {
-		out = map[string]string{}
-	}
-	out[f.key] = base64.StdEncoding.EncodeToString(raw)
-	if err := f.limits.check(out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return base64.StdEncoding.EncodeToString(raw), &change{}, nil
 }
 
 // Limits are what B2 accepts in a bucket's info. Sources disagree on the
@@ -127,6 +149,7 @@ func (l Limits) withDefaults() Limits {
 }
 
 func (l Limits) check(info map[string]string) error {
+	l = l.withDefaults()
 	if len(info) > l.MaxPairs {
 		return fmt.Errorf("%w: the bucket info would hold %d pairs, B2 allows %d", ErrGroupFull, len(info), l.MaxPairs)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -27,6 +28,10 @@ type Options struct {
 	LeaseTTL time.Duration
 	// Limits are B2's bucket-info limits; zero fields take B2's values.
 	Limits Limits
+	// Format is the on-bucket format of a group that does not exist yet:
+	// FormatB2cfs (the default, any size) or FormatBlazer (blazer's
+	// x/consistent, a few dozen names). An existing group keeps its own.
+	Format string
 	// LoadTimeout bounds a shared index reload: default 1 minute.
 	LoadTimeout time.Duration
 	// Host and PID go into lock records; default os.Hostname and os.Getpid.
@@ -72,10 +77,10 @@ func (o Options) withDefaults() Options {
 // concurrent use; all users of a Group share its view of the index. Call
 // Close when done to stop its background work.
 type Group struct {
-	store  Store
-	name   string
-	opts   Options
-	format indexFormat
+	store   Store
+	name    string
+	opts    Options
+	formats []indexFormat // the one for new groups first
 
 	loads   singleflight.Group
 	ids     *lru.Cache[string, string]   // "<name>/<key>" -> B2 file id; versions are immutable
@@ -90,12 +95,21 @@ type Group struct {
 
 // view is one decoded state of the bucket. Immutable once built.
 type view struct {
-	rev  int64
-	info map[string]string
-	idx  *index // nil when err != nil
-	err  error  // why the index could not be decoded (ErrCorrupt)
-	at   time.Time
+	rev    int64
+	info   map[string]string
+	format indexFormat
+	idx    *index // nil when err != nil
+	err    error  // why the index could not be decoded (ErrCorrupt)
+	at     time.Time
+	keys   map[string]string // name -> key, built on first use
+	once   sync.Once
 }
+
+// Formats of Options.Format.
+const (
+	FormatB2cfs  = "b2cfs"
+	FormatBlazer = "blazer"
+)
 
 // NewGroup returns the group called name in the bucket behind store. The
 // name must keep the bucket-info key within B2's rules (ErrBadName). No B2
@@ -105,6 +119,15 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
+	blazer, manifest := indexFormat(blazerFormat{group: name}), indexFormat(newManifestFormat(name, store))
+	formats := []indexFormat{manifest, blazer}
+	switch opts.Format {
+	case "", FormatB2cfs:
+	case FormatBlazer:
+		formats = []indexFormat{blazer, manifest}
+	default:
+		return nil, fmt.Errorf("unknown group format %q (want %q or %q)", opts.Format, FormatB2cfs, FormatBlazer)
+	}
 	ids, _ := lru.New[string, string](4096)
 	records, _ := lru.New[string, []Holder](1024)
 	attrs, _ := lru.New[string, FileInfo](1 << 16)
@@ -113,7 +136,7 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 		store:   store,
 		name:    name,
 		opts:    opts,
-		format:  blazerFormat{key: blazerMetaKey + name, limits: opts.Limits},
+		formats: formats,
 		ids:     ids,
 		records: records,
 		attrs:   attrs,
@@ -182,13 +205,56 @@ func (g *Group) reload(ctx context.Context) (*view, error) {
 // install decodes bi and makes it the view unless a newer one is there.
 func (g *Group) install(ctx context.Context, bi BucketInfo, at time.Time) *view {
 	v := &view{rev: bi.Revision, info: bi.Info, at: at}
-	v.idx, v.err = g.format.decode(ctx, bi.Info)
+	v.format, v.idx, v.err = g.decode(ctx, bi.Info)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.view == nil || v.rev > g.view.rev || (v.rev == g.view.rev && v.at.After(g.view.at)) {
 		g.view = v
 	}
 	return g.view
+}
+
+// decode finds the group's format in the bucket info and decodes its index.
+// A group in neither format is empty, in the format for new groups.
+func (g *Group) decode(ctx context.Context, info map[string]string) (indexFormat, *index, error) {
+	var found indexFormat
+	var value string
+	for _, f := range g.formats {
+		if v, ok := info[f.infoKey()]; ok {
+			if found != nil {
+				return found, nil, fmt.Errorf("%w: group %q is in two formats (bucket-info keys %q and %q); remove one",
+					ErrCorrupt, g.name, found.infoKey(), f.infoKey())
+			}
+			found, value = f, v
+		}
+	}
+	if found == nil {
+		return g.formats[0], &index{Entries: map[string]Entry{}}, nil
+	}
+	idx, err := found.decode(ctx, value)
+	return found, idx, err
+}
+
+// format returns the format of the group as last seen.
+func (g *Group) format() indexFormat {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.view != nil {
+		return g.view.format
+	}
+	return g.formats[0]
+}
+
+// file is the B2 file of version key of name.
+func (g *Group) file(name, key string) string { return g.format().file(name, key) }
+
+// Format returns the group's on-bucket format, FormatB2cfs or FormatBlazer,
+// as last seen (before the first load: the format for new groups).
+func (g *Group) Format() string {
+	if _, ok := g.format().(blazerFormat); ok {
+		return FormatBlazer
+	}
+	return FormatB2cfs
 }
 
 // mutation changes a clone of the index. It returns ErrConflict when the
@@ -226,14 +292,22 @@ func (g *Group) apply(ctx context.Context, mut mutation) (before, after *view, e
 			return nil, nil, err
 		}
 		idx.Serial++
-		info, err := g.format.encode(ctx, idx, v.info)
+		info, ch, err := g.encode(ctx, v, idx)
 		if err != nil {
 			return nil, nil, err
 		}
 		at := g.opts.Now()
 		bi, err := g.store.UpdateBucketInfo(ctx, v.rev, info)
+		if err != nil {
+			for _, f := range ch.created {
+				g.discard(f.name, f.id)
+			}
+		}
 		switch {
 		case err == nil:
+			for _, f := range ch.obsolete {
+				g.del.later(f.name, f.id)
+			}
 			nv := g.install(ctx, bi, at)
 			return v, nv, nil
 		case errors.Is(err, ErrRevisionMismatch):
@@ -247,6 +321,31 @@ func (g *Group) apply(ctx context.Context, mut mutation) (before, after *view, e
 			return nil, nil, err
 		}
 	}
+}
+
+// encode returns the bucket info that stores idx, derived from v's index,
+// and checks it against B2's limits before anything is uploaded.
+func (g *Group) encode(ctx context.Context, v *view, idx *index) (map[string]string, *change, error) {
+	key := v.format.infoKey()
+	info := maps.Clone(v.info)
+	if info == nil {
+		info = map[string]string{}
+	}
+	if _, ok := info[key]; !ok && len(info)+1 > g.opts.Limits.MaxPairs {
+		return nil, nil, fmt.Errorf("%w: the bucket info already holds %d pairs, B2 allows %d", ErrGroupFull, len(info), g.opts.Limits.MaxPairs)
+	}
+	value, ch, err := v.format.encode(ctx, v.idx, idx)
+	if err != nil {
+		return nil, nil, err
+	}
+	info[key] = value
+	if err := g.opts.Limits.check(info); err != nil {
+		for _, f := range ch.created {
+			g.discard(f.name, f.id)
+		}
+		return nil, nil, err
+	}
+	return info, ch, nil
 }
 
 // List returns the names of the group's objects in byte order, from a view
@@ -265,6 +364,26 @@ func (g *Group) List(ctx context.Context) ([]string, error) {
 // Entries returns the group's index (name -> key) from a view no older than
 // IndexTTL. The map must not be modified.
 func (g *Group) Entries(ctx context.Context) (map[string]string, error) {
+	v, err := g.fresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.err != nil {
+		return nil, &OpError{Op: "list", Group: g.name, Err: v.err}
+	}
+	v.once.Do(func() {
+		v.keys = make(map[string]string, len(v.idx.Entries))
+		for n, e := range v.idx.Entries {
+			v.keys[n] = e.Key
+		}
+	})
+	return v.keys, nil
+}
+
+// Snapshot returns the group's index with each entry's attributes (in
+// FormatB2cfs; only keys in FormatBlazer) from a view no older than
+// IndexTTL. The map must not be modified.
+func (g *Group) Snapshot(ctx context.Context) (map[string]Entry, error) {
 	v, err := g.fresh(ctx)
 	if err != nil {
 		return nil, err
@@ -296,6 +415,3 @@ const (
 	smallMax     = 64 << 10
 	smallEntries = 128
 )
-
-// fileName is the B2 file holding version key of name.
-func fileName(name, key string) string { return name + "/" + key }

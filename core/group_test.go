@@ -21,8 +21,16 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func newGroup(t *testing.T, s core.Store, opts core.Options) *core.Group {
+// bothFormats runs f on groups of each on-bucket format.
+func bothFormats(t *testing.T, f func(t *testing.T, format string)) {
+	for _, format := range []string{core.FormatBlazer, core.FormatB2cfs} {
+		t.Run(format, func(t *testing.T) { f(t, format) })
+	}
+}
+
+func newGroup(t *testing.T, s core.Store, format string, opts core.Options) *core.Group {
 	t.Helper()
+	opts.Format = format
 	g, err := core.NewGroup(s, "test", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +68,7 @@ func read(t *testing.T, g *core.Group, name string) string {
 
 // RunIncrements has workers goroutines spread over groups each add rounds
 // to one counter, and checks none is lost.
-func runIncrements(t *testing.T, s core.Store, groups []*core.Group, workers, rounds int) {
+func runIncrements(t *testing.T, s core.Store, format string, groups []*core.Group, workers, rounds int) {
 	t.Helper()
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
@@ -84,28 +92,34 @@ func runIncrements(t *testing.T, s core.Store, groups []*core.Group, workers, ro
 	}
 	want := strconv.Itoa(workers * rounds)
 	// A new group has a fresh view.
-	if got := read(t, newGroup(t, s, core.Options{}), "counter"); got != want {
+	if got := read(t, newGroup(t, s, format, core.Options{}), "counter"); got != want {
 		t.Fatalf("counter = %s, want %s", got, want)
 	}
 }
 
-func TestIncrementsOneGroup(t *testing.T) {
+func TestIncrementsOneGroup(t *testing.T) { bothFormats(t, testIncrementsOneGroup) }
+
+func testIncrementsOneGroup(t *testing.T, format string) {
 	s := memstore.New()
-	runIncrements(t, s, []*core.Group{newGroup(t, s, core.Options{IndexTTL: -1})}, 10, 10)
+	runIncrements(t, s, format, []*core.Group{newGroup(t, s, format, core.Options{IndexTTL: -1})}, 10, 10)
 }
 
-func TestIncrementsTwoHosts(t *testing.T) {
+func TestIncrementsTwoHosts(t *testing.T) { bothFormats(t, testIncrementsTwoHosts) }
+
+func testIncrementsTwoHosts(t *testing.T, format string) {
 	s := memstore.New()
-	a := newGroup(t, s, core.Options{})
-	b := newGroup(t, s, core.Options{})
-	runIncrements(t, s, []*core.Group{a, b}, 10, 10)
+	a := newGroup(t, s, format, core.Options{})
+	b := newGroup(t, s, format, core.Options{})
+	runIncrements(t, s, format, []*core.Group{a, b}, 10, 10)
 }
 
-func TestConflictKeepsStore(t *testing.T) {
+func TestConflictKeepsStore(t *testing.T) { bothFormats(t, testConflictKeepsStore) }
+
+func testConflictKeepsStore(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	a := newGroup(t, s, core.Options{Grace: -1})
-	b := newGroup(t, s, core.Options{Grace: -1})
+	a := newGroup(t, s, format, core.Options{Grace: -1})
+	b := newGroup(t, s, format, core.Options{Grace: -1})
 	k1, err := a.Commit(ctx, "f", "", strings.NewReader("one"), 3)
 	if err != nil {
 		t.Fatal(err)
@@ -131,11 +145,13 @@ func TestConflictKeepsStore(t *testing.T) {
 	}
 }
 
-func TestOtherObjectIsNoConflict(t *testing.T) {
+func TestOtherObjectIsNoConflict(t *testing.T) { bothFormats(t, testOtherObjectIsNoConflict) }
+
+func testOtherObjectIsNoConflict(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	a := newGroup(t, s, core.Options{IndexTTL: time.Hour})
-	b := newGroup(t, s, core.Options{})
+	a := newGroup(t, s, format, core.Options{IndexTTL: time.Hour})
+	b := newGroup(t, s, format, core.Options{})
 	ka, err := a.Commit(ctx, "a", "", strings.NewReader("1"), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -158,10 +174,12 @@ func TestOtherObjectIsNoConflict(t *testing.T) {
 	}
 }
 
-func TestCommitCost(t *testing.T) {
+func TestCommitCost(t *testing.T) { bothFormats(t, testCommitCost) }
+
+func testCommitCost(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	g := newGroup(t, s, core.Options{})
+	g := newGroup(t, s, format, core.Options{})
 	k, err := g.Commit(ctx, "f", "", strings.NewReader("1"), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -173,14 +191,20 @@ func TestCommitCost(t *testing.T) {
 		}
 	}
 	after := s.Calls()
-	for op, want := range map[string]int{"Upload": 5, "UpdateBucketInfo": 5, "BucketInfo": 0, "Stat": 0} {
+	uploads := 5 // one per commit in blazer's format
+	if format == core.FormatB2cfs {
+		uploads = 10 // and one delta of the index each
+	}
+	for op, want := range map[string]int{"Upload": uploads, "UpdateBucketInfo": 5, "BucketInfo": 0, "Stat": 0, "Download": 0} {
 		if d := after[op] - before[op]; d != want {
 			t.Errorf("5 commits made %d %s calls, want %d", d, op, want)
 		}
 	}
 }
 
-func TestReloadsCoalesce(t *testing.T) {
+func TestReloadsCoalesce(t *testing.T) { bothFormats(t, testReloadsCoalesce) }
+
+func testReloadsCoalesce(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
 	gate := make(chan struct{})
@@ -191,7 +215,7 @@ func TestReloadsCoalesce(t *testing.T) {
 		}
 		return nil
 	}
-	g := newGroup(t, s, core.Options{IndexTTL: -1})
+	g := newGroup(t, s, format, core.Options{IndexTTL: -1})
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
@@ -210,10 +234,12 @@ func TestReloadsCoalesce(t *testing.T) {
 	}
 }
 
-func TestGroupFull(t *testing.T) {
+func TestGroupFull(t *testing.T) { bothFormats(t, testGroupFull) }
+
+func testGroupFull(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	g := newGroup(t, s, core.Options{Grace: -1})
+	g := newGroup(t, s, format, core.Options{Grace: -1})
 	var full error
 	n := 0
 	for ; n < 200; n++ {
@@ -222,6 +248,12 @@ func TestGroupFull(t *testing.T) {
 			full = err
 			break
 		}
+	}
+	if format == core.FormatB2cfs {
+		if full != nil {
+			t.Fatalf("a b2cfs-format group refused file %d: %v", n, full)
+		}
+		return
 	}
 	if !errors.Is(full, core.ErrGroupFull) {
 		t.Fatalf("after %d files: %v, want ErrGroupFull", n, full)
@@ -242,12 +274,18 @@ func TestGroupFull(t *testing.T) {
 	_ = bi
 }
 
-func TestCorruptIndexNeverOverwritten(t *testing.T) {
+func TestCorruptIndexNeverOverwritten(t *testing.T) { bothFormats(t, testCorruptIndexNeverOverwritten) }
+
+func testCorruptIndexNeverOverwritten(t *testing.T, format string) {
 	ctx := testCtx(t)
-	for _, bad := range []string{"not base64!", "bm90IGpzb24=" /* "not json" */, "eyJWZXJzaW9uIjoyfQ==" /* {"Version":2} */} {
+	infoKey := "blazer-meta-key-no-touchie-test"
+	if format == core.FormatB2cfs {
+		infoKey = "b2cfs-test"
+	}
+	for _, bad := range []string{"not base64!", "bm90IGpzb24=" /* "not json" */, "eyJWZXJzaW9uIjoyfQ==" /* {"Version":2} */, "eyJiMmNmcyI6Mn0=" /* {"b2cfs":2} */} {
 		s := memstore.New()
-		s.SetInfo("blazer-meta-key-no-touchie-test", bad)
-		g := newGroup(t, s, core.Options{})
+		s.SetInfo(infoKey, bad)
+		g := newGroup(t, s, format, core.Options{})
 		if _, err := g.List(ctx); !errors.Is(err, core.ErrCorrupt) {
 			t.Fatalf("%q: list = %v, want ErrCorrupt", bad, err)
 		}
@@ -255,8 +293,8 @@ func TestCorruptIndexNeverOverwritten(t *testing.T) {
 			t.Fatalf("%q: commit = %v, want ErrCorrupt", bad, err)
 		}
 		bi, _ := s.BucketInfo(ctx)
-		if bi.Info["blazer-meta-key-no-touchie-test"] != bad {
-			t.Fatalf("%q: index overwritten with %q", bad, bi.Info["blazer-meta-key-no-touchie-test"])
+		if bi.Info[infoKey] != bad {
+			t.Fatalf("%q: index overwritten with %q", bad, bi.Info[infoKey])
 		}
 		if len(s.Files()) != 0 {
 			t.Fatalf("%q: %d files uploaded", bad, len(s.Files()))
@@ -264,7 +302,9 @@ func TestCorruptIndexNeverOverwritten(t *testing.T) {
 	}
 }
 
-func TestNames(t *testing.T) {
+func TestNames(t *testing.T) { bothFormats(t, testNames) }
+
+func testNames(t *testing.T, format string) {
 	for _, tc := range []struct {
 		group string
 		ok    bool
@@ -278,7 +318,7 @@ func TestNames(t *testing.T) {
 		}
 	}
 	ctx := testCtx(t)
-	g := newGroup(t, memstore.New(), core.Options{})
+	g := newGroup(t, memstore.New(), format, core.Options{})
 	for _, name := range []string{"", "a\nb", "a\x7fb", "/abs", "dir/", "a//b", strings.Repeat("n", core.MaxNameBytes+1)} {
 		if _, err := g.Commit(ctx, name, "", strings.NewReader(""), 0); !errors.Is(err, core.ErrBadName) {
 			t.Errorf("Commit(%q) = %v, want ErrBadName", name, err)
@@ -289,10 +329,12 @@ func TestNames(t *testing.T) {
 	}
 }
 
-func TestSupersededDeletedAfterGrace(t *testing.T) {
+func TestSupersededDeletedAfterGrace(t *testing.T) { bothFormats(t, testSupersededDeletedAfterGrace) }
+
+func testSupersededDeletedAfterGrace(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	g := newGroup(t, s, core.Options{Grace: 200 * time.Millisecond})
+	g := newGroup(t, s, format, core.Options{Grace: 200 * time.Millisecond})
 	k, err := g.Commit(ctx, "f", "", strings.NewReader("1"), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -305,8 +347,12 @@ func TestSupersededDeletedAfterGrace(t *testing.T) {
 	if b, err := io.ReadAll(old); err != nil || string(b) != "1" {
 		t.Fatalf("old version within grace: %q, %v", b, err)
 	}
+	want := 1 // the live version
+	if format == core.FormatB2cfs {
+		want = 2 // and the index's base
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(s.Files()) != 1 {
+	for len(s.Files()) != want {
 		if time.Now().After(deadline) {
 			t.Fatalf("superseded version not deleted: files %v", s.Files())
 		}
@@ -317,9 +363,11 @@ func TestSupersededDeletedAfterGrace(t *testing.T) {
 	}
 }
 
-func TestOperateJSON(t *testing.T) {
+func TestOperateJSON(t *testing.T) { bothFormats(t, testOperateJSON) }
+
+func testOperateJSON(t *testing.T, format string) {
 	ctx := testCtx(t)
-	g := newGroup(t, memstore.New(), core.Options{})
+	g := newGroup(t, memstore.New(), format, core.Options{})
 	type doc struct{ N int }
 	proto := &doc{N: 42}
 	for i := 0; i < 3; i++ {
@@ -348,9 +396,11 @@ func TestOperateJSON(t *testing.T) {
 	}
 }
 
-func TestWriterLarge(t *testing.T) {
+func TestWriterLarge(t *testing.T) { bothFormats(t, testWriterLarge) }
+
+func testWriterLarge(t *testing.T, format string) {
 	ctx := testCtx(t)
-	g := newGroup(t, memstore.New(), core.Options{})
+	g := newGroup(t, memstore.New(), format, core.Options{})
 	w, err := g.NewWriter(ctx, "", "big")
 	if err != nil {
 		t.Fatal(err)
@@ -370,10 +420,12 @@ func TestWriterLarge(t *testing.T) {
 	}
 }
 
-func TestStoreErrorsSurface(t *testing.T) {
+func TestStoreErrorsSurface(t *testing.T) { bothFormats(t, testStoreErrorsSurface) }
+
+func testStoreErrorsSurface(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	g := newGroup(t, s, core.Options{IndexTTL: -1})
+	g := newGroup(t, s, format, core.Options{IndexTTL: -1})
 	down := errors.New("b2 down")
 	s.Fault = func(string) error { return down }
 	if _, err := g.List(ctx); !errors.Is(err, down) {

@@ -364,7 +364,7 @@ func (m *Mutex) update(ctx context.Context, acquire bool, f func([]Holder) ([]Ho
 			data, _ := json.Marshal(lockRecord{Version: 1, Holders: out})
 			nk, err = m.g.Commit(ctx, m.name, key, bytes.NewReader(data), int64(len(data)))
 			if err == nil {
-				m.g.records.Add(fileName(m.name, nk), out)
+				m.g.records.Add(m.g.file(m.name, nk), out)
 				for _, h := range out {
 					if h.Owner == m.owner {
 						expires = h.Expires
@@ -388,7 +388,7 @@ func (m *Mutex) update(ctx context.Context, acquire bool, f func([]Holder) ([]Ho
 
 // lockRecord returns the cached holders of version key of lock name.
 func (g *Group) lockRecord(name, key string) []Holder {
-	hs, _ := g.records.Get(fileName(name, key))
+	hs, _ := g.records.Get(g.file(name, key))
 	return hs
 }
 
@@ -402,7 +402,7 @@ func (g *Group) readLock(ctx context.Context, name string) (string, []Holder, er
 	if err != nil {
 		return "", nil, err
 	}
-	if hs, ok := g.records.Get(fileName(name, key)); ok {
+	if hs, ok := g.records.Get(g.file(name, key)); ok {
 		return key, hs, nil
 	}
 	r := g.OpenVersion(ctx, name, key)
@@ -415,7 +415,7 @@ func (g *Group) readLock(ctx context.Context, name string) (string, []Holder, er
 	if hs == nil {
 		hs = []Holder{}
 	}
-	g.records.Add(fileName(name, key), hs)
+	g.records.Add(g.file(name, key), hs)
 	return key, hs, nil
 }
 

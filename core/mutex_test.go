@@ -14,11 +14,13 @@ import (
 
 const lease = 300 * time.Millisecond
 
-func TestLockExcludesAndReleases(t *testing.T) {
+func TestLockExcludesAndReleases(t *testing.T) { bothFormats(t, testLockExcludesAndReleases) }
+
+func testLockExcludesAndReleases(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	a := newGroup(t, s, core.Options{LeaseTTL: lease, Host: "host-a"})
-	b := newGroup(t, s, core.Options{LeaseTTL: lease, Host: "host-b"})
+	a := newGroup(t, s, format, core.Options{LeaseTTL: lease, Host: "host-a"})
+	b := newGroup(t, s, format, core.Options{LeaseTTL: lease, Host: "host-b"})
 	ma, mb := a.Mutex(ctx, "lock"), b.Mutex(ctx, "lock")
 	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
@@ -50,11 +52,13 @@ func TestLockExcludesAndReleases(t *testing.T) {
 	}
 }
 
-func TestLeaseRenewedPastManyTTLs(t *testing.T) {
+func TestLeaseRenewedPastManyTTLs(t *testing.T) { bothFormats(t, testLeaseRenewedPastManyTTLs) }
+
+func testLeaseRenewedPastManyTTLs(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	a := newGroup(t, s, core.Options{LeaseTTL: lease})
-	b := newGroup(t, s, core.Options{LeaseTTL: lease})
+	a := newGroup(t, s, format, core.Options{LeaseTTL: lease})
+	b := newGroup(t, s, format, core.Options{LeaseTTL: lease})
 	ma := a.Mutex(ctx, "lock")
 	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
@@ -76,11 +80,13 @@ func TestLeaseRenewedPastManyTTLs(t *testing.T) {
 	}
 }
 
-func TestDeadHolderExpires(t *testing.T) {
+func TestDeadHolderExpires(t *testing.T) { bothFormats(t, testDeadHolderExpires) }
+
+func testDeadHolderExpires(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	a := newGroup(t, s, core.Options{LeaseTTL: lease})
-	b := newGroup(t, s, core.Options{LeaseTTL: lease})
+	a := newGroup(t, s, format, core.Options{LeaseTTL: lease})
+	b := newGroup(t, s, format, core.Options{LeaseTTL: lease})
 	// The holder "dies": its context ends, so renewal stops.
 	dead, kill := context.WithCancel(ctx)
 	if err := a.Mutex(dead, "lock").TryLock(ctx, core.Exclusive); err != nil {
@@ -101,10 +107,12 @@ func TestDeadHolderExpires(t *testing.T) {
 	mb.UnlockContext(ctx)
 }
 
-func TestLeaseLostWhenRenewalFails(t *testing.T) {
+func TestLeaseLostWhenRenewalFails(t *testing.T) { bothFormats(t, testLeaseLostWhenRenewalFails) }
+
+func testLeaseLostWhenRenewalFails(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	a := newGroup(t, s, core.Options{LeaseTTL: lease})
+	a := newGroup(t, s, format, core.Options{LeaseTTL: lease})
 	ma := a.Mutex(ctx, "lock")
 	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
@@ -118,12 +126,14 @@ func TestLeaseLostWhenRenewalFails(t *testing.T) {
 	s.Fault = nil
 }
 
-func TestSharedAndExclusive(t *testing.T) {
+func TestSharedAndExclusive(t *testing.T) { bothFormats(t, testSharedAndExclusive) }
+
+func testSharedAndExclusive(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	g1 := newGroup(t, s, core.Options{LeaseTTL: lease})
-	g2 := newGroup(t, s, core.Options{LeaseTTL: lease})
-	g3 := newGroup(t, s, core.Options{LeaseTTL: lease})
+	g1 := newGroup(t, s, format, core.Options{LeaseTTL: lease})
+	g2 := newGroup(t, s, format, core.Options{LeaseTTL: lease})
+	g3 := newGroup(t, s, format, core.Options{LeaseTTL: lease})
 	s1, s2, x := g1.Mutex(ctx, "l"), g2.Mutex(ctx, "l"), g3.Mutex(ctx, "l")
 	if err := s1.TryLock(ctx, core.Shared); err != nil {
 		t.Fatal(err)
@@ -157,11 +167,13 @@ func TestSharedAndExclusive(t *testing.T) {
 	x.UnlockContext(ctx)
 }
 
-func TestBlockedLockEndsWithContext(t *testing.T) {
+func TestBlockedLockEndsWithContext(t *testing.T) { bothFormats(t, testBlockedLockEndsWithContext) }
+
+func testBlockedLockEndsWithContext(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	a := newGroup(t, s, core.Options{LeaseTTL: lease})
-	b := newGroup(t, s, core.Options{LeaseTTL: lease})
+	a := newGroup(t, s, format, core.Options{LeaseTTL: lease})
+	b := newGroup(t, s, format, core.Options{LeaseTTL: lease})
 	ma := a.Mutex(ctx, "lock")
 	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
@@ -179,10 +191,12 @@ func TestBlockedLockEndsWithContext(t *testing.T) {
 	}
 }
 
-func TestBlazerStyleLock(t *testing.T) {
+func TestBlazerStyleLock(t *testing.T) { bothFormats(t, testBlazerStyleLock) }
+
+func testBlazerStyleLock(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	g := newGroup(t, s, core.Options{LeaseTTL: lease})
+	g := newGroup(t, s, format, core.Options{LeaseTTL: lease})
 	// Blazer's Mutex writes the single byte 0x01 and never expires.
 	if _, err := g.Commit(ctx, "lock", "", strings.NewReader("\x01"), 1); err != nil {
 		t.Fatal(err)
@@ -205,13 +219,15 @@ func TestBlazerStyleLock(t *testing.T) {
 	m.UnlockContext(ctx)
 }
 
-func TestSyncLockerCounter(t *testing.T) {
+func TestSyncLockerCounter(t *testing.T) { bothFormats(t, testSyncLockerCounter) }
+
+func testSyncLockerCounter(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
 	var wg sync.WaitGroup
 	counter := 0
 	for i := 0; i < 4; i++ {
-		g := newGroup(t, s, core.Options{LeaseTTL: 2 * time.Second})
+		g := newGroup(t, s, format, core.Options{LeaseTTL: 2 * time.Second})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -231,10 +247,12 @@ func TestSyncLockerCounter(t *testing.T) {
 	}
 }
 
-func TestLockCost(t *testing.T) {
+func TestLockCost(t *testing.T) { bothFormats(t, testLockCost) }
+
+func testLockCost(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	g := newGroup(t, s, core.Options{LeaseTTL: time.Minute})
+	g := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute})
 	if _, err := g.List(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +269,11 @@ func TestLockCost(t *testing.T) {
 	for op := range after {
 		got[op] = after[op] - before[op]
 	}
-	if got["UpdateBucketInfo"] != 2 || got["BucketInfo"] != 0 || got["Download"] != 0 || got["Upload"] != 1 {
-		t.Fatalf("lock+unlock calls %v, want 1 upload and 2 updates", got)
+	uploads := 1 // the lock record
+	if format == core.FormatB2cfs {
+		uploads = 3 // and a delta of the index on lock and on unlock
+	}
+	if got["UpdateBucketInfo"] != 2 || got["BucketInfo"] != 0 || got["Download"] != 0 || got["Upload"] != uploads {
+		t.Fatalf("lock+unlock calls %v, want %d uploads and 2 updates", got, uploads)
 	}
 }

@@ -46,7 +46,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	for attempt := 0; ; attempt++ {
 		if r.rc == nil {
-			fn := fileName(r.name, r.Key)
+			fn := r.g.file(r.name, r.Key)
 			if b, ok := r.g.small.Get(fn); ok {
 				r.rc = io.NopCloser(bytes.NewReader(b[min(r.off, int64(len(b))):]))
 			} else {
@@ -84,12 +84,12 @@ func (r *Reader) Read(p []byte) (int, error) {
 
 // ReadAt reads len(p) bytes at off with one ranged download.
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
-	rc, fi, err := r.g.store.Download(r.ctx, fileName(r.name, r.Key), off, int64(len(p)))
+	rc, fi, err := r.g.store.Download(r.ctx, r.g.file(r.name, r.Key), off, int64(len(p)))
 	if err != nil {
 		return 0, r.wrap(err)
 	}
 	defer rc.Close()
-	r.g.ids.Add(fileName(r.name, r.Key), fi.ID)
+	r.g.ids.Add(r.g.file(r.name, r.Key), fi.ID)
 	n, err := io.ReadFull(rc, p)
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		err = io.EOF

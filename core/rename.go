@@ -10,65 +10,65 @@ type Move struct {
 	From, To, Key string
 }
 
-// Rename applies moves atomically: each version is copied on the server to
-// its new name, then one compare-and-swap removes every From and sets every
-// To, replacing existing targets as POSIX rename does. If any From no longer
-// has its Key the whole rename fails with ErrConflict (ErrNotExist when it
-// is gone) and nothing stored changes.
+// Rename applies moves atomically: one compare-and-swap removes every From
+// and sets every To, replacing existing targets as POSIX rename does. If any
+// From no longer has its Key the whole rename fails with ErrConflict
+// (ErrNotExist when it is gone) and nothing stored changes. In FormatB2cfs
+// data names do not depend on object names, so a rename is that one commit;
+// in FormatBlazer each version is first copied on the server to its new
+// name.
 func (g *Group) Rename(ctx context.Context, moves []Move) error {
-	type copied struct {
-		Move
-		newKey string
-		id     string
-	}
-	var done []copied
-	undo := func() {
-		for _, c := range done {
-			g.discard(fileName(c.To, c.newKey), c.id)
-		}
-	}
 	for _, m := range moves {
 		if err := CheckName(m.To); err != nil {
-			undo()
 			return &OpError{Op: "rename", Group: g.name, Name: m.From, Err: err}
 		}
-		src := fileName(m.From, m.Key)
-		id, ok := g.ids.Get(src)
-		if !ok {
-			fi, err := g.store.Stat(ctx, src)
+	}
+	copies := map[string]Entry{} // From -> the copy's entry (FormatBlazer)
+	undo := func() {
+		for _, m := range moves {
+			if c, ok := copies[m.From]; ok {
+				g.discard(g.file(m.To, c.Key), c.ID)
+			}
+		}
+	}
+	if !g.format().hasAttrs() {
+		for _, m := range moves {
+			c, err := g.copyVersion(ctx, m)
 			if err != nil {
 				undo()
 				return &OpError{Op: "rename", Group: g.name, Name: m.From, Err: err}
 			}
-			id = fi.ID
+			copies[m.From] = c
 		}
-		nk := newKey()
-		fi, err := g.store.Copy(ctx, src, id, fileName(m.To, nk))
-		if err != nil {
-			undo()
-			return &OpError{Op: "rename", Group: g.name, Name: m.From, Err: err}
-		}
-		g.remember(fileName(m.To, nk), fi)
-		done = append(done, copied{Move: m, newKey: nk, id: fi.ID})
 	}
-	var replaced []Move
+	var moved, replaced []Move
+	var olds []Entry
 	_, _, err := g.apply(ctx, func(idx *index) error {
-		replaced = replaced[:0]
-		for _, c := range done {
-			cur, ok := idx.Entries[c.From]
+		moved, replaced, olds = moved[:0], replaced[:0], olds[:0]
+		news := map[string]Entry{}
+		for _, m := range moves {
+			cur, ok := idx.Entries[m.From]
 			if !ok {
-				return fmt.Errorf("%w: %q", ErrNotExist, c.From)
+				return fmt.Errorf("%w: %q", ErrNotExist, m.From)
 			}
-			if cur != c.Key {
+			if cur.Key != m.Key {
 				return ErrConflict
 			}
-			delete(idx.Entries, c.From)
-		}
-		for _, c := range done {
-			if old, ok := idx.Entries[c.To]; ok {
-				replaced = append(replaced, Move{From: c.To, Key: old})
+			delete(idx.Entries, m.From)
+			if c, ok := copies[m.From]; ok {
+				olds = append(olds, cur)
+				moved = append(moved, m)
+				c.Mode, c.MTime = cur.Mode, cur.MTime
+				cur = c
 			}
-			idx.Entries[c.To] = c.newKey
+			news[m.To] = cur
+		}
+		for to, e := range news {
+			if old, ok := idx.Entries[to]; ok {
+				replaced = append(replaced, Move{From: to, Key: old.Key})
+				olds = append(olds, old)
+			}
+			idx.Entries[to] = e
 		}
 		return nil
 	})
@@ -76,11 +76,28 @@ func (g *Group) Rename(ctx context.Context, moves []Move) error {
 		undo()
 		return &OpError{Op: "rename", Group: g.name, Name: moves[0].From, Err: err}
 	}
-	for _, c := range done {
-		g.supersede(c.From, c.Key)
-	}
-	for _, r := range replaced {
-		g.supersede(r.From, r.Key)
+	for i, m := range append(moved, replaced...) {
+		g.supersede(m.From, olds[i])
 	}
 	return nil
+}
+
+// copyVersion copies version m.Key of m.From to a new version of m.To.
+func (g *Group) copyVersion(ctx context.Context, m Move) (Entry, error) {
+	src := g.file(m.From, m.Key)
+	id, ok := g.ids.Get(src)
+	if !ok {
+		fi, err := g.store.Stat(ctx, src)
+		if err != nil {
+			return Entry{}, err
+		}
+		id = fi.ID
+	}
+	nk := newKey()
+	fi, err := g.store.Copy(ctx, src, id, g.file(m.To, nk))
+	if err != nil {
+		return Entry{}, err
+	}
+	g.remember(fi.Name, fi)
+	return Entry{Key: nk, Size: fi.Size, ID: fi.ID}, nil
 }

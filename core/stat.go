@@ -3,15 +3,35 @@ package core
 import (
 	"context"
 	"strings"
+	"time"
 )
 
 // Stat returns the size and upload time of version key of name. Versions
 // never change, so the answer is cached for good; a miss costs one look-up
 // (Class B), or none after Prefetch.
 func (g *Group) Stat(ctx context.Context, name, key string) (FileInfo, error) {
-	fn := fileName(name, key)
+	fn := g.file(name, key)
 	if fi, ok := g.attrs.Get(fn); ok {
 		return fi, nil
+	}
+	if g.format().hasAttrs() {
+		// The index has the attributes; a key it does not show yet may be
+		// newer than the view.
+		for _, load := range []func() (*view, error){
+			func() (*view, error) { return g.current(ctx, -1) },
+			func() (*view, error) { return g.reload(ctx) },
+		} {
+			v, err := load()
+			if err != nil {
+				return FileInfo{}, &OpError{Op: "stat", Group: g.name, Name: name, Err: err}
+			}
+			if v.idx == nil {
+				break
+			}
+			if e, ok := v.idx.Entries[name]; ok && e.Key == key {
+				return FileInfo{Name: fn, ID: e.ID, Size: e.Size, Modified: time.Unix(0, e.MTime)}, nil
+			}
+		}
 	}
 	fi, err := g.store.Stat(ctx, fn)
 	if err != nil {
@@ -25,6 +45,9 @@ func (g *Group) Stat(ctx context.Context, name, key string) (FileInfo, error) {
 // with prefix, with one listing pass (one Class C call per 1,000 files), so
 // that Stat of those versions costs nothing.
 func (g *Group) Prefetch(ctx context.Context, prefix string) error {
+	if g.format().hasAttrs() {
+		return nil // the index has them
+	}
 	files, err := g.store.List(ctx, prefix)
 	if err != nil {
 		return &OpError{Op: "stat", Group: g.name, Name: prefix, Err: err}
@@ -41,7 +64,7 @@ func (g *Group) Prefetch(ctx context.Context, prefix string) error {
 
 // Cached reports whether the attributes of version key of name are cached.
 func (g *Group) Cached(name, key string) bool {
-	return g.attrs.Contains(fileName(name, key))
+	return g.attrs.Contains(g.file(name, key))
 }
 
 func (g *Group) remember(file string, fi FileInfo) {

@@ -43,7 +43,7 @@ type Config struct {
 	// without progress). Default 30 s.
 	CallTimeout time.Duration
 	// Attempts bounds the tries of one call on retryable errors (429, 5xx,
-	// timeouts, broken connections, expired tokens). Default 5.
+	// timeouts, broken connections, expired tokens). Default 8.
 	Attempts int
 	// PartSize: uploads larger than this are sent as large files in parts of
 	// this size. Default 100 MB (B2's recommended size; at least 5 MB on B2).
@@ -82,7 +82,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.CallTimeout = 30 * time.Second
 	}
 	if cfg.Attempts == 0 {
-		cfg.Attempts = 5
+		cfg.Attempts = 8
 	}
 	if cfg.PartSize == 0 {
 		cfg.PartSize = 100_000_000

@@ -30,8 +30,12 @@ type pair struct {
 	bb     *blazer.Bucket
 }
 
+// newPair makes a pair; core uses blazer's format unless opts says.
 func newPair(t testing.TB, opts core.Options) *pair {
 	t.Helper()
+	if opts.Format == "" {
+		opts.Format = core.FormatBlazer
+	}
 	srv, url := emulator(t, b2emu.Config{})
 	bucket := fmt.Sprintf("bucket-%d", bucketSeq.Add(1))
 	if err := srv.CreateBucket(bucket); err != nil {

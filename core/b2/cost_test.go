@@ -128,15 +128,33 @@ func TestCostAgainstBlazer(t *testing.T) {
 	for _, c := range costCases {
 		t.Run(c.name, func(t *testing.T) {
 			p := newPair(t, c.opts)
-			cc, ccl := cost(t, p, n, c.core)
-			p = newPair(t, c.opts)
 			bc, bcl := cost(t, p, n, c.blazer)
-			t.Logf("%-20s core   A=%.2g B=%.2g C=%.2g  [%s]", c.name, ccl["A"], ccl["B"], ccl["C"], fmtCalls(cc))
-			t.Logf("%-20s blazer A=%.2g B=%.2g C=%.2g  [%s]", c.name, bcl["A"], bcl["B"], bcl["C"], fmtCalls(bc))
-			switch c.name {
+			t.Logf("%-20s blazer          A=%.2g B=%.2g C=%.2g  [%s]", c.name, bcl["A"], bcl["B"], bcl["C"], fmtCalls(bc))
+			for _, format := range []string{core.FormatBlazer, core.FormatB2cfs} {
+				opts := c.opts
+				opts.Format = format
+				p := newPair(t, opts)
+				cc, ccl := cost(t, p, n, c.core)
+				t.Logf("%-20s core (%-6s) A=%.2g B=%.2g C=%.2g  [%s]", c.name, format, ccl["A"], ccl["B"], ccl["C"], fmtCalls(cc))
+				checkCost(t, c.name, format, cc, ccl, bcl)
+			}
+		})
+	}
+}
+
+func checkCost(t *testing.T, name, format string, cc, ccl, bcl map[string]float64) {
+	t.Helper()
+	{
+		{
+			switch name {
 			case "Operate":
-				// Current view: one upload and one update, no listing.
-				if cc["b2_upload_file"] != 1 || cc["b2_update_bucket"] != 1 || cc["b2_list_buckets"] != 0 {
+				// Current view: one upload (two in the b2cfs format: data
+				// and a delta of the index) and one update, no listing.
+				uploads := 1.0
+				if format == core.FormatB2cfs {
+					uploads = 2
+				}
+				if cc["b2_upload_file"] != uploads || cc["b2_update_bucket"] != 1 || cc["b2_list_buckets"] != 0 {
 					t.Errorf("commit with a current view: %s", fmtCalls(cc))
 				}
 				fallthrough
@@ -153,7 +171,7 @@ func TestCostAgainstBlazer(t *testing.T) {
 					t.Errorf("read of an unchanged object within index_ttl made %.2g Class C calls", ccl["C"])
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -161,9 +179,11 @@ func TestCostAgainstBlazer(t *testing.T) {
 // blazer (go test -run XXX -bench Calls ./core/b2/).
 func BenchmarkCalls(b *testing.B) {
 	for _, c := range costCases {
-		for _, impl := range []string{"core", "blazer"} {
+		for _, impl := range []string{"core-blazer-format", "core-b2cfs-format", "blazer"} {
 			b.Run(c.name+"/"+impl, func(b *testing.B) {
-				p := newPair(b, c.opts)
+				opts := c.opts
+				opts.Format = map[string]string{"core-b2cfs-format": core.FormatB2cfs}[impl]
+				p := newPair(b, opts)
 				f := c.core
 				if impl == "blazer" {
 					f = c.blazer

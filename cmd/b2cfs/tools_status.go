@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/b2cfs/b2cfs/core"
+)
+
+// lockPrefix starts the names of lock objects: the lock of file F is the
+// object lockPrefix+F.
+const lockPrefix = core.ReservedPrefix + "locks/"
+
+// B2's bucket-info limits, as core applies them by default (core.Limits).
+const (
+	infoMaxPairs      = 10
+	infoMaxValueBytes = 2048
+	infoMaxTotalBytes = 10000
+)
+
+const statusHelp = `usage: b2cfs status [options] BUCKET/GROUP
+
+Shows a group: how many objects it has and their bytes, its on-bucket format
+and how much of the bucket info its index uses against B2's limit (a group in
+blazer's format keeps its whole index there, so it holds a few dozen names;
+the b2cfs format keeps only a pointer there), and the locks held on its
+files, with holder, mode and lease expiry. No mount is needed.
+`
+
+const statusExample = `
+Example:
+  b2cfs status my-bucket/deploy
+`
+
+func runStatus(ctx context.Context, c cli, args []string) error {
+	t := newTool(c, "status", statusHelp, statusExample)
+	pos, err := t.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	tg, err := parseTarget(pos[0])
+	if err != nil {
+		return err
+	}
+	if tg.Path != "" {
+		return fmt.Errorf("status: %s: want BUCKET/GROUP without a path", tg)
+	}
+	defer t.close()
+	g, err := t.group(ctx, tg)
+	if err != nil {
+		return err
+	}
+	s, err := t.store(ctx, tg.Bucket)
+	if err != nil {
+		return err
+	}
+	entries, err := g.Entries(ctx)
+	if err != nil {
+		return err
+	}
+	info, err := s.BucketInfo(ctx)
+	if err != nil {
+		return err
+	}
+	tree := newGroupTree(entries)
+	var bytes int64
+	if len(tree.files) > 0 {
+		if err := g.Prefetch(ctx, ""); err != nil {
+			return err
+		}
+	}
+	for name, key := range tree.files {
+		fi, err := g.Stat(ctx, name, key)
+		if err != nil {
+			return err
+		}
+		bytes += fi.Size
+	}
+	var locks []string
+	for name := range entries {
+		if strings.HasPrefix(name, lockPrefix) {
+			locks = append(locks, name)
+		}
+	}
+	sort.Strings(locks)
+
+	w := c.stdout
+	fmt.Fprintf(w, "group:    %s\n", tg)
+	fmt.Fprintf(w, "objects:  %d files, %d directories (%d names in the index)\n", len(tree.files), len(tree.dirs)-1, len(entries))
+	fmt.Fprintf(w, "bytes:    %d (%s)\n", bytes, humanBytes(bytes))
+	format := g.Format()
+	infoKey := blazerInfoPrefix + tg.Group
+	if format == core.FormatB2cfs {
+		infoKey = b2cfsInfoPrefix + tg.Group
+	}
+	used, limit := indexUse(info.Info, infoKey)
+	if format == core.FormatB2cfs {
+		fmt.Fprintf(w, "index:    %s format: in manifest files, no size limit; its pointer takes %d of %d bytes of bucket info\n", format, used, limit)
+	} else {
+		fmt.Fprintf(w, "index:    %s format: %d of %d bytes of bucket info (%d%%)\n", format, used, limit, percent(used, limit))
+	}
+	fmt.Fprintf(w, "          the bucket info has %d of %d pairs\n", len(info.Info), infoMaxPairs)
+	held := 0
+	now := time.Now()
+	var lines []string
+	for _, name := range locks {
+		hs, err := g.Holders(ctx, name)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			held++
+			lines = append(lines, fmt.Sprintf("  %s: %s", name[len(lockPrefix):], describeHolder(h, now)))
+		}
+	}
+	fmt.Fprintf(w, "locks:    %d held\n", held)
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+	return nil
+}
+
+// indexUse returns the bytes the value of key takes in the bucket info and
+// the most it may take: B2's per-value limit, or what the other values leave
+// of the total, whichever is less.
+func indexUse(info map[string]string, key string) (used, limit int) {
+	others := 0
+	for k, v := range info {
+		if k != key {
+			others += len(v)
+		}
+	}
+	return len(info[key]), min(infoMaxValueBytes, infoMaxTotalBytes-others)
+}
+
+func percent(a, b int) int {
+	if b <= 0 {
+		return 100
+	}
+	return a * 100 / b
+}
+
+func describeHolder(h core.Holder, now time.Time) string {
+	var exp string
+	switch {
+	case h.Expires.IsZero():
+		exp = "never expires"
+	case !now.Before(h.Expires):
+		exp = "lease expired " + h.Expires.Local().Format(time.DateTime)
+	default:
+		exp = "lease until " + h.Expires.Local().Format(time.DateTime)
+	}
+	who := h.Host
+	if h.PID != 0 {
+		who += fmt.Sprintf(" pid %d", h.PID)
+	}
+	if h.Owner != "" {
+		who += " (owner " + h.Owner + ")"
+	}
+	return fmt.Sprintf("%s by %s, %s", h.Mode, who, exp)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}

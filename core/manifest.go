@@ -1,0 +1,309 @@
+package core
+
+// The b2cfs format: a group of any size.
+//
+// Blazer's format keeps the whole index in one bucket-info value, which B2
+// caps at a few kilobytes: a few dozen names. The b2cfs format keeps only a
+// small pointer in the bucket info, under its own key "b2cfs-<group>" so that
+// blazer can never take it for one of its groups:
+//
+//	base64(JSON {"b2cfs":1,"serial":N,"base":"<key>","delta":"<key>"})
+//
+// The compare-and-swap of the bucket revision stays the commit point: one
+// successful b2_update_bucket makes a new state visible.
+//
+// The index itself lives in immutable manifest files, named like versions:
+// ".b2cfs/manifest/<group>/<key>", gzip-compressed JSON. The base holds every
+// entry (name -> key, size, mtime, mode, B2 file id); the delta holds every
+// change since the base (entries set, names deleted). The delta is
+// cumulative, not a chain, so any state is read with at most two downloads
+// (and the base, immutable, is usually cached): a cold "ls -l" costs
+// b2_list_buckets plus two downloads, whatever the size of the group.
+//
+// A commit uploads the data and a new delta, then swaps the pointer: two
+// uploads and one b2_update_bucket. The delta grows with the changes since
+// the base; once it is larger than the base, or than foldAt, the commit
+// writes a new base instead and the delta starts empty. So the metadata a
+// commit uploads is on average about foldAt/2 plus the base's size divided
+// by the commits between folds (foldAt over the size of one change): for a
+// group of 10,000 names, a few kilobytes either way, instead of the whole
+// index on every commit.
+//
+// Data lives under opaque names ".b2cfs/data/<group>/<key>" that do not
+// contain the object name, so renaming a file or a whole directory only
+// changes the index.
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// manifestVersion is the format version this code reads and writes.
+const manifestVersion = 1
+
+// foldAt is the compressed delta size above which a commit writes a new
+// base.
+const foldAt = 16 << 10
+
+// manifestFormat is the b2cfs format.
+type manifestFormat struct {
+	group string
+	store Store
+
+	seen *lru.Cache[string, *manifestFile] // decoded manifests by key
+}
+
+// manifestFile is a decoded manifest: a base or a delta. Never modified.
+type manifestFile struct {
+	base  *baseFile
+	delta *deltaFile
+	size  int64 // compressed
+	id    string
+}
+
+func newManifestFormat(group string, store Store) *manifestFormat {
+	seen, _ := lru.New[string, *manifestFile](8)
+	return &manifestFormat{group: group, store: store, seen: seen}
+}
+
+// pointer is the bucket-info value of a b2cfs-format group.
+type pointer struct {
+	Version int    `json:"b2cfs"`
+	Serial  int64  `json:"serial"`
+	Base    string `json:"base,omitempty"`
+	Delta   string `json:"delta,omitempty"`
+}
+
+type baseFile struct {
+	Version int              `json:"b2cfs"`
+	Entries map[string]Entry `json:"entries"`
+}
+
+type deltaFile struct {
+	Version int              `json:"b2cfs"`
+	Base    string           `json:"base"`
+	Set     map[string]Entry `json:"set,omitempty"`
+	Del     []string         `json:"del,omitempty"`
+}
+
+// manifestState is what a decoded index remembers of its manifests.
+type manifestState struct {
+	ptr   pointer
+	base  *manifestFile // nil when ptr.Base is empty
+	delta *manifestFile // nil when ptr.Delta is empty
+}
+
+const manifestInfoPrefix = "b2cfs-"
+
+func (f *manifestFormat) infoKey() string            { return manifestInfoPrefix + f.group }
+func (f *manifestFormat) file(_, key string) string  { return ".b2cfs/data/" + f.group + "/" + key }
+func (f *manifestFormat) manifest(key string) string { return ".b2cfs/manifest/" + f.group + "/" + key }
+func (f *manifestFormat) hasAttrs() bool             { return true }
+func (f *manifestFormat) corrupt(format string, a ...any) error {
+	return fmt.Errorf("%w: group %q: %s", ErrCorrupt, f.group, fmt.Sprintf(format, a...))
+}
+
+func (f *manifestFormat) decode(ctx context.Context, v string) (*index, error) {
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return nil, f.corrupt("bucket-info %q is not base64: %v", f.infoKey(), err)
+	}
+	var p pointer
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, f.corrupt("bucket-info %q is not a pointer: %v", f.infoKey(), err)
+	}
+	if p.Version > manifestVersion {
+		return nil, f.corrupt("written in format version %d by a newer b2cfs; this one reads version %d: upgrade b2cfs", p.Version, manifestVersion)
+	}
+	if p.Version < 1 || (p.Base != "" && !validKey(p.Base)) || (p.Delta != "" && !validKey(p.Delta)) {
+		return nil, f.corrupt("bad pointer %s", raw)
+	}
+	st := &manifestState{ptr: p}
+	entries := map[string]Entry{}
+	if p.Base != "" {
+		if st.base, err = f.get(ctx, p.Base, false); err != nil {
+			return nil, err
+		}
+		entries = st.base.base.Entries
+	}
+	if p.Delta != "" {
+		if st.delta, err = f.get(ctx, p.Delta, true); err != nil {
+			return nil, err
+		}
+		d := st.delta.delta
+		if d.Base != p.Base {
+			return nil, f.corrupt("delta %s is against base %s, pointer names base %s", p.Delta, d.Base, p.Base)
+		}
+		entries = maps.Clone(entries)
+		for n, e := range d.Set {
+			entries[n] = e
+		}
+		for _, n := range d.Del {
+			delete(entries, n)
+		}
+	}
+	for n, e := range entries {
+		if !validKey(e.Key) {
+			return nil, f.corrupt("entry %q has bad key %q", n, e.Key)
+		}
+	}
+	return &index{Serial: p.Serial, Entries: entries, state: st}, nil
+}
+
+// get returns manifest key, from memory when this format read or wrote it.
+func (f *manifestFormat) get(ctx context.Context, key string, delta bool) (*manifestFile, error) {
+	m, ok := f.seen.Get(key)
+	if ok && (m.delta != nil) == delta {
+		return m, nil
+	}
+	m = &manifestFile{}
+	var v any
+	if delta {
+		m.delta = &deltaFile{}
+		v = m.delta
+	} else {
+		m.base = &baseFile{}
+		v = m.base
+	}
+	var err error
+	if m.size, m.id, err = f.load(ctx, key, v); err != nil {
+		return nil, err
+	}
+	if m.base != nil && m.base.Entries == nil {
+		m.base.Entries = map[string]Entry{}
+	}
+	f.seen.Add(key, m)
+	return m, nil
+}
+
+// load downloads and decodes manifest key into v, checking its version.
+func (f *manifestFormat) load(ctx context.Context, key string, v any) (int64, string, error) {
+	rc, fi, err := f.store.Download(ctx, f.manifest(key), 0, -1)
+	if errors.Is(err, ErrNotExist) {
+		return 0, "", f.corrupt("manifest %s is missing", key)
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	defer rc.Close()
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		return 0, "", f.corrupt("manifest %s: %v", key, err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return 0, "", err
+		}
+		return 0, "", f.corrupt("manifest %s: %v", key, err)
+	}
+	var ver struct {
+		Version int `json:"b2cfs"`
+	}
+	if err := json.Unmarshal(raw, &ver); err != nil {
+		return 0, "", f.corrupt("manifest %s is not JSON: %v", key, err)
+	}
+	if ver.Version > manifestVersion {
+		return 0, "", f.corrupt("manifest %s has format version %d from a newer b2cfs: upgrade b2cfs", key, ver.Version)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return 0, "", f.corrupt("manifest %s: %v", key, err)
+	}
+	return fi.Size, fi.ID, nil
+}
+
+func (f *manifestFormat) encode(ctx context.Context, old, idx *index) (string, *change, error) {
+	st, _ := old.state.(*manifestState)
+	if st == nil {
+		st = &manifestState{}
+	}
+	var base map[string]Entry
+	var baseSize int64
+	if st.base != nil {
+		base, baseSize = st.base.base.Entries, st.base.size
+	}
+	d := &deltaFile{Version: manifestVersion, Base: st.ptr.Base, Set: map[string]Entry{}}
+	for n, e := range idx.Entries {
+		if b, ok := base[n]; !ok || b != e {
+			d.Set[n] = e
+		}
+	}
+	for n := range base {
+		if _, ok := idx.Entries[n]; !ok {
+			d.Del = append(d.Del, n)
+		}
+	}
+	ch := &change{}
+	p := pointer{Version: manifestVersion, Serial: idx.Serial, Base: st.ptr.Base}
+	if len(d.Set)+len(d.Del) > 0 {
+		dz, err := gz(d)
+		if err != nil {
+			return "", nil, err
+		}
+		m := &manifestFile{delta: d, size: int64(len(dz))}
+		if st.base == nil || len(dz) > foldAt || m.size >= baseSize {
+			// Fold: a new base, when the changes are as large as the
+			// base or too large to send with every commit.
+			b := &baseFile{Version: manifestVersion, Entries: idx.Entries}
+			bz, err := gz(b)
+			if err != nil {
+				return "", nil, err
+			}
+			m, dz = &manifestFile{base: b, size: int64(len(bz))}, bz
+		}
+		key, err := f.put(ctx, dz, m)
+		if err != nil {
+			return "", nil, err
+		}
+		ch.created = append(ch.created, fileRef{f.manifest(key), m.id})
+		if m.base != nil {
+			p.Base = key
+			if st.base != nil {
+				ch.obsolete = append(ch.obsolete, fileRef{f.manifest(st.ptr.Base), st.base.id})
+			}
+		} else {
+			p.Delta = key
+		}
+	}
+	if st.delta != nil {
+		ch.obsolete = append(ch.obsolete, fileRef{f.manifest(st.ptr.Delta), st.delta.id})
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return "", nil, err
+	}
+	return base64.StdEncoding.EncodeToString(raw), ch, nil
+}
+
+// put uploads the manifest m, encoded as data, and remembers it.
+func (f *manifestFormat) put(ctx context.Context, data []byte, m *manifestFile) (string, error) {
+	key := newKey()
+	fi, err := f.store.Upload(ctx, f.manifest(key), bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return "", err
+	}
+	m.id = fi.ID
+	f.seen.Add(key, m)
+	return key, nil
+}
+
+func gz(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(zw).Encode(v); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

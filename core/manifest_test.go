@@ -1,0 +1,180 @@
+package core_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/memstore"
+)
+
+func TestFormatsSideBySide(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	bl, err := core.NewGroup(s, "old", core.Options{Format: core.FormatBlazer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw, err := core.NewGroup(s, "new", core.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*core.Group{bl, nw} {
+		if _, err := g.Commit(ctx, "f", "", strings.NewReader(g.Name()), int64(len(g.Name()))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bi, _ := s.BucketInfo(ctx)
+	if _, ok := bi.Info["blazer-meta-key-no-touchie-old"]; !ok {
+		t.Fatalf("blazer-format group not under blazer's key: %v", bi.Info)
+	}
+	if _, ok := bi.Info["b2cfs-new"]; !ok {
+		t.Fatalf("b2cfs-format group not under its own key: %v", bi.Info)
+	}
+	// Fresh groups find each format by itself, whatever the default.
+	for _, name := range []string{"old", "new"} {
+		g, _ := core.NewGroup(s, name, core.Options{Format: core.FormatBlazer})
+		if got := read(t, g, "f"); got != name {
+			t.Fatalf("group %s reads %q", name, got)
+		}
+		want := map[string]string{"old": core.FormatBlazer, "new": core.FormatB2cfs}[name]
+		if g.Format() != want {
+			t.Fatalf("group %s format %s, want %s", name, g.Format(), want)
+		}
+	}
+	if _, err := core.NewGroup(s, "x", core.Options{Format: "zip"}); err == nil {
+		t.Fatal("unknown format accepted")
+	}
+}
+
+func TestCorruptManifest(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	g := newGroup(t, s, core.FormatB2cfs, core.Options{Grace: -1})
+	if _, err := g.Commit(ctx, "f", "", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	bi, _ := s.BucketInfo(ctx)
+	ptr := bi.Info["b2cfs-test"]
+	raw, _ := base64.StdEncoding.DecodeString(ptr)
+	var base string
+	fmt.Sscanf(string(raw[strings.Index(string(raw), `"base":"`)+8:]), "%40s", &base)
+	manifest := ".b2cfs/manifest/test/" + base
+	fi, err := s.Stat(ctx, manifest)
+	if err != nil {
+		t.Fatalf("manifest %s: %v", manifest, err)
+	}
+	for _, tc := range []struct {
+		name, content string
+		want          string
+	}{
+		{"garbage", "not gzip", "manifest"},
+		{"missing", "", "missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s2 := memstore.New()
+			s2.SetInfo("b2cfs-test", ptr)
+			if tc.name != "missing" {
+				s2.Upload(ctx, manifest, strings.NewReader(tc.content), int64(len(tc.content)))
+			}
+			g2 := newGroup(t, s2, core.FormatB2cfs, core.Options{})
+			_, err := g2.List(ctx)
+			if !errors.Is(err, core.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("list: %v, want ErrCorrupt about %s", err, tc.want)
+			}
+			if _, err := g2.Commit(ctx, "g", "", strings.NewReader("y"), 1); !errors.Is(err, core.ErrCorrupt) {
+				t.Fatalf("commit over a corrupt manifest: %v", err)
+			}
+			after, _ := s2.BucketInfo(ctx)
+			if after.Info["b2cfs-test"] != ptr {
+				t.Fatal("pointer overwritten")
+			}
+		})
+	}
+	_ = fi
+	// A pointer from a newer format version is refused with a clear message.
+	s3 := memstore.New()
+	s3.SetInfo("b2cfs-test", base64.StdEncoding.EncodeToString([]byte(`{"b2cfs":7,"serial":3}`)))
+	_, err = newGroup(t, s3, core.FormatB2cfs, core.Options{}).List(ctx)
+	if !errors.Is(err, core.ErrCorrupt) || !strings.Contains(err.Error(), "newer b2cfs") {
+		t.Fatalf("newer pointer: %v", err)
+	}
+}
+
+func TestRenameDirWithoutCopy(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	g := newGroup(t, s, core.FormatB2cfs, core.Options{})
+	if err := core.BulkCreate(ctx, g, "src", 1000, 10); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := g.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moves []core.Move
+	for n, e := range entries {
+		moves = append(moves, core.Move{From: n, To: "dst" + strings.TrimPrefix(n, "src"), Key: e.Key})
+	}
+	before := s.Calls()
+	if err := g.Rename(ctx, moves); err != nil {
+		t.Fatal(err)
+	}
+	after := s.Calls()
+	if d := after["UpdateBucketInfo"] - before["UpdateBucketInfo"]; d != 1 {
+		t.Errorf("rename of 1000 files made %d commits, want 1", d)
+	}
+	if d := after["Copy"] - before["Copy"]; d != 0 {
+		t.Errorf("rename copied %d files, want none", d)
+	}
+	if d := after["Upload"] - before["Upload"]; d != 1 {
+		t.Errorf("rename uploaded %d files, want 1 (the index)", d)
+	}
+	if got := read(t, g, "dst/f7"); got != "xxxxxxxxxx" {
+		t.Fatalf("dst/f7 = %q", got)
+	}
+	if _, err := g.Key(ctx, "src/f7"); !errors.Is(err, core.ErrNotExist) {
+		t.Fatalf("src/f7 after rename: %v", err)
+	}
+}
+
+func TestAttrsKept(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	g := newGroup(t, s, core.FormatB2cfs, core.Options{})
+	mt := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	k, err := g.Commit(ctx, "f", "", strings.NewReader("abc"), 3, core.WithMode(0o640), core.WithMTime(mt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2 := newGroup(t, s, core.FormatB2cfs, core.Options{})
+	snap, err := g2.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := snap["f"]
+	if e.Key != k || e.Size != 3 || e.Mode != 0o640 || e.MTime != mt.UnixNano() || e.ID == "" {
+		t.Fatalf("entry %+v", e)
+	}
+	if err := g2.SetAttrs(ctx, []core.AttrChange{{Name: "f", Opts: []core.CommitOption{core.WithMode(0o600)}}}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := newGroup(t, s, core.FormatB2cfs, core.Options{}).Stat(ctx, "f", k)
+	if err != nil || fi.Size != 3 || !fi.Modified.Equal(mt) {
+		t.Fatalf("stat %+v %v", fi, err)
+	}
+	if s.Calls()["Stat"] != 0 {
+		t.Fatalf("stat looked files up in B2: %v", s.Calls())
+	}
+	snap, _ = newGroup(t, s, core.FormatB2cfs, core.Options{}).Snapshot(ctx)
+	if snap["f"].Mode != 0o600 || snap["f"].Key != k {
+		t.Fatalf("after chmod: %+v (key must not change)", snap["f"])
+	}
+}
+
+var _ = context.Background
