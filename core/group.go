@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -415,3 +417,62 @@ const (
 	smallMax     = 64 << 10
 	smallEntries = 128
 )
+
+// GroupRef names a group found in a bucket's info.
+type GroupRef struct {
+	Name   string
+	Format string // FormatBlazer or FormatB2cfs
+}
+
+// GroupsIn returns the groups whose index or pointer is in the bucket info,
+// sorted by name (a group in both formats, which is corrupt, appears twice).
+func GroupsIn(info map[string]string) []GroupRef {
+	var out []GroupRef
+	for k := range info {
+		if name, ok := strings.CutPrefix(k, blazerMetaKey); ok {
+			out = append(out, GroupRef{Name: name, Format: FormatBlazer})
+		} else if name, ok := strings.CutPrefix(k, manifestInfoPrefix); ok {
+			out = append(out, GroupRef{Name: name, Format: FormatB2cfs})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Format < out[j].Format
+	})
+	return out
+}
+
+// Files returns the B2 file names the group's current state needs: the
+// version of every object and, in FormatB2cfs, the manifests of the index.
+// Anything else a group wrote is garbage once older than the grace period.
+func (g *Group) Files(ctx context.Context) ([]string, error) {
+	v, err := g.reload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v.err != nil {
+		return nil, &OpError{Op: "list", Group: g.name, Err: v.err}
+	}
+	out := make([]string, 0, len(v.idx.Entries)+2)
+	for n, e := range v.idx.Entries {
+		out = append(out, v.format.file(n, e.Key))
+	}
+	if st, ok := v.idx.state.(*manifestState); ok {
+		f := v.format.(*manifestFormat)
+		for _, k := range []string{st.ptr.Base, st.ptr.Delta} {
+			if k != "" {
+				out = append(out, f.manifest(k))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// InfoKey returns the bucket-info key that holds group's index (FormatBlazer)
+// or pointer (FormatB2cfs).
+func InfoKey(format, group string) string {
+	if format == FormatBlazer {
+		return blazerMetaKey + group
+	}
+	return manifestInfoPrefix + group
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
@@ -31,8 +30,7 @@ versions are files .b2cfs/data/<group>/<key>).
 
 A file is deleted only if all of these hold:
   - its name has the shape of a version file, <name>/<key> with a key of 40
-    lower-case hex digits (other files of the bucket are never touched, nor
-    are the index files of b2cfs-format groups under .b2cfs/manifest/);
+    lower-case hex digits (other files of the bucket are never touched);
   - no group of the bucket references it;
   - it was uploaded longer ago than --grace;
   - no newer version under the same name (in b2cfs's format: of the same
@@ -83,8 +81,8 @@ func runGC(ctx context.Context, c cli, args []string) error {
 	if *dryRun {
 		verb = "would delete"
 	}
-	fmt.Fprintf(c.stdout, "gc %s: %d groups, %d files: %d referenced, %d not group files, %d index files, %d within the grace period; %s %d files (%s)\n",
-		bucket, res.Groups, res.Files, res.Referenced, res.Foreign, res.Metadata, res.Young, verb, len(res.Garbage), humanBytes(res.GarbageBytes))
+	fmt.Fprintf(c.stdout, "gc %s: %d groups, %d files: %d referenced, %d not group files, %d within the grace period; %s %d files (%s)\n",
+		bucket, res.Groups, res.Files, res.Referenced, res.Foreign, res.Young, verb, len(res.Garbage), humanBytes(res.GarbageBytes))
 	return nil
 }
 
@@ -103,32 +101,9 @@ type gcResult struct {
 	Files        int             // files listed in the bucket
 	Referenced   int             // live versions of some group
 	Foreign      int             // not of the <name>/<key> shape: never touched
-	Metadata     int             // index files of b2cfs-format groups: never touched
 	Young        int             // unreferenced but within the grace period
 	Garbage      []core.FileInfo // deleted, or would be with DryRun
 	GarbageBytes int64
-}
-
-// Bucket-info key prefixes of the two group formats (core keeps its copies
-// unexported).
-const (
-	blazerInfoPrefix = "blazer-meta-key-no-touchie-"
-	b2cfsInfoPrefix  = "b2cfs-"
-)
-
-// manifestPrefix starts the index files of groups in the b2cfs format. gc
-// never deletes them: which ones a group still needs is known only inside
-// core.
-const manifestPrefix = core.ReservedPrefix + "manifest/"
-
-// versionFile returns the B2 file that holds version key of object name of
-// group, in the group's format. It mirrors core's naming; collectGarbage
-// checks the mirror against the bucket before it deletes anything.
-func versionFile(format, group, name, key string) string {
-	if format == core.FormatB2cfs {
-		return core.ReservedPrefix + "data/" + group + "/" + key
-	}
-	return name + "/" + key
 }
 
 // collectGarbage deletes the files of the store's bucket that no group
@@ -149,28 +124,24 @@ func collectGarbage(ctx context.Context, s core.Store, cfg gcConfig) (gcResult, 
 	}
 	seen := map[string]bool{}
 	var groups []string
-	for k := range info.Info {
-		for _, p := range []string{blazerInfoPrefix, b2cfsInfoPrefix} {
-			if g, ok := strings.CutPrefix(k, p); ok && !seen[g] {
-				seen[g] = true
-				groups = append(groups, g)
-			}
+	for _, ref := range core.GroupsIn(info.Info) {
+		if !seen[ref.Name] {
+			seen[ref.Name] = true
+			groups = append(groups, ref.Name)
 		}
 	}
-	sort.Strings(groups)
-	referenced := map[string]bool{} // B2 file names of every live version
+	referenced := map[string]bool{} // B2 file names every group needs
 	byGroup := map[string][]string{}
 	for _, name := range groups {
-		format, entries, err := groupEntries(ctx, s, name)
+		files, err := groupFiles(ctx, s, name)
 		if err != nil {
 			return res, fmt.Errorf("refusing to collect garbage: cannot read the index of group %q, so its files cannot be told from garbage: %w", name, err)
 		}
-		for n, k := range entries {
-			f := versionFile(format, name, n, k)
+		for _, f := range files {
 			referenced[f] = true
-			byGroup[name] = append(byGroup[name], f)
 		}
-		cfg.Logger.Debug("gc: read group index", "group", name, "format", format, "names", len(entries))
+		byGroup[name] = files
+		cfg.Logger.Debug("gc: read group index", "group", name, "files", len(files))
 	}
 	res.Groups = len(groups)
 
@@ -183,20 +154,13 @@ func collectGarbage(ctx context.Context, s core.Store, cfg gcConfig) (gcResult, 
 	for _, f := range files {
 		listed[f.Name] = true
 	}
-	// If none of a group's live versions is where versionFile says, gc does
-	// not understand the group's format and would take its data for garbage.
+	// A group that references files the listing lacks is not understood
+	// (or is damaged): its data could be taken for garbage.
 	for _, g := range groups {
-		missing := 0
 		for _, f := range byGroup[g] {
 			if !listed[f] {
-				missing++
+				return res, fmt.Errorf("refusing to collect garbage: group %q references %q, which the bucket listing lacks; this b2cfs may not know the group's format", g, f)
 			}
-		}
-		if missing > 0 && missing == len(byGroup[g]) {
-			return res, fmt.Errorf("refusing to collect garbage: none of the %d live versions of group %q is stored where gc expects (e.g. %q); this b2cfs may not know the group's format", missing, g, byGroup[g][0])
-		}
-		if missing > 0 {
-			cfg.Logger.Warn("gc: live versions missing from the bucket listing", "group", g, "missing", missing)
 		}
 	}
 
@@ -221,8 +185,6 @@ func collectGarbage(ctx context.Context, s core.Store, cfg gcConfig) (gcResult, 
 			res.Foreign++
 		case referenced[f.Name]:
 			res.Referenced++
-		case strings.HasPrefix(f.Name, manifestPrefix):
-			res.Metadata++
 		case f.Modified.IsZero() || !f.Modified.Before(cutoff):
 			res.Young++
 		case !newestLive[name].IsZero() && !newestLive[name].Before(cutoff):
@@ -258,19 +220,14 @@ func collectGarbage(ctx context.Context, s core.Store, cfg gcConfig) (gcResult, 
 	return res, nil
 }
 
-// groupEntries reads the index of one group through core and tells its
-// format.
-func groupEntries(ctx context.Context, s core.Store, name string) (string, map[string]string, error) {
+// groupFiles returns the B2 files one group needs, read through core.
+func groupFiles(ctx context.Context, s core.Store, name string) ([]string, error) {
 	g, err := core.NewGroup(s, name, core.Options{Grace: -1})
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	defer g.Close()
-	entries, err := g.Entries(ctx)
-	if err != nil {
-		return "", nil, err
-	}
-	return g.Format(), entries, nil
+	return g.Files(ctx)
 }
 
 // splitFileName splits a B2 file name of b2cfs's shape "<name>/<key>",

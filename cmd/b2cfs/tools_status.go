@@ -92,10 +92,7 @@ func runStatus(ctx context.Context, c cli, args []string) error {
 	fmt.Fprintf(w, "objects:  %d files, %d directories (%d names in the index)\n", len(tree.files), len(tree.dirs)-1, len(entries))
 	fmt.Fprintf(w, "bytes:    %d (%s)\n", bytes, humanBytes(bytes))
 	format := g.Format()
-	infoKey := blazerInfoPrefix + tg.Group
-	if format == core.FormatB2cfs {
-		infoKey = b2cfsInfoPrefix + tg.Group
-	}
+	infoKey := core.InfoKey(format, tg.Group)
 	used, limit := indexUse(info.Info, infoKey)
 	if format == core.FormatB2cfs {
 		fmt.Fprintf(w, "index:    %s format: in manifest files, no size limit; its pointer takes %d of %d bytes of bucket info\n", format, used, limit)
