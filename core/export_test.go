@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// BulkCreate adds n objects "<dir>/f<i>" of size bytes to g with one
+// BulkCreate adds n objects "<prefix>f<i>" of size bytes to g with one
 // commit, to build large groups quickly in tests.
-func BulkCreate(ctx context.Context, g *Group, dir string, n, size int) error {
+func BulkCreate(ctx context.Context, g *Group, prefix string, n, size int) error {
 	entries := make([]Entry, n)
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(8)
@@ -18,7 +18,7 @@ func BulkCreate(ctx context.Context, g *Group, dir string, n, size int) error {
 	for i := range entries {
 		eg.Go(func() error {
 			k := newKey()
-			fi, err := g.store.Upload(ectx, g.file(fmt.Sprintf("%s/f%d", dir, i), k), bytes.NewReader(data), int64(size))
+			fi, err := g.store.Upload(ectx, g.file(fmt.Sprintf("%sf%d", prefix, i), k), bytes.NewReader(data), int64(size))
 			entries[i] = Entry{Key: k, Size: int64(size), MTime: g.opts.Now().UnixNano(), Mode: 0o644, ID: fi.ID}
 			return err
 		})
@@ -28,7 +28,7 @@ func BulkCreate(ctx context.Context, g *Group, dir string, n, size int) error {
 	}
 	_, _, err := g.apply(ctx, func(idx *index) error {
 		for i, e := range entries {
-			idx.Entries[fmt.Sprintf("%s/f%d", dir, i)] = e
+			idx.Entries[fmt.Sprintf("%sf%d", prefix, i)] = e
 		}
 		return nil
 	})

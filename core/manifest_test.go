@@ -110,7 +110,7 @@ func TestRenameDirWithoutCopy(t *testing.T) {
 	ctx := testCtx(t)
 	s := memstore.New()
 	g := newGroup(t, s, core.FormatB2cfs, core.Options{})
-	if err := core.BulkCreate(ctx, g, "src", 1000, 10); err != nil {
+	if err := core.BulkCreate(ctx, g, "src/", 1000, 10); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := g.Snapshot(ctx)
