@@ -1,0 +1,380 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"bazil.org/fuse"
+
+	"github.com/b2cfs/b2cfs/cache"
+	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/b2"
+	"github.com/b2cfs/b2cfs/fs"
+)
+
+func init() {
+	commands["mount"] = command{summary: "mount a group as a directory (FUSE)", run: runMount}
+}
+
+const mountHelp = `usage: b2cfs mount [--endpoint URL] [-o OPTIONS] BUCKET/GROUP MOUNTPOINT
+
+Mounts the consistent group GROUP of bucket BUCKET on MOUNTPOINT and serves
+it in the foreground until SIGINT, SIGTERM or "fusermount3 -u MOUNTPOINT".
+Credentials come from B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY.
+
+Options (-o, comma-separated, repeatable):
+  ro               read-only mount
+  allow_other      let other users use the mount
+  uid=N, gid=N     owner of every file (default: the caller)
+  umask=OCTAL      mode mask (default 022)
+  index_ttl=T      how stale the index may be: seconds or a Go duration,
+                   0 = check B2 on every access (default 1s)
+  cache_dir=DIR    local copies and the recovery directory
+                   (default: the user cache dir, b2cfs/BUCKET/GROUP)
+  cache_size=N     bytes of cached versions, with K, M, G suffixes (default 1G)
+  format=F         on-bucket format if the group is new: b2cfs (default)
+                   or blazer (blazer's x/consistent, a few dozen names)
+  debug            log every FUSE request
+Changes that cannot be committed are kept in CACHE_DIR/recovery/.
+
+Flags:
+`
+
+// mountConfig is what the command line asks for.
+type mountConfig struct {
+	endpoint      string
+	bucket, group string
+	dir           string
+	ro            bool
+	allowOther    bool
+	uid, gid      uint32
+	umask         os.FileMode
+	ttl           time.Duration // < 0: always check
+	cacheDir      string
+	cacheSize     int64
+	format        string
+	debug         bool
+}
+
+func parseMountArgs(args []string) (*mountConfig, error) {
+	fl := flag.NewFlagSet("mount", flag.ContinueOnError)
+	fl.Usage = func() {
+		fmt.Fprint(fl.Output(), mountHelp)
+		fl.PrintDefaults()
+	}
+	endpoint := fl.String("endpoint", b2.DefaultEndpoint, "B2 API `URL`")
+	var opts stringList
+	fl.Var(&opts, "o", "mount `OPTIONS`, comma-separated")
+	// Options may follow the operands, as mount(8) and fstab put them.
+	var pos []string
+	for {
+		if err := fl.Parse(args); err != nil {
+			return nil, err
+		}
+		if fl.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fl.Arg(0))
+		args = fl.Args()[1:]
+	}
+	if len(pos) != 2 {
+		return nil, fmt.Errorf("mount: want BUCKET/GROUP MOUNTPOINT (see b2cfs mount --help)")
+	}
+	bucket, group, ok := strings.Cut(pos[0], "/")
+	if !ok || bucket == "" || group == "" {
+		return nil, fmt.Errorf("mount: %q is not BUCKET/GROUP", pos[0])
+	}
+	mc := &mountConfig{
+		endpoint: *endpoint, bucket: bucket, group: group, dir: pos[1],
+		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), umask: 0o022,
+		ttl: time.Second, cacheSize: 1 << 30,
+	}
+	for _, o := range strings.Split(strings.Join(opts, ","), ",") {
+		if err := mc.set(o); err != nil {
+			return nil, fmt.Errorf("mount: option %q: %w", o, err)
+		}
+	}
+	if mc.cacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("mount: no cache_dir given and %w", err)
+		}
+		mc.cacheDir = filepath.Join(base, "b2cfs", bucket, group)
+	}
+	return mc, nil
+}
+
+// set applies one -o option.
+func (mc *mountConfig) set(o string) error {
+	k, v, _ := strings.Cut(o, "=")
+	var err error
+	switch k {
+	case "", "rw", "defaults", "auto", "noauto", "user", "nouser", "_netdev", "nofail", "dev", "nodev", "suid", "nosuid", "exec", "noexec":
+	case "ro":
+		mc.ro = true
+	case "allow_other":
+		mc.allowOther = true
+	case "debug":
+		mc.debug = true
+	case "uid", "gid":
+		var n uint64
+		n, err = strconv.ParseUint(v, 10, 32)
+		if k == "uid" {
+			mc.uid = uint32(n)
+		} else {
+			mc.gid = uint32(n)
+		}
+	case "umask":
+		var n uint64
+		n, err = strconv.ParseUint(v, 8, 32)
+		mc.umask = os.FileMode(n) & 0o777
+	case "index_ttl":
+		mc.ttl, err = parseTTL(v)
+	case "cache_dir":
+		mc.cacheDir, err = filepath.Abs(v)
+	case "cache_size":
+		mc.cacheSize, err = parseSize(v)
+	case "format":
+		mc.format = v
+		if v != core.FormatB2cfs && v != core.FormatBlazer {
+			err = fmt.Errorf("want %s or %s", core.FormatB2cfs, core.FormatBlazer)
+		}
+	default:
+		if strings.HasPrefix(k, "x-") {
+			return nil // fstab/systemd annotations
+		}
+		return errors.New("unknown option")
+	}
+	return err
+}
+
+// parseTTL reads seconds ("1", "0.5") or a Go duration ("500ms"); zero
+// means always check, which core spells as a negative IndexTTL.
+func parseTTL(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		s, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil {
+			return 0, fmt.Errorf("want seconds or a duration: %w", err)
+		}
+		d = time.Duration(s * float64(time.Second))
+	}
+	if d < 0 {
+		return 0, errors.New("negative")
+	}
+	if d == 0 {
+		return -1, nil
+	}
+	return d, nil
+}
+
+func parseSize(v string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(v, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(v, "G"):
+		mult = 1 << 30
+	case strings.HasSuffix(v, "T"):
+		mult = 1 << 40
+	}
+	if mult > 1 {
+		v = v[:len(v)-1]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errors.New("want a byte count such as 1073741824, 512M or 2G")
+	}
+	return n * mult, nil
+}
+
+// checkMountpoint fails unless dir is an existing directory with nothing
+// mounted on it.
+func checkMountpoint(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		return fmt.Errorf("mountpoint %s is a dead FUSE mount; run: fusermount3 -u %s", dir, dir)
+	case err != nil:
+		return fmt.Errorf("mountpoint: %w", err)
+	case !st.IsDir():
+		return fmt.Errorf("mountpoint %s is not a directory", dir)
+	}
+	parent, err := os.Stat(filepath.Join(dir, ".."))
+	if err == nil && os.SameFile(st, parent) {
+		return fmt.Errorf("mountpoint %s is the root directory", dir)
+	}
+	if err == nil && st.Sys().(*syscall.Stat_t).Dev != parent.Sys().(*syscall.Stat_t).Dev {
+		return fmt.Errorf("mountpoint %s is busy: something is already mounted there", dir)
+	}
+	return nil
+}
+
+// checkFUSE fails when this machine cannot mount FUSE file systems.
+func checkFUSE() error {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("FUSE unavailable: %w", err)
+	}
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		return fmt.Errorf("FUSE unavailable: fusermount3 not found (install the fuse3 package)")
+	}
+	return nil
+}
+
+// lockDir takes an exclusive lock on dir for this process's lifetime, so
+// two mounts never share a cache directory.
+func lockDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache_dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cache_dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cache_dir %s is used by another b2cfs mount", dir)
+	}
+	return f, nil
+}
+
+func runMount(ctx context.Context, args []string) error {
+	mc, err := parseMountArgs(args)
+	if err != nil {
+		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// Every FUSE read and write allocates its 128 KiB buffer while the
+		// live heap stays small, so the default target collects very often:
+		// sequential reads run about a third faster with this.
+		debug.SetGCPercent(400)
+	}
+	level := slog.LevelInfo
+	if mc.debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if mc.dir, err = filepath.Abs(mc.dir); err != nil {
+		return err
+	}
+	if err := checkMountpoint(mc.dir); err != nil {
+		return err
+	}
+	if err := checkFUSE(); err != nil {
+		return err
+	}
+	keyID, key := os.Getenv("B2_APPLICATION_KEY_ID"), os.Getenv("B2_APPLICATION_KEY")
+	if keyID == "" || key == "" {
+		return errors.New("mount: set B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY")
+	}
+	lock, err := lockDir(mc.cacheDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	store, err := b2.Open(octx, b2.Config{Endpoint: mc.endpoint, KeyID: keyID, Key: key, Bucket: mc.bucket})
+	if err != nil {
+		return fmt.Errorf("open bucket %s at %s: %w", mc.bucket, mc.endpoint, err)
+	}
+	g, err := core.NewGroup(store, mc.group, core.Options{IndexTTL: mc.ttl, Format: mc.format, Logger: log})
+	if err != nil {
+		return fmt.Errorf("group %q: %w", mc.group, err)
+	}
+	defer g.Close()
+	if _, err := g.Entries(octx); err != nil {
+		return fmt.Errorf("read index of %s/%s: %w", mc.bucket, mc.group, err)
+	}
+	c, err := cache.New(mc.cacheDir, mc.cacheSize)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	ttl := max(mc.ttl, 0)
+	fsys := fs.New(fs.Config{
+		Group: g, Cache: c, ReadOnly: mc.ro,
+		UID: mc.uid, GID: mc.gid, Umask: mc.umask, TTL: ttl, Logger: log,
+	})
+	opts := []fuse.MountOption{
+		fuse.FSName(mc.bucket + "/" + mc.group),
+		fuse.Subtype("b2cfs"),
+		fuse.DefaultPermissions(),
+		fuse.MaxReadahead(1 << 20),
+		fuse.AsyncRead(),
+	}
+	if mc.ro {
+		opts = append(opts, fuse.ReadOnly())
+	}
+	if mc.allowOther {
+		opts = append(opts, fuse.AllowOther())
+	}
+	if mc.debug {
+		fuse.Debug = func(msg any) { log.Debug("fuse", "msg", fmt.Sprint(msg)) }
+	}
+	conn, err := fuse.Mount(mc.dir, opts...)
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", mc.dir, err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- fsys.Serve(conn) }()
+	log.Info(fmt.Sprintf("mounted %s/%s on %s", mc.bucket, mc.group, mc.dir), "cache_dir", mc.cacheDir)
+
+	var serveErr error
+	select {
+	case serveErr = <-served:
+		log.Info("unmounted", "dir", mc.dir)
+		conn.Close()
+	case <-ctx.Done():
+		log.Info("unmounting", "dir", mc.dir)
+		fsys.Shutdown(context.Background())
+		unmount(mc.dir, log)
+		select {
+		case serveErr = <-served:
+			conn.Close()
+		case <-time.After(5 * time.Second):
+			// Files are still open on the detached mount. Serve holds the
+			// connection, so it is not closed here: exiting closes it and
+			// the remaining users get ENOTCONN.
+			log.Warn("files still open after unmount; their changes were committed or kept", "recovery", c.RecoveryDir())
+		}
+	}
+	// Catch changes made while unmounting.
+	if n := fsys.Shutdown(context.Background()); n > 0 {
+		return fmt.Errorf("%d changed files could not be committed; kept in %s", n, c.RecoveryDir())
+	}
+	if serveErr != nil {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	return nil
+}
+
+// unmount unmounts dir, lazily if files are still open.
+func unmount(dir string, log *slog.Logger) {
+	var err error
+	for range 5 {
+		if err = fuse.Unmount(dir); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	log.Info("mount busy, detaching it", "dir", dir, "err", err)
+	if out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput(); err != nil {
+		log.Warn("lazy unmount failed", "dir", dir, "err", err, "output", strings.TrimSpace(string(out)))
+	}
+}

@@ -1,0 +1,373 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"syscall"
+
+	"bazil.org/fuse"
+	fusefs "bazil.org/fuse/fs"
+
+	"github.com/b2cfs/b2cfs/core"
+)
+
+// dir is a directory: the root, a prefix of object names, or a marker made
+// by mkdir.
+type dir struct {
+	nodeBase
+}
+
+var (
+	_ fusefs.Node                = (*dir)(nil)
+	_ fusefs.NodeRequestLookuper = (*dir)(nil)
+	_ fusefs.HandleReadDirAller  = (*dir)(nil)
+	_ fusefs.NodeMkdirer         = (*dir)(nil)
+	_ fusefs.NodeCreater         = (*dir)(nil)
+	_ fusefs.NodeRemover         = (*dir)(nil)
+	_ fusefs.NodeRenamer         = (*dir)(nil)
+	_ fusefs.NodeSetattrer       = (*dir)(nil)
+	_ fusefs.NodeForgetter       = (*dir)(nil)
+)
+
+// Attr reports the mount's owner and mode; directories have no times of
+// their own, so they show when the mount started.
+func (d *dir) Attr(ctx context.Context, a *fuse.Attr) error {
+	f := d.fs
+	a.Valid = f.cfg.TTL
+	a.Inode = inode(d.path())
+	a.Mode = f.dirMode()
+	a.Nlink = 2
+	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
+	a.Mtime, a.Ctime, a.Atime = f.start, f.start, f.start
+	a.BlockSize = 4096
+	return nil
+}
+
+// Setattr accepts chmod, chown and utimes without changing anything.
+func (d *dir) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	if d.fs.cfg.ReadOnly {
+		return d.fs.errno("setattr", d.path(), syscall.EROFS)
+	}
+	return nil
+}
+
+func (d *dir) Forget() { d.fs.forget(d) }
+
+// Lookup finds a file or directory in the current view of the index.
+func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fusefs.Node, error) {
+	f := d.fs
+	p := join(d.path(), req.Name)
+	if len(p) > core.MaxNameBytes {
+		return nil, f.errno("lookup", p, checkName(p))
+	}
+	if reserved(p) {
+		return nil, f.errno("lookup", p, syscall.ENOENT)
+	}
+	t, err := f.tree(ctx)
+	if err != nil {
+		return nil, f.errno("lookup", p, err)
+	}
+	resp.EntryValid = f.cfg.TTL
+	if _, ok := t.files[p]; ok {
+		return f.fileNode(p), nil
+	}
+	if _, ok := t.dirs[p]; ok {
+		return f.dirNode(p), nil
+	}
+	return nil, f.errno("lookup", p, syscall.ENOENT)
+}
+
+// ReadDirAll lists the directory. It also caches the sizes and times of its
+// files with one listing when some are unknown, so that `ls -l` costs two
+// B2 calls cold and none warm.
+func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
+	f := d.fs
+	p := d.path()
+	t, err := f.tree(ctx)
+	if err != nil {
+		return nil, f.errno("readdir", p, err)
+	}
+	if _, ok := t.dirs[p]; !ok {
+		return nil, f.errno("readdir", p, syscall.ENOENT)
+	}
+	kids := t.kids[p]
+	out := make([]fuse.Dirent, 0, len(kids))
+	prefetch := false
+	for name, isDir := range kids {
+		cp := join(p, name)
+		de := fuse.Dirent{Inode: inode(cp), Name: name, Type: fuse.DT_File}
+		if isDir {
+			de.Type = fuse.DT_Dir
+		} else if !f.g.Cached(cp, t.files[cp]) {
+			prefetch = true
+		}
+		out = append(out, de)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	if prefetch {
+		prefix := ""
+		if p != "" {
+			prefix = p + "/"
+		}
+		if err := f.g.Prefetch(ctx, prefix); err != nil {
+			// Only an optimisation: Stat will look the versions up one by one.
+			f.log.Debug("prefetch failed", "path", "/"+p, "err", err)
+		}
+	}
+	return out, nil
+}
+
+// Mkdir stores an empty marker object for the directory, so that other
+// hosts see it while it is empty.
+func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fusefs.Node, error) {
+	f := d.fs
+	p := join(d.path(), req.Name)
+	if err := d.checkNew(p); err != nil {
+		return nil, f.errno("mkdir", p, err)
+	}
+	if err := checkName(dirMarkers + p); err != nil {
+		return nil, f.errno("mkdir", p, err)
+	}
+	t, err := f.tree(ctx)
+	if err != nil {
+		return nil, f.errno("mkdir", p, err)
+	}
+	if _, ok := t.files[p]; ok {
+		return nil, f.errno("mkdir", p, syscall.EEXIST)
+	}
+	if _, ok := t.dirs[p]; ok {
+		return nil, f.errno("mkdir", p, syscall.EEXIST)
+	}
+	if _, err := f.g.Commit(ctx, dirMarkers+p, "", bytes.NewReader(nil), 0); err != nil {
+		if errors.Is(err, core.ErrConflict) {
+			err = syscall.EEXIST
+		}
+		return nil, f.errno("mkdir", p, err)
+	}
+	return f.dirNode(p), nil
+}
+
+// checkNew fails for names that cannot be created here.
+func (d *dir) checkNew(p string) error {
+	switch {
+	case d.fs.cfg.ReadOnly:
+		return syscall.EROFS
+	case reserved(p):
+		return syscall.EPERM
+	}
+	return checkName(p)
+}
+
+// Create makes an empty object and opens it. If someone else created the
+// name first, their object is opened if it is empty, and EBUSY answered if
+// not (EEXIST with O_EXCL).
+func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.CreateResponse) (fusefs.Node, fusefs.Handle, error) {
+	f := d.fs
+	p := join(d.path(), req.Name)
+	if err := d.checkNew(p); err != nil {
+		return nil, nil, f.errno("create", p, err)
+	}
+	t, err := f.tree(ctx)
+	if err != nil {
+		return nil, nil, f.errno("create", p, err)
+	}
+	if t.isDir(p) {
+		return nil, nil, f.errno("create", p, syscall.EISDIR)
+	}
+	key, exists := t.files[p]
+	if exists && req.Flags&fuse.OpenExclusive != 0 {
+		return nil, nil, f.errno("create", p, syscall.EEXIST)
+	}
+	if !exists {
+		key, err = f.g.Commit(ctx, p, "", bytes.NewReader(nil), 0)
+		if errors.Is(err, core.ErrConflict) {
+			key, err = d.adoptEmpty(ctx, p, req.Flags)
+		}
+		if err != nil {
+			return nil, nil, f.errno("create", p, err)
+		}
+	}
+	n := f.fileNode(p)
+	h := n.open(key, req.Flags)
+	n.sawKey(key)
+	resp.EntryValid = f.cfg.TTL
+	return n, h, nil
+}
+
+// adoptEmpty returns the key of p, created by someone else meanwhile, if it
+// is empty.
+func (d *dir) adoptEmpty(ctx context.Context, p string, flags fuse.OpenFlags) (string, error) {
+	if flags&fuse.OpenExclusive != 0 {
+		return "", syscall.EEXIST
+	}
+	key, err := d.fs.g.Key(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	fi, err := d.fs.g.Stat(ctx, p, key)
+	if err != nil {
+		return "", err
+	}
+	if fi.Size != 0 {
+		return "", core.ErrConflict
+	}
+	return key, nil
+}
+
+// Remove unlinks a file (one compare-and-swap) or removes an empty
+// directory's marker.
+func (d *dir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
+	f := d.fs
+	p := join(d.path(), req.Name)
+	op := "unlink"
+	if req.Dir {
+		op = "rmdir"
+	}
+	if f.cfg.ReadOnly {
+		return f.errno(op, p, syscall.EROFS)
+	}
+	err := d.remove(ctx, p, req.Dir)
+	if err == nil {
+		f.unmapPath(p)
+	}
+	return f.errno(op, p, err)
+}
+
+func (d *dir) remove(ctx context.Context, p string, isDir bool) error {
+	f := d.fs
+	// A key that changes under us is retried: unlink removes whatever is
+	// there, as POSIX says.
+	for attempt := 0; ; attempt++ {
+		t, err := f.tree(ctx)
+		if err != nil {
+			return err
+		}
+		var name, key string
+		if isDir {
+			if _, ok := t.files[p]; ok {
+				return syscall.ENOTDIR
+			}
+			marker, ok := t.dirs[p]
+			switch {
+			case !ok:
+				return syscall.ENOENT
+			case len(t.kids[p]) > 0:
+				return syscall.ENOTEMPTY
+			}
+			name, key = dirMarkers+p, marker
+		} else {
+			k, ok := t.files[p]
+			if !ok {
+				if t.isDir(p) {
+					return syscall.EISDIR
+				}
+				return syscall.ENOENT
+			}
+			name, key = p, k
+		}
+		err = f.g.Remove(ctx, key, name)
+		if !errors.Is(err, core.ErrConflict) || attempt == 2 {
+			return err
+		}
+	}
+}
+
+// Rename moves a file, or a directory with everything in it, with one
+// compare-and-swap after server-side copies. It replaces a target file or
+// empty directory.
+func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs.Node) error {
+	f := d.fs
+	nd, ok := newDir.(*dir)
+	if !ok {
+		return f.errno("rename", req.OldName, syscall.ENOTDIR)
+	}
+	from := join(d.path(), req.OldName)
+	to := join(nd.path(), req.NewName)
+	if err := d.checkNew(to); err != nil {
+		return f.errno("rename", from, err)
+	}
+	if from == to {
+		return nil
+	}
+	t, err := f.tree(ctx)
+	if err != nil {
+		return f.errno("rename", from, err)
+	}
+	moves, err := renameMoves(t, from, to)
+	if err != nil {
+		return f.errno("rename", from, err)
+	}
+	for _, m := range moves {
+		if err := checkName(m.To); err != nil {
+			return f.errno("rename", from, err)
+		}
+	}
+	if err := f.g.Rename(ctx, moves); err != nil {
+		return f.errno("rename", from, err)
+	}
+	f.moved(from, to)
+	f.rekey(ctx, moves)
+	return nil
+}
+
+// renameMoves lists the objects that renaming from to to moves.
+func renameMoves(t *tree, from, to string) ([]core.Move, error) {
+	if key, ok := t.files[from]; ok {
+		if t.isDir(to) {
+			return nil, syscall.EISDIR
+		}
+		return []core.Move{{From: from, To: to, Key: key}}, nil
+	}
+	if _, ok := t.dirs[from]; !ok {
+		return nil, syscall.ENOENT
+	}
+	if _, ok := t.files[to]; ok {
+		return nil, syscall.ENOTDIR
+	}
+	if _, ok := t.dirs[to]; ok && len(t.kids[to]) > 0 {
+		return nil, syscall.ENOTEMPTY
+	}
+	if strings.HasPrefix(to, from+"/") {
+		return nil, syscall.EINVAL
+	}
+	var moves []core.Move
+	for name, key := range t.src {
+		switch {
+		case strings.HasPrefix(name, from+"/"):
+			moves = append(moves, core.Move{From: name, To: to + name[len(from):], Key: key})
+		case name == dirMarkers+from || strings.HasPrefix(name, dirMarkers+from+"/"):
+			moves = append(moves, core.Move{From: name, To: dirMarkers + to + name[len(dirMarkers+from):], Key: key})
+		}
+	}
+	sort.Slice(moves, func(i, j int) bool { return moves[i].From < moves[j].From })
+	return moves, nil
+}
+
+// rekey gives open handles of moved files the key their object has under
+// its new name, so that they can still commit.
+func (f *FS) rekey(ctx context.Context, moves []core.Move) {
+	f.mu.Lock()
+	var hs []*openFile
+	for h := range f.open {
+		hs = append(hs, h)
+	}
+	f.mu.Unlock()
+	if len(hs) == 0 {
+		return
+	}
+	entries, err := f.g.Entries(ctx)
+	if err != nil {
+		return
+	}
+	for _, h := range hs {
+		p := h.n.path()
+		for _, m := range moves {
+			if m.To == p {
+				h.rekey(m.Key, entries[p])
+			}
+		}
+	}
+}

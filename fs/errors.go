@@ -1,0 +1,79 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"syscall"
+
+	"github.com/b2cfs/b2cfs/core"
+)
+
+var errnoNames = map[syscall.Errno]string{
+	syscall.ENOENT:       "ENOENT",
+	syscall.EEXIST:       "EEXIST",
+	syscall.EBUSY:        "EBUSY",
+	syscall.ENOSPC:       "ENOSPC",
+	syscall.EINVAL:       "EINVAL",
+	syscall.ENAMETOOLONG: "ENAMETOOLONG",
+	syscall.EROFS:        "EROFS",
+	syscall.EIO:          "EIO",
+	syscall.EINTR:        "EINTR",
+	syscall.EISDIR:       "EISDIR",
+	syscall.ENOTDIR:      "ENOTDIR",
+	syscall.ENOTEMPTY:    "ENOTEMPTY",
+	syscall.EPERM:        "EPERM",
+}
+
+// errno maps err to what the kernel gets and logs the failed operation
+// once. It returns nil for nil, context.Canceled itself (bazil answers EINTR
+// only for that exact value), and otherwise a bare syscall.Errno, because
+// bazil does not unwrap errors to find one.
+//
+// Errors from core: ErrNotExist is ENOENT, ErrConflict EBUSY, ErrGroupFull
+// ENOSPC, ErrBadName EINVAL, ErrUnavailable and anything unknown EIO. Code
+// in this package returns a syscall.Errno (possibly wrapped) for its own
+// refusals (EROFS, EEXIST, ENAMETOOLONG, ...).
+func (f *FS) errno(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		f.log.Info("operation interrupted", "op", op, "path", path)
+		return context.Canceled
+	}
+	var e syscall.Errno
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, core.ErrNotExist):
+		e = syscall.ENOENT
+	case errors.Is(err, core.ErrConflict):
+		e = syscall.EBUSY
+	case errors.Is(err, core.ErrGroupFull):
+		e = syscall.ENOSPC
+	case errors.Is(err, core.ErrBadName):
+		e = syscall.EINVAL
+	default:
+		e = syscall.EIO
+	}
+	level := slog.LevelWarn
+	if e == syscall.ENOENT && op == "lookup" {
+		level = slog.LevelDebug // shells and tools probe for names all the time
+	}
+	name, ok := errnoNames[e]
+	if !ok {
+		name = e.Error()
+	}
+	f.log.Log(context.Background(), level, "operation failed", "op", op, "path", "/"+path, "errno", name, "err", err.Error())
+	return e
+}
+
+// checkName fails with ENAMETOOLONG or EINVAL (wrapping core.ErrBadName)
+// when path cannot be stored.
+func checkName(path string) error {
+	if len(path) > core.MaxNameBytes {
+		return fmt.Errorf("%w: %d bytes, at most %d fit in a B2 file name", syscall.ENAMETOOLONG, len(path), core.MaxNameBytes)
+	}
+	return core.CheckName(path)
+}

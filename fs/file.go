@@ -1,0 +1,295 @@
+package fs
+
+import (
+	"context"
+	"io"
+	"sync"
+	"syscall"
+
+	"bazil.org/fuse"
+	fusefs "bazil.org/fuse/fs"
+
+	"github.com/b2cfs/b2cfs/cache"
+)
+
+// file is an object of the group.
+type file struct {
+	nodeBase
+
+	mu      sync.Mutex
+	lastKey string      // GUARDED_BY(mu); the version the kernel's cached pages belong to
+	handles []*openFile // GUARDED_BY(mu); open handles, oldest first
+}
+
+var (
+	_ fusefs.Node          = (*file)(nil)
+	_ fusefs.NodeOpener    = (*file)(nil)
+	_ fusefs.NodeSetattrer = (*file)(nil)
+	_ fusefs.NodeFsyncer   = (*file)(nil)
+	_ fusefs.NodeForgetter = (*file)(nil)
+)
+
+// Attr reports the size and time of the current version, or of the open
+// handle's private copy while one has unsaved changes.
+func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
+	f := n.fs
+	p := n.path()
+	a.Valid = f.cfg.TTL
+	a.Inode = inode(p)
+	a.Mode = f.fileMode()
+	a.Nlink = 1
+	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
+	a.BlockSize = 4096
+	if st := n.changed(); st != nil {
+		a.Size, a.Mtime = st.size, st.mtime
+	} else {
+		key, err := n.key(ctx, p)
+		if err != nil {
+			return f.errno("getattr", p, err)
+		}
+		fi, err := f.g.Stat(ctx, p, key)
+		if err != nil {
+			return f.errno("getattr", p, err)
+		}
+		a.Size, a.Mtime = uint64(fi.Size), fi.Modified
+	}
+	a.Ctime, a.Atime = a.Mtime, a.Mtime
+	a.Blocks = (a.Size + 511) / 512
+	return nil
+}
+
+// key returns the current key of the object, or the key of an open handle
+// when the object is gone (it is still readable through that handle).
+func (n *file) key(ctx context.Context, p string) (string, error) {
+	entries, err := n.fs.g.Entries(ctx)
+	if err != nil {
+		return "", err
+	}
+	if k, ok := entries[p]; ok {
+		return k, nil
+	}
+	n.mu.Lock()
+	hs := append([]*openFile(nil), n.handles...)
+	n.mu.Unlock() // handle locks come before node locks
+	for i := len(hs) - 1; i >= 0; i-- {
+		if k := hs[i].capturedKey(); k != "" {
+			return k, nil
+		}
+	}
+	return "", syscall.ENOENT
+}
+
+// changed returns the state of the newest handle with unsaved changes.
+func (n *file) changed() *dirtyStat {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var best *dirtyStat
+	for _, h := range n.handles {
+		if st := h.stat.Load(); st != nil && (best == nil || !st.mtime.Before(best.mtime)) {
+			best = st
+		}
+	}
+	return best
+}
+
+func (n *file) Forget() { n.fs.forget(n) }
+
+// sawKey records that the kernel will now cache pages of version key, and
+// reports whether its cached pages already belong to that version.
+func (n *file) sawKey(key string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	same := n.lastKey == key
+	n.lastKey = key
+	return same
+}
+
+// Open captures the current key. Readable handles start copying that
+// version to the local cache at once, so it stays readable to its end.
+func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fusefs.Handle, error) {
+	f := n.fs
+	p := n.path()
+	if !req.Flags.IsReadOnly() && f.cfg.ReadOnly {
+		return nil, f.errno("open", p, syscall.EROFS)
+	}
+	entries, err := f.g.Entries(ctx)
+	if err != nil {
+		return nil, f.errno("open", p, err)
+	}
+	key, ok := entries[p]
+	if !ok {
+		return nil, f.errno("open", p, syscall.ENOENT)
+	}
+	h := n.open(key, req.Flags)
+	if n.sawKey(key) {
+		resp.Flags |= fuse.OpenKeepCache
+	} else {
+		// The size the kernel holds may be another version's.
+		f.invalidateAttr(n)
+	}
+	return h, nil
+}
+
+// open makes a handle on version key.
+func (n *file) open(key string, flags fuse.OpenFlags) *openFile {
+	f := n.fs
+	h := &openFile{n: n, key: key, write: !flags.IsReadOnly()}
+	if !flags.IsWriteOnly() {
+		h.base = f.version(n.path(), key)
+	}
+	n.mu.Lock()
+	n.handles = append(n.handles, h)
+	n.mu.Unlock()
+	f.mu.Lock()
+	f.open[h] = struct{}{}
+	f.mu.Unlock()
+	return h
+}
+
+// version returns the local copy of version key of p, starting its
+// download if needed.
+func (f *FS) version(p, key string) *cache.Version {
+	return f.c.Open(p, key, func(ctx context.Context, w io.Writer) error {
+		if f.g.Cached(p, key) {
+			if fi, err := f.g.Stat(ctx, p, key); err == nil && fi.Size == 0 {
+				return nil // nothing to download
+			}
+		}
+		r := f.g.OpenVersion(ctx, p, key)
+		defer r.Close()
+		_, err := io.CopyBuffer(w, r, make([]byte, 1<<20))
+		return err
+	})
+}
+
+// closed forgets handle h.
+func (n *file) closed(h *openFile) {
+	n.mu.Lock()
+	for i, x := range n.handles {
+		if x == h {
+			n.handles = append(n.handles[:i], n.handles[i+1:]...)
+			break
+		}
+	}
+	n.mu.Unlock()
+}
+
+// Setattr truncates (through the handle the kernel names, or as a commit of
+// its own for truncate(2) on a path) and accepts chmod, chown and utimes
+// without changing anything.
+func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	f := n.fs
+	if f.cfg.ReadOnly {
+		return f.errno("setattr", n.path(), syscall.EROFS)
+	}
+	if !req.Valid.Size() {
+		return nil
+	}
+	var h *openFile
+	if req.Valid.Handle() {
+		h = f.handleFor(req.Handle, n)
+	} else if req.Size == 0 {
+		h = n.opening()
+	}
+	if h != nil {
+		return f.errno("truncate", n.path(), h.truncate(ctx, int64(req.Size)))
+	}
+	return f.errno("truncate", n.path(), n.truncate(ctx, int64(req.Size)))
+}
+
+// opening returns the handle being opened with O_TRUNC, if any. Without
+// atomic O_TRUNC support (bazil does not offer it) the kernel truncates
+// right after the open, by path and without naming the handle: the handle
+// is the newest writable one that has seen no request and no change yet.
+// Truncating it, not the object, keeps "echo x > f" one commit.
+func (n *file) opening() *openFile {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fs.mu.Lock()
+	defer n.fs.mu.Unlock()
+	for i := len(n.handles) - 1; i >= 0; i-- {
+		if h := n.handles[i]; h.write && !h.bound && h.stat.Load() == nil {
+			return h
+		}
+	}
+	return nil
+}
+
+// truncate changes the size of the current version with a commit.
+func (n *file) truncate(ctx context.Context, size int64) error {
+	key, err := n.key(ctx, n.path())
+	if err != nil {
+		return err
+	}
+	h := n.open(key, fuse.OpenWriteOnly)
+	defer h.release(ctx)
+	if err := h.truncate(ctx, size); err != nil {
+		return err
+	}
+	return h.commit(ctx)
+}
+
+// Fsync commits the handle the kernel names, or all changed handles of the
+// file when it is not known.
+func (n *file) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
+	f := n.fs
+	if h := f.handleFor(req.Handle, n); h != nil {
+		return f.errno("fsync", n.path(), h.commit(ctx))
+	}
+	n.mu.Lock()
+	hs := append([]*openFile(nil), n.handles...)
+	n.mu.Unlock()
+	for _, h := range hs {
+		if err := h.commit(ctx); err != nil {
+			return f.errno("fsync", n.path(), err)
+		}
+	}
+	return nil
+}
+
+// handleFor returns our handle for the kernel's handle id on n. bazil does
+// not tell node methods which handle a request names, so ids are learnt from
+// handle requests; an id not seen yet is a handle just opened (for example
+// truncation by open(O_TRUNC) comes before any read or write), taken to be
+// n's newest writable handle whose id is unknown.
+func (f *FS) handleFor(id fuse.HandleID, n *file) *openFile {
+	f.mu.Lock()
+	h, ok := f.handles[id]
+	f.mu.Unlock()
+	if ok {
+		return h
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(n.handles) - 1; i >= 0; i-- {
+		h := n.handles[i]
+		if h.write && !h.bound {
+			h.bound = true
+			f.handles[id] = h
+			return h
+		}
+	}
+	return nil
+}
+
+// bind records that the kernel calls h id.
+func (f *FS) bind(id fuse.HandleID, h *openFile) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !h.bound {
+		h.bound = true
+		f.handles[id] = h
+	}
+}
+
+// unbind forgets h.
+func (f *FS) unbind(id fuse.HandleID, h *openFile) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.handles[id] == h {
+		delete(f.handles, id)
+	}
+	delete(f.open, h)
+}

@@ -1,0 +1,276 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"bazil.org/fuse"
+	fusefs "bazil.org/fuse/fs"
+
+	"github.com/b2cfs/b2cfs/cache"
+	"github.com/b2cfs/b2cfs/core"
+)
+
+// dirMarkers prefixes the marker objects of directories made with mkdir.
+const dirMarkers = core.ReservedPrefix + "dirs/"
+
+// Config describes a mount.
+type Config struct {
+	Group    *core.Group
+	Cache    *cache.Cache
+	ReadOnly bool
+	UID, GID uint32
+	Umask    os.FileMode
+	// TTL is how long the kernel may keep attributes and entries; it should
+	// be the group's IndexTTL (0 when the index is always checked).
+	TTL    time.Duration
+	Logger *slog.Logger // default: discard
+}
+
+// FS is the file system of one group. It is safe for concurrent use.
+type FS struct {
+	g     *core.Group
+	c     *cache.Cache
+	cfg   Config
+	log   *slog.Logger
+	start time.Time
+
+	mu      sync.Mutex
+	srv     *fusefs.Server              // GUARDED_BY(mu); set by Serve
+	nodes   map[string]node             // GUARDED_BY(mu); INVARIANT: nodes[p].base().rel == p
+	open    map[*openFile]struct{}      // GUARDED_BY(mu); every handle not yet released
+	handles map[fuse.HandleID]*openFile // GUARDED_BY(mu); kernel handle ids seen so far
+	tr      *tree                       // GUARDED_BY(mu); built from the last index seen
+}
+
+var (
+	_ fusefs.FS         = (*FS)(nil)
+	_ fusefs.FSStatfser = (*FS)(nil)
+)
+
+// New returns the file system of cfg.Group.
+func New(cfg Config) *FS {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TTL < 0 {
+		cfg.TTL = 0
+	}
+	return &FS{
+		g: cfg.Group, c: cfg.Cache, cfg: cfg, log: log, start: time.Now(),
+		nodes:   map[string]node{},
+		open:    map[*openFile]struct{}{},
+		handles: map[fuse.HandleID]*openFile{},
+	}
+}
+
+// Serve answers the kernel's requests on conn until it is unmounted.
+func (f *FS) Serve(conn *fuse.Conn) error {
+	srv := fusefs.New(conn, nil)
+	f.mu.Lock()
+	f.srv = srv
+	f.mu.Unlock()
+	return srv.Serve(f)
+}
+
+// Root returns the root directory.
+func (f *FS) Root() (fusefs.Node, error) { return f.dirNode(""), nil }
+
+// Statfs reports made-up capacity: B2 has no meaningful limit in bytes.
+func (f *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.StatfsResponse) error {
+	entries, err := f.g.Entries(ctx)
+	if err != nil {
+		return f.errno("statfs", "", err)
+	}
+	resp.Bsize = 4096
+	resp.Frsize = 4096
+	resp.Blocks = 1 << 40
+	resp.Bfree = 1 << 40
+	resp.Bavail = 1 << 40
+	resp.Files = uint64(len(entries))
+	resp.Ffree = 1 << 20
+	resp.Namelen = 255
+	return nil
+}
+
+// Shutdown commits every changed open file, or keeps its bytes in the
+// recovery directory when the commit fails. It returns how many commits
+// failed; their bytes are kept and logged.
+func (f *FS) Shutdown(ctx context.Context) int {
+	f.mu.Lock()
+	hs := make([]*openFile, 0, len(f.open))
+	for h := range f.open {
+		hs = append(hs, h)
+	}
+	f.mu.Unlock()
+	failed := 0
+	for _, h := range hs {
+		if err := h.commit(ctx); err != nil {
+			f.errno("unmount", h.n.path(), err)
+			failed++
+		}
+	}
+	return failed
+}
+
+// node is what dir and file share.
+type node interface {
+	fusefs.Node
+	base() *nodeBase
+}
+
+type nodeBase struct {
+	fs  *FS
+	rel string // GUARDED_BY(fs.mu); path from the root, "" for the root
+}
+
+func (b *nodeBase) base() *nodeBase { return b }
+
+func (b *nodeBase) path() string {
+	b.fs.mu.Lock()
+	defer b.fs.mu.Unlock()
+	return b.rel
+}
+
+// dirNode returns the one dir node of path, as bazil wants the same Node
+// for the same entry.
+func (f *FS) dirNode(path string) *dir {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d, ok := f.nodes[path].(*dir); ok {
+		return d
+	}
+	d := &dir{nodeBase{fs: f, rel: path}}
+	f.nodes[path] = d
+	return d
+}
+
+// fileNode returns the one file node of path.
+func (f *FS) fileNode(path string) *file {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n, ok := f.nodes[path].(*file); ok {
+		return n
+	}
+	n := &file{nodeBase: nodeBase{fs: f, rel: path}}
+	f.nodes[path] = n
+	return n
+}
+
+// forget drops n from the node table if it is still there.
+func (f *FS) forget(n node) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := n.base()
+	if f.nodes[b.rel] == n {
+		delete(f.nodes, b.rel)
+	}
+}
+
+// unmapPath drops whatever node path has, so that a new object at the same
+// path gets a new node: the kernel has already unlinked the old one.
+func (f *FS) unmapPath(path string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.nodes, path)
+}
+
+// moved renames the nodes of from and everything below it to to.
+func (f *FS) moved(from, to string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	type mv struct {
+		n    node
+		dest string
+	}
+	var mvs []mv
+	for p, n := range f.nodes {
+		if p == from || strings.HasPrefix(p, from+"/") {
+			mvs = append(mvs, mv{n, to + p[len(from):]})
+			delete(f.nodes, p)
+		}
+	}
+	delete(f.nodes, to) // the replaced target, if any
+	for _, m := range mvs {
+		m.n.base().rel = m.dest
+		f.nodes[m.dest] = m.n
+	}
+}
+
+// invalidateAttr makes the kernel forget the attributes of n.
+func (f *FS) invalidateAttr(n node) {
+	f.mu.Lock()
+	srv := f.srv
+	f.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	if err := srv.InvalidateNodeAttr(n); err != nil && !errors.Is(err, fuse.ErrNotCached) {
+		f.log.Debug("invalidate attributes", "err", err)
+	}
+}
+
+// tree returns the directory structure of the current view of the index.
+func (f *FS) tree(ctx context.Context) (*tree, error) {
+	entries, err := f.g.Entries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	t := f.tr
+	f.mu.Unlock()
+	// Entries returns the same map for the same view, so the tree is built
+	// once per view.
+	if t != nil && reflect.ValueOf(t.src).UnsafePointer() == reflect.ValueOf(entries).UnsafePointer() {
+		return t, nil
+	}
+	t = buildTree(entries)
+	f.mu.Lock()
+	f.tr = t
+	f.mu.Unlock()
+	return t, nil
+}
+
+func (f *FS) fileMode() os.FileMode { return 0o666 &^ f.cfg.Umask }
+func (f *FS) dirMode() os.FileMode  { return os.ModeDir | 0o777&^f.cfg.Umask }
+
+// inode numbers are derived from paths, so they are stable across lookups.
+func inode(path string) uint64 {
+	if path == "" {
+		return 1
+	}
+	h := fnv.New64a()
+	h.Write([]byte(path))
+	if n := h.Sum64(); n > 1 {
+		return n
+	}
+	return 2
+}
+
+func join(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+func split(path string) (dir, name string) {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return "", path
+	}
+	return path[:i], path[i+1:]
+}
+
+// reserved reports whether path is b2cfs's own.
+func reserved(path string) bool {
+	return path+"/" == core.ReservedPrefix || strings.HasPrefix(path, core.ReservedPrefix)
+}
