@@ -44,6 +44,8 @@ type Options struct {
 	// Logger receives events nobody else can report (lost leases, failed
 	// background deletions). Default: discard.
 	Logger *slog.Logger
+	// Metrics receives commits, retries and lock events. Default: none.
+	Metrics Metrics
 }
 
 func (o Options) withDefaults() Options {
@@ -70,6 +72,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
 	}
 	o.Limits = o.Limits.withDefaults()
 	return o
@@ -270,6 +275,21 @@ type mutation func(idx *index) error
 // It returns the view before the commit (whose index mut saw last) and the
 // view after.
 func (g *Group) apply(ctx context.Context, mut mutation) (before, after *view, err error) {
+	before, after, err = g.applyCAS(ctx, mut)
+	switch {
+	case err == nil:
+		g.opts.Metrics.Committed("ok")
+	case errors.Is(err, ErrConflict):
+		g.opts.Metrics.Committed("conflict")
+	case errors.Is(err, ErrGroupFull):
+		g.opts.Metrics.Committed("full")
+	default:
+		g.opts.Metrics.Committed("error")
+	}
+	return before, after, err
+}
+
+func (g *Group) applyCAS(ctx context.Context, mut mutation) (before, after *view, err error) {
 	v, err := g.current(ctx, -1)
 	if err != nil {
 		return nil, nil, err
@@ -313,6 +333,7 @@ func (g *Group) apply(ctx context.Context, mut mutation) (before, after *view, e
 			nv := g.install(ctx, bi, at)
 			return v, nv, nil
 		case errors.Is(err, ErrRevisionMismatch):
+			g.opts.Metrics.CASRetried()
 			if v, err = g.reload(ctx); err != nil {
 				return nil, nil, err
 			}

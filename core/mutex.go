@@ -164,8 +164,12 @@ var (
 // elsewhere: it polls with backoff (at most about a second apart) and
 // returns ctx.Err() when ctx ends. Expired leases are taken over.
 func (m *Mutex) LockContext(ctx context.Context, mode LockMode) error {
+	start := time.Now()
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		err := m.TryLock(ctx, mode)
+		err := m.tryLock(ctx, mode)
+		if err == nil {
+			m.g.opts.Metrics.LockAcquired(mode, time.Since(start))
+		}
 		if !errors.Is(err, ErrLockHeld) {
 			return err
 		}
@@ -179,6 +183,14 @@ func (m *Mutex) LockContext(ctx context.Context, mode LockMode) error {
 // TryLock acquires the lock in mode or returns at once: a *LockHeldError
 // (matching ErrLockHeld) when another owner holds it incompatibly.
 func (m *Mutex) TryLock(ctx context.Context, mode LockMode) error {
+	err := m.tryLock(ctx, mode)
+	if err == nil {
+		m.g.opts.Metrics.LockAcquired(mode, 0)
+	}
+	return err
+}
+
+func (m *Mutex) tryLock(ctx context.Context, mode LockMode) error {
 	m.mu.Lock()
 	held := m.held
 	m.mu.Unlock()
@@ -296,6 +308,7 @@ func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
 		m.mu.Unlock()
 		switch {
 		case err == nil:
+			m.g.opts.Metrics.LeaseRenewed()
 			wait = period
 			continue
 		case gone:
@@ -311,6 +324,7 @@ func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
 }
 
 func (m *Mutex) lose(why string) {
+	m.g.opts.Metrics.LeaseLost()
 	m.g.opts.Logger.Error("LOCK LOST", "group", m.g.name, "lock", m.name, "reason", why)
 	m.mu.Lock()
 	m.held, m.key = false, ""

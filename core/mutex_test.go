@@ -12,7 +12,7 @@ import (
 	"github.com/b2cfs/b2cfs/core/memstore"
 )
 
-const lease = 300 * time.Millisecond
+const lease = 600 * time.Millisecond
 
 func TestLockExcludesAndReleases(t *testing.T) { bothFormats(t, testLockExcludesAndReleases) }
 

@@ -5,9 +5,12 @@ import (
 	"fmt"
 )
 
-// Move renames object From, at version Key, to To.
+// Move renames object From, at version Key, to To. Rename sets NewKey to
+// the key To has afterwards (Key itself in FormatB2cfs, where data does not
+// move).
 type Move struct {
 	From, To, Key string
+	NewKey        string
 }
 
 // Rename applies moves atomically: one compare-and-swap removes every From
@@ -78,6 +81,12 @@ func (g *Group) Rename(ctx context.Context, moves []Move) error {
 	}
 	for i, m := range append(moved, replaced...) {
 		g.supersede(m.From, olds[i])
+	}
+	for i, m := range moves {
+		moves[i].NewKey = m.Key
+		if c, ok := copies[m.From]; ok {
+			moves[i].NewKey = c.Key
+		}
 	}
 	return nil
 }
