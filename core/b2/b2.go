@@ -50,6 +50,25 @@ type Config struct {
 	PartSize int64
 	// Transport carries the HTTP requests; default http.DefaultTransport.
 	Transport http.RoundTripper
+	// Observe, when set, is called after every attempt of every B2 call
+	// with the call's name, its transaction class ("A", "B" or "C"), the
+	// error code ("" on success, B2's code, or "network") and how long it
+	// took. It must be safe for concurrent use.
+	Observe func(call, class, code string, d time.Duration)
+}
+
+// Class returns the transaction class B2 bills call in: "A" (free), "B" or
+// "C".
+func Class(call string) string {
+	switch call {
+	case "b2_download_file_by_name", "b2_download_file_by_id", "b2_get_file_info":
+		return "B"
+	case "b2_authorize_account", "b2_create_bucket", "b2_list_buckets", "b2_update_bucket",
+		"b2_list_file_names", "b2_list_file_versions", "b2_list_parts", "b2_list_unfinished_large_files",
+		"b2_get_download_authorization", "b2_create_key", "b2_list_keys", "b2_copy_file", "b2_copy_part":
+		return "C"
+	}
+	return "A"
 }
 
 // Store is a bucket. Safe for concurrent use.

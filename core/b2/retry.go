@@ -100,8 +100,12 @@ func (s *Store) retryBudget(ctx context.Context, call string, budget time.Durati
 	for attempt := 1; ; attempt++ {
 		sess := s.sess.Load()
 		actx, cancel := context.WithTimeout(ctx, budget)
+		start := time.Now()
 		err := f(actx)
 		cancel()
+		if s.cfg.Observe != nil {
+			s.cfg.Observe(call, Class(call), errCode(err), time.Since(start))
+		}
 		if err == nil {
 			return nil
 		}
@@ -143,4 +147,19 @@ func (s *Store) retryBudget(ctx context.Context, call string, budget time.Durati
 			return ctx.Err()
 		}
 	}
+}
+
+// errCode is the B2 error code of err for metrics: "" for none, "network"
+// for transport errors and deadlines.
+func errCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	if ae, ok := asAPI(err); ok {
+		if ae.code != "" {
+			return ae.code
+		}
+		return fmt.Sprint(ae.status)
+	}
+	return "network"
 }
