@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/Backblaze/blazer/base"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/b2cfs/b2cfs/core"
 )
@@ -46,7 +47,8 @@ type Config struct {
 	// timeouts, broken connections, expired tokens). Default 8.
 	Attempts int
 	// PartSize: uploads larger than this are sent as large files in parts of
-	// this size. Default 100 MB (B2's recommended size; at least 5 MB on B2).
+	// this size, several at once. Default 100 MB (B2's recommended size; at
+	// least 5 MB on B2).
 	PartSize int64
 	// Transport carries the HTTP requests; default http.DefaultTransport.
 	Transport http.RoundTripper
@@ -197,17 +199,14 @@ func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size 
 	if size > s.cfg.PartSize {
 		return s.uploadLarge(ctx, name, data, size)
 	}
-	sum, err := sha1Of(io.NewSectionReader(data, 0, size))
-	if err != nil {
-		return core.FileInfo{}, err
-	}
 	var fi core.FileInfo
-	err = s.retryBudget(ctx, "b2_upload_file", s.budget(size), func(ctx context.Context) error {
+	err := s.retryBudget(ctx, "b2_upload_file", s.budget(size), func(ctx context.Context) error {
 		u, err := s.uploadURL(ctx)
 		if err != nil {
 			return err
 		}
-		f, err := u.UploadFile(ctx, io.NewSectionReader(data, 0, size), int(size), name, "application/octet-stream", sum, mtimeInfo())
+		// The SHA1 follows the data (hex_digits_at_end): one pass over it.
+		f, err := u.UploadFile(ctx, withSHA1(io.NewSectionReader(data, 0, size)), int(size)+40, name, "application/octet-stream", "hex_digits_at_end", mtimeInfo())
 		if err != nil {
 			return err // the URL is dropped: B2 says to get a new one after any failure
 		}
@@ -234,30 +233,50 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 		lf.CancelLargeFile(cctx)
 		return core.FileInfo{}, err
 	}
-	var fc *base.FileChunk
-	for part, off := 1, int64(0); off < size; part, off = part+1, off+s.cfg.PartSize {
-		n := min(s.cfg.PartSize, size-off)
-		sum, err := sha1Of(io.NewSectionReader(data, off, n))
-		if err != nil {
-			return fail(err)
-		}
-		err = s.retryBudget(ctx, "b2_upload_part", s.budget(n), func(ctx context.Context) error {
-			if fc == nil {
-				c, err := lf.GetUploadPartURL(ctx)
+	// Parts go up partWorkers at a time, each worker on its own part URL.
+	parts := make(chan int)
+	eg, ectx := errgroup.WithContext(ctx)
+	for w := 0; w < partWorkers; w++ {
+		eg.Go(func() error {
+			var fc *base.FileChunk
+			for part := range parts {
+				off := int64(part-1) * s.cfg.PartSize
+				n := min(s.cfg.PartSize, size-off)
+				err := s.retryBudget(ectx, "b2_upload_part", s.budget(n), func(ctx context.Context) error {
+					if fc == nil {
+						c, err := lf.GetUploadPartURL(ctx)
+						if err != nil {
+							return err
+						}
+						fc = c
+					}
+					r := withSHA1(io.NewSectionReader(data, off, n))
+					if _, err := fc.UploadPart(ctx, r, "hex_digits_at_end", int(n)+40, part); err != nil {
+						fc = nil
+						return err
+					}
+					return nil
+				})
 				if err != nil {
 					return err
 				}
-				fc = c
-			}
-			if _, err := fc.UploadPart(ctx, io.NewSectionReader(data, off, n), sum, int(n), part); err != nil {
-				fc = nil
-				return err
 			}
 			return nil
 		})
-		if err != nil {
-			return fail(err)
+	}
+	eg.Go(func() error {
+		defer close(parts)
+		for part := 1; int64(part-1)*s.cfg.PartSize < size; part++ {
+			select {
+			case parts <- part:
+			case <-ectx.Done():
+				return ectx.Err()
+			}
 		}
+		return nil
+	})
+	if err := eg.Wait(); err != nil {
+		return fail(err)
 	}
 	var f *base.File
 	err = s.retry(ctx, "b2_finish_large_file", func(ctx context.Context) error {
@@ -430,10 +449,27 @@ func (r *idleReader) Close() error {
 	return r.rc.Close()
 }
 
-func sha1Of(r io.Reader) (string, error) {
+// partWorkers is how many parts of a large file are uploaded at once.
+const partWorkers = 4
+
+// withSHA1 returns r followed by the 40 hex digits of its SHA1, the body B2
+// takes with X-Bz-Content-Sha1: hex_digits_at_end.
+func withSHA1(r io.Reader) io.Reader {
 	h := sha1.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return "", err
+	return io.MultiReader(io.TeeReader(r, h), &lazyReader{f: func() io.Reader {
+		return strings.NewReader(hex.EncodeToString(h.Sum(nil)))
+	}})
+}
+
+// lazyReader reads from the reader f returns when first read.
+type lazyReader struct {
+	f func() io.Reader
+	r io.Reader
+}
+
+func (l *lazyReader) Read(p []byte) (int, error) {
+	if l.r == nil {
+		l.r = l.f()
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return l.r.Read(p)
 }
