@@ -68,8 +68,8 @@ type indexFormat interface {
 	// value is ErrCorrupt.
 	decode(ctx context.Context, value string) (*index, error)
 	// encode returns the bucket-info value that stores idx, which was
-	// derived from old.
-	encode(ctx context.Context, old, idx *index) (string, *change, error)
+	// derived from old. budget is how many bytes the value may take.
+	encode(ctx context.Context, old, idx *index, budget int) (string, *change, error)
 }
 
 // blazerMetaKey is the bucket-info key prefix of blazer's x/consistent.
@@ -114,7 +114,7 @@ func (f blazerFormat) decode(_ context.Context, v string) (*index, error) {
 	return idx, nil
 }
 
-func (f blazerFormat) encode(_ context.Context, _, idx *index) (string, *change, error) {
+func (f blazerFormat) encode(_ context.Context, _, idx *index, _ int) (string, *change, error) {
 	locs := make(map[string]string, len(idx.Entries))
 	for n, e := range idx.Entries {
 		locs[n] = e.Key

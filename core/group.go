@@ -357,7 +357,13 @@ func (g *Group) encode(ctx context.Context, v *view, idx *index) (map[string]str
 	if _, ok := info[key]; !ok && len(info)+1 > g.opts.Limits.MaxPairs {
 		return nil, nil, fmt.Errorf("%w: the bucket info already holds %d pairs, B2 allows %d", ErrGroupFull, len(info), g.opts.Limits.MaxPairs)
 	}
-	value, ch, err := v.format.encode(ctx, v.idx, idx)
+	budget := g.opts.Limits.MaxTotalBytes
+	for k, val := range info {
+		if k != key {
+			budget -= len(val)
+		}
+	}
+	value, ch, err := v.format.encode(ctx, v.idx, idx, min(budget, g.opts.Limits.MaxValueBytes))
 	if err != nil {
 		return nil, nil, err
 	}
