@@ -35,6 +35,8 @@ type Cache struct {
 	lru  *simplelru.LRU[string, *Version] // GUARDED_BY(mu); every version reachable by Open
 	used int64                            // GUARDED_BY(mu); bytes of the complete versions in lru
 	seq  int64                            // GUARDED_BY(mu); makes temporary names unique
+
+	stats counters
 }
 
 // New opens the cache in dir, creating it if needed, with a budget of
@@ -99,8 +101,10 @@ func (c *Cache) Open(name, key string, fill FillFunc) *Version {
 	if v, ok := c.lru.Get(id); ok {
 		v.refs++
 		c.mu.Unlock()
+		c.stats.hits.Add(1)
 		return v
 	}
+	c.stats.misses.Add(1)
 	v := &Version{c: c, id: id, refs: 1, progress: make(chan struct{})}
 	path := filepath.Join(c.dir, "versions", id)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)

@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -196,5 +197,38 @@ func TestLeftoversRecovered(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "recovery", ents[0].Name())); string(b) != "unsaved" {
 		t.Fatalf("leftover content %q", b)
+	}
+}
+
+func TestStatsAndKeepWith(t *testing.T) {
+	c, err := New(t.TempDir(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	v := c.Open("f", "k", fillWith([]byte("hello"), &calls))
+	if _, err := v.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v2 := c.Open("f", "k", fillWith(nil, &calls))
+	v.Release()
+	v2.Release()
+	if s := c.Stats(); s.Hits != 1 || s.Misses != 1 || s.FilledBytes != 5 || s.UsedBytes != 5 {
+		t.Errorf("stats %+v, want 1 hit, 1 miss, 5 bytes filled and used", s)
+	}
+
+	f, _ := c.NewFile()
+	f.WriteString("rejected")
+	path, err := c.KeepWith(f, Kept{Group: "g", Name: "dir/name", Base: "b", Reason: "EBUSY"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path + KeptSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k Kept
+	if err := json.Unmarshal(b, &k); err != nil || k.Name != "dir/name" || k.Group != "g" || k.Size != 8 || k.Time.IsZero() || k.Reason != "EBUSY" {
+		t.Errorf("description %s: %+v %v", b, k, err)
 	}
 }

@@ -9,7 +9,8 @@
 //
 //	versions/   one file per cached version, named by a hash of (name, key)
 //	dirty/      private copies of files being changed
-//	recovery/   changes that could not be committed, kept for the user
+//	recovery/   changes that could not be committed, kept for the user,
+//	            each described in FILE.json (Kept) when kept by KeepWith
 //
 // New empties versions/ and moves whatever a previous process left in dirty/
 // to recovery/, so a crash never loses changed bytes.

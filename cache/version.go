@@ -76,6 +76,7 @@ type progressWriter struct {
 func (w *progressWriter) Write(p []byte) (int, error) {
 	n, err := w.v.f.WriteAt(p, w.off)
 	w.off += int64(n)
+	w.v.c.stats.filled.Add(int64(n))
 	c := w.v.c
 	c.mu.Lock()
 	w.v.written = w.off

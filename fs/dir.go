@@ -182,7 +182,9 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 		return nil, nil, f.errno("create", p, syscall.EEXIST)
 	}
 	if !exists {
-		key, err = f.g.Commit(ctx, p, "", bytes.NewReader(nil), 0)
+		// The mode asked for is kept in groups that record modes.
+		mode := core.WithMode(req.Mode.Perm() &^ req.Umask.Perm())
+		key, err = f.g.Commit(ctx, p, "", bytes.NewReader(nil), 0, mode)
 		if errors.Is(err, core.ErrConflict) {
 			key, err = d.adoptEmpty(ctx, p, req.Flags)
 		}

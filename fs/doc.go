@@ -21,6 +21,24 @@
 // of the index may reach. When an open sees a key other than the one the
 // kernel's cached pages belong to, those pages are dropped.
 //
+// # Locks
+//
+// With flock forwarding (fuse.LockingFlock) and POSIX lock forwarding
+// (fuse.LockingPOSIX) mounted, flock(2) and whole-file fcntl locks on a file
+// take the group's lock object ".b2cfs/locks/PATH" (core.Mutex, a renewed
+// lease), so they exclude processes on every host, "b2cfs lock" and blazer's
+// x/consistent Mutex on that name. Each kernel lock owner (an open file
+// description for flock, a process for POSIX locks) is one core.Mutex.
+// LOCK_NB on a held lock answers EWOULDBLOCK at once; a blocking lock polls
+// at most a second apart and answers EINTR as soon as the caller is
+// interrupted, leaving nothing held; B2 unreachable is ENOLCK. Locks are
+// released on unlock, on the last close of the open file description
+// (flock) or any close by the owner (POSIX), and at unmount (Shutdown); a
+// dead host's locks free themselves when their lease expires. Byte-range
+// POSIX locks and atomic POSIX conversions between shared and exclusive are
+// refused with ENOLCK, never kept host-local. Linux does not forward locks
+// on directories to FUSE file systems: those stay host-local.
+//
 // # Errors
 //
 // Every error that reaches the kernel goes through one function (errno in
@@ -30,7 +48,8 @@
 // # Concurrency
 //
 // bazil runs each request in its own goroutine. Lock ordering, outermost
-// first: openFile.mu, then file.mu, then FS.mu. No lock is held across a
+// first: openFile.mu, then file.mu, then FS.mu; ownerLock.mu (lock.go) comes
+// before FS.mu and is never held with the other two. No lock is held across a
 // B2 call except openFile.mu while that handle commits, which serialises
-// that handle alone.
+// that handle alone, and ownerLock.mu while its owner locks or unlocks.
 package fs

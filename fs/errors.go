@@ -24,6 +24,8 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.ENOTDIR:      "ENOTDIR",
 	syscall.ENOTEMPTY:    "ENOTEMPTY",
 	syscall.EPERM:        "EPERM",
+	syscall.EAGAIN:       "EWOULDBLOCK",
+	syscall.ENOLCK:       "ENOLCK",
 }
 
 // errno maps err to what the kernel gets and logs the failed operation
@@ -35,6 +37,11 @@ var errnoNames = map[syscall.Errno]string{
 // ENOSPC, ErrBadName EINVAL, ErrUnavailable and anything unknown EIO. Code
 // in this package returns a syscall.Errno (possibly wrapped) for its own
 // refusals (EROFS, EEXIST, ENAMETOOLONG, ...).
+//
+// Lock operations (isLockOp) differ: ErrLockHeld is EWOULDBLOCK (logged
+// at debug level: being busy is an answer, not a failure), and every other
+// failure to reach a verdict, B2 unreachable included, is ENOLCK, so that a
+// lock never looks busy or broken (EIO) when it could not be checked.
 func (f *FS) errno(op, path string, err error) error {
 	if err == nil {
 		return nil
@@ -45,6 +52,11 @@ func (f *FS) errno(op, path string, err error) error {
 	}
 	var e syscall.Errno
 	switch {
+	case isLockOp(op) && errors.Is(err, core.ErrLockHeld):
+		f.log.Debug("lock busy", "op", op, "path", "/"+path, "err", err.Error())
+		return syscall.EWOULDBLOCK
+	case isLockOp(op):
+		e = syscall.ENOLCK
 	case errors.As(err, &e):
 	case errors.Is(err, core.ErrNotExist):
 		e = syscall.ENOENT

@@ -3,8 +3,10 @@ package fs
 import (
 	"context"
 	"io"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
 	fusefs "bazil.org/fuse/fs"
@@ -36,7 +38,8 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 	p := n.path()
 	a.Valid = f.cfg.TTL
 	a.Inode = inode(p)
-	a.Mode = f.fileMode()
+	mode, mtime, hasMtime := f.fileAttrs(ctx, p)
+	a.Mode = mode
 	a.Nlink = 1
 	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
 	a.BlockSize = 4096
@@ -52,6 +55,9 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 			return f.errno("getattr", p, err)
 		}
 		a.Size, a.Mtime = uint64(fi.Size), fi.Modified
+		if hasMtime {
+			a.Mtime = mtime
+		}
 	}
 	a.Ctime, a.Atime = a.Mtime, a.Mtime
 	a.Blocks = (a.Size + 511) / 512
@@ -175,12 +181,28 @@ func (n *file) closed(h *openFile) {
 }
 
 // Setattr truncates (through the handle the kernel names, or as a commit of
-// its own for truncate(2) on a path) and accepts chmod, chown and utimes
-// without changing anything.
+// its own for truncate(2) on a path). chmod and utimes are kept in groups
+// that record modes and times (attrs.go) and accepted without change in the
+// others, as chown always is.
 func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
 	f := n.fs
 	if f.cfg.ReadOnly {
 		return f.errno("setattr", n.path(), syscall.EROFS)
+	}
+	if f.keepsAttrs() && (req.Valid.Mode() || req.Valid.Mtime() || req.Valid.MtimeNow()) {
+		var mode *os.FileMode
+		var mtime *time.Time
+		if req.Valid.Mode() {
+			m := req.Mode.Perm()
+			mode = &m
+		}
+		if req.Valid.Mtime() {
+			mtime = &req.Mtime
+		} else if req.Valid.MtimeNow() {
+			now := time.Now()
+			mtime = &now
+		}
+		f.attrs.set(n.path(), mode, mtime)
 	}
 	if !req.Valid.Size() {
 		return nil

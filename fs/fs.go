@@ -32,6 +32,13 @@ type Config struct {
 	// be the group's IndexTTL (0 when the index is always checked).
 	TTL    time.Duration
 	Logger *slog.Logger // default: discard
+	// Bucket is recorded with changes kept in the recovery directory, so
+	// that they can be committed back later.
+	Bucket string
+	// ObserveOp, when set, is called after every FUSE request with the
+	// operation's name ("Lookup", "Read", ...) and how long it took
+	// (observe.go). It must be safe for concurrent use and quick.
+	ObserveOp func(op string, d time.Duration)
 }
 
 // FS is the file system of one group. It is safe for concurrent use.
@@ -48,6 +55,11 @@ type FS struct {
 	open    map[*openFile]struct{}      // GUARDED_BY(mu); every handle not yet released
 	handles map[fuse.HandleID]*openFile // GUARDED_BY(mu); kernel handle ids seen so far
 	tr      *tree                       // GUARDED_BY(mu); built from the last index seen
+	locks   map[lockID]*ownerLock       // GUARDED_BY(mu); distributed locks of kernel lock owners
+	attrs   *attrQueue                  // chmod and utimes changes not committed yet (attrs.go)
+
+	life context.Context    // ends when Shutdown begins
+	stop context.CancelFunc // ends life
 }
 
 var (
@@ -64,17 +76,23 @@ func New(cfg Config) *FS {
 	if cfg.TTL < 0 {
 		cfg.TTL = 0
 	}
-	return &FS{
+	life, stop := context.WithCancel(context.Background())
+	f := &FS{
 		g: cfg.Group, c: cfg.Cache, cfg: cfg, log: log, start: time.Now(),
 		nodes:   map[string]node{},
 		open:    map[*openFile]struct{}{},
 		handles: map[fuse.HandleID]*openFile{},
+		locks:   map[lockID]*ownerLock{},
+		attrs:   newAttrQueue(),
+		life:    life, stop: stop,
 	}
+	go f.runAttrs()
+	return f
 }
 
 // Serve answers the kernel's requests on conn until it is unmounted.
 func (f *FS) Serve(conn *fuse.Conn) error {
-	srv := fusefs.New(conn, nil)
+	srv := fusefs.New(conn, f.serverConfig())
 	f.mu.Lock()
 	f.srv = srv
 	f.mu.Unlock()
@@ -102,8 +120,10 @@ func (f *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.Sta
 }
 
 // Shutdown commits every changed open file, or keeps its bytes in the
-// recovery directory when the commit fails. It returns how many commits
-// failed; their bytes are kept and logged.
+// recovery directory when the commit fails, then releases every lock held
+// through the mount; waits for locks end and later lock requests fail with
+// ENOLCK. It returns how many commits failed; their bytes are kept and
+// logged.
 func (f *FS) Shutdown(ctx context.Context) int {
 	f.mu.Lock()
 	hs := make([]*openFile, 0, len(f.open))
@@ -117,6 +137,13 @@ func (f *FS) Shutdown(ctx context.Context) int {
 			f.errno("unmount", h.n.path(), err)
 			failed++
 		}
+	}
+	if err := f.flushAttrs(ctx); err != nil {
+		f.errno("unmount", "", err)
+		failed++
+	}
+	if n := f.shutdownLocks(ctx); n > 0 {
+		f.log.Info("released locks at unmount", "locks", n)
 	}
 	return failed
 }
@@ -185,6 +212,7 @@ func (f *FS) unmapPath(path string) {
 
 // moved renames the nodes of from and everything below it to to.
 func (f *FS) moved(from, to string) {
+	f.attrs.move(from, to)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	type mv struct {

@@ -47,6 +47,9 @@ var (
 	_ fusefs.HandleWriter   = (*openFile)(nil)
 	_ fusefs.HandleFlusher  = (*openFile)(nil)
 	_ fusefs.HandleReleaser = (*openFile)(nil)
+
+	_ fusefs.HandleFlockLocker = (*openFile)(nil)
+	_ fusefs.HandlePOSIXLocker = (*openFile)(nil)
 )
 
 func (h *openFile) capturedKey() string {
@@ -156,18 +159,23 @@ func (h *openFile) truncate(ctx context.Context, size int64) error {
 	return nil
 }
 
-// Flush commits the handle's changes, if any.
+// Flush commits the handle's changes, if any, then releases the POSIX
+// locks the closing process holds on the file (after the commit, so the
+// next holder sees what was written under the lock).
 func (h *openFile) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 	f := h.n.fs
 	f.bind(req.Handle, h)
-	return f.errno("close", h.n.path(), h.commit(ctx))
+	err := h.commit(ctx)
+	f.flushLocks(ctx, h.n, req.LockOwner)
+	return f.errno("close", h.n.path(), err)
 }
 
-// Release commits what is still changed (normally Flush did) and drops the
-// handle.
+// Release commits what is still changed (normally Flush did), releases
+// the locks that end with the open file description and drops the handle.
 func (h *openFile) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
 	f := h.n.fs
 	err := h.release(ctx)
+	f.releaseLocks(ctx, h, req)
 	f.unbind(req.Handle, h)
 	return f.errno("release", h.n.path(), err)
 }
@@ -200,9 +208,11 @@ func (h *openFile) commit(ctx context.Context) error {
 	}
 	f := h.n.fs
 	p := h.n.path()
-	nk, err := f.g.Commit(ctx, p, h.key, h.dirty, h.size)
+	pending, _ := f.attrs.get(p)
+	nk, err := f.g.Commit(ctx, p, h.key, h.dirty, h.size, f.attrs.take(p)...)
 	if err != nil {
-		kept, kerr := f.c.Keep(h.dirty, p)
+		f.attrs.restore(p, pending)
+		kept, kerr := f.keep(h.dirty, p, h.key, err)
 		h.dirty = nil
 		h.stat.Store(nil)
 		if kerr != nil {

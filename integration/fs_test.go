@@ -23,9 +23,16 @@ import (
 
 // TestTools runs everyday tools in a mount and checks the result through a
 // second mount (another host) and through the store.
+// TestTools runs real tools on groups of both on-bucket formats.
 func TestTools(t *testing.T) {
+	for _, format := range []string{core.FormatB2cfs, core.FormatBlazer} {
+		t.Run(format, func(t *testing.T) { testTools(t, format) })
+	}
+}
+
+func testTools(t *testing.T, format string) {
 	e := newEnv(t, b2emu.Config{})
-	a := e.mount("tools")
+	a := e.mount("tools", "format="+format)
 	b := e.mount("tools", "index_ttl=0")
 	g := e.group("tools")
 

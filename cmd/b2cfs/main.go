@@ -35,7 +35,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", name, commands[name].summary)
+		fmt.Fprintf(w, "  %-15s %s\n", name, commands[name].summary)
 	}
 	fmt.Fprintf(w, "\nRun \"b2cfs <command> --help\" for a command's options.\n")
 }
@@ -60,15 +60,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.Err != nil {
+				fmt.Fprintf(stderr, "b2cfs: %v\n", ee.Err)
+			}
+			return ee.Code
+		}
 		fmt.Fprintf(stderr, "b2cfs: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
+// exitError makes a command exit with Code instead of 1, after printing Err
+// (if not nil). "b2cfs lock" uses it for flock(1)'s exit statuses.
+type exitError struct {
+	Code int
+	Err  error
+}
+
+func (e *exitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.Err }
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, helperArgs(os.Args), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

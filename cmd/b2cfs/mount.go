@@ -27,11 +27,13 @@ func init() {
 	commands["mount"] = command{summary: "mount a group as a directory (FUSE)", run: runMount}
 }
 
-const mountHelp = `usage: b2cfs mount [--endpoint URL] [-o OPTIONS] BUCKET/GROUP MOUNTPOINT
+const mountHelp = `usage: b2cfs mount [flags] [-o OPTIONS] BUCKET/GROUP MOUNTPOINT
 
 Mounts the consistent group GROUP of bucket BUCKET on MOUNTPOINT and serves
 it in the foreground until SIGINT, SIGTERM or "fusermount3 -u MOUNTPOINT".
-Credentials come from B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY.
+Credentials come from B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY, or from
+a credentials file (mode 0600). To mount in the background, at boot or from
+fstab, use "mount -t fuse.b2cfs" (see "b2cfs install-helper --help").
 
 Options (-o, comma-separated, repeatable):
   ro               read-only mount
@@ -45,8 +47,22 @@ Options (-o, comma-separated, repeatable):
   cache_size=N     bytes of cached versions, with K, M, G suffixes (default 1G)
   format=F         on-bucket format if the group is new: b2cfs (default)
                    or blazer (blazer's x/consistent, a few dozen names)
+  lease=T          how long a lock taken with flock or fcntl stays held
+                   without renewal, e.g. after a crash (default 30s)
   debug            log every FUSE request
-Changes that cannot be committed are kept in CACHE_DIR/recovery/.
+  credentials=FILE B2 credentials file (mode 0600), as --credentials
+  endpoint=URL     B2 API URL, as --endpoint
+  metrics_addr=A   serve Prometheus metrics on A (host:port) at /metrics
+  verbose          log debug messages, as -v
+  log=WHERE        log to a file, syslog or stderr (default: stderr; in
+                   the background: syslog, else CACHE_DIR/b2cfs.log)
+Changes that cannot be committed are kept in CACHE_DIR/recovery/ ("b2cfs
+recover" lists them). Only a mount's start and end and failed operations
+(op, path, errno, cause) are logged unless -v.
+
+Example:
+  b2cfs mount --credentials /etc/b2cfs/creds --metrics-addr localhost:9877 \
+      -o index_ttl=1s my-bucket/deploy /mnt/deploy
 
 Flags:
 `
@@ -64,7 +80,9 @@ type mountConfig struct {
 	cacheDir      string
 	cacheSize     int64
 	format        string
+	lease         time.Duration // lock lease TTL; 0: core's default
 	debug         bool
+	svc           serviceConfig // credentials, metrics, logging (helper.go)
 }
 
 func parseMountArgs(args []string) (*mountConfig, error) {
@@ -73,7 +91,9 @@ func parseMountArgs(args []string) (*mountConfig, error) {
 		fmt.Fprint(fl.Output(), mountHelp)
 		fl.PrintDefaults()
 	}
-	endpoint := fl.String("endpoint", b2.DefaultEndpoint, "B2 API `URL`")
+	endpoint := fl.String("endpoint", "", "B2 API `URL` (default $"+envEndpoint+", else "+b2.DefaultEndpoint+")")
+	var svc serviceConfig
+	svc.register(fl)
 	var opts stringList
 	fl.Var(&opts, "o", "mount `OPTIONS`, comma-separated")
 	// Options may follow the operands, as mount(8) and fstab put them.
@@ -96,7 +116,8 @@ func parseMountArgs(args []string) (*mountConfig, error) {
 		return nil, fmt.Errorf("mount: %q is not BUCKET/GROUP", pos[0])
 	}
 	mc := &mountConfig{
-		endpoint: *endpoint, bucket: bucket, group: group, dir: pos[1],
+		endpoint: resolveEndpoint(*endpoint, os.Getenv), bucket: bucket, group: group, dir: pos[1],
+		svc: svc,
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), umask: 0o022,
 		ttl: time.Second, cacheSize: 1 << 30,
 	}
@@ -106,7 +127,7 @@ func parseMountArgs(args []string) (*mountConfig, error) {
 		}
 	}
 	if mc.cacheDir == "" {
-		base, err := os.UserCacheDir()
+		base, err := defaultCacheBase()
 		if err != nil {
 			return nil, fmt.Errorf("mount: no cache_dir given and %w", err)
 		}
@@ -145,12 +166,19 @@ func (mc *mountConfig) set(o string) error {
 		mc.cacheDir, err = filepath.Abs(v)
 	case "cache_size":
 		mc.cacheSize, err = parseSize(v)
+	case "lease":
+		if mc.lease, err = time.ParseDuration(v); err == nil && mc.lease <= 0 {
+			err = errors.New("want a positive duration such as 30s")
+		}
 	case "format":
 		mc.format = v
 		if v != core.FormatB2cfs && v != core.FormatBlazer {
 			err = fmt.Errorf("want %s or %s", core.FormatB2cfs, core.FormatBlazer)
 		}
 	default:
+		if ok, err := mc.setService(k, v); ok {
+			return err
+		}
 		if strings.HasPrefix(k, "x-") {
 			return nil // fstab/systemd annotations
 		}
@@ -251,22 +279,25 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func runMount(ctx context.Context, args []string) error {
+func runMount(ctx context.Context, args []string) (err error) {
+	ready := readyPipeFromEnv() // set when the mount helper started us
+	defer func() { ready.finish(err) }()
 	mc, err := parseMountArgs(args)
 	if err != nil {
 		return err
 	}
+	mc.svc.daemon = ready.daemon()
 	if os.Getenv("GOGC") == "" {
 		// Every FUSE read and write allocates its 128 KiB buffer while the
 		// live heap stays small, so the default target collects very often:
 		// sequential reads run about a third faster with this.
 		debug.SetGCPercent(400)
 	}
-	level := slog.LevelInfo
-	if mc.debug {
-		level = slog.LevelDebug
+	log, closeLog, err := mc.svc.logger(mc)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	defer closeLog()
 	if mc.dir, err = filepath.Abs(mc.dir); err != nil {
 		return err
 	}
@@ -276,10 +307,15 @@ func runMount(ctx context.Context, args []string) error {
 	if err := checkFUSE(); err != nil {
 		return err
 	}
-	keyID, key := os.Getenv("B2_APPLICATION_KEY_ID"), os.Getenv("B2_APPLICATION_KEY")
-	if keyID == "" || key == "" {
-		return errors.New("mount: set B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY")
+	creds, err := loadCredentials(mc.svc.credentials, os.Getenv)
+	if err != nil {
+		return err
 	}
+	met, err := startMetrics(ctx, mc.svc.metricsAddr, log)
+	if err != nil {
+		return err
+	}
+	defer met.stop()
 	lock, err := lockDir(mc.cacheDir)
 	if err != nil {
 		return err
@@ -288,11 +324,12 @@ func runMount(ctx context.Context, args []string) error {
 
 	octx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	store, err := b2.Open(octx, b2.Config{Endpoint: mc.endpoint, KeyID: keyID, Key: key, Bucket: mc.bucket})
+	store, err := b2.Open(octx, b2.Config{Endpoint: mc.endpoint, KeyID: creds.KeyID, Key: creds.Key, Bucket: mc.bucket, Observe: met.b2Hook()})
 	if err != nil {
+		err = redact(err, creds.KeyID, creds.Key)
 		return fmt.Errorf("open bucket %s at %s: %w", mc.bucket, mc.endpoint, err)
 	}
-	g, err := core.NewGroup(store, mc.group, core.Options{IndexTTL: mc.ttl, Format: mc.format, Logger: log})
+	g, err := core.NewGroup(store, mc.group, core.Options{IndexTTL: mc.ttl, Format: mc.format, LeaseTTL: mc.lease, Logger: log, Metrics: met.coreHook()})
 	if err != nil {
 		return fmt.Errorf("group %q: %w", mc.group, err)
 	}
@@ -305,11 +342,13 @@ func runMount(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
+	met.registerCache(c)
 
 	ttl := max(mc.ttl, 0)
 	fsys := fs.New(fs.Config{
 		Group: g, Cache: c, ReadOnly: mc.ro,
 		UID: mc.uid, GID: mc.gid, Umask: mc.umask, TTL: ttl, Logger: log,
+		Bucket: mc.bucket, ObserveOp: met.opHook(),
 	})
 	opts := []fuse.MountOption{
 		fuse.FSName(mc.bucket + "/" + mc.group),
@@ -317,6 +356,10 @@ func runMount(ctx context.Context, args []string) error {
 		fuse.DefaultPermissions(),
 		fuse.MaxReadahead(1 << 20),
 		fuse.AsyncRead(),
+		// flock and fcntl locks become the group's distributed locks
+		// (package fs), never host-local ones.
+		fuse.LockingFlock(),
+		fuse.LockingPOSIX(),
 	}
 	if mc.ro {
 		opts = append(opts, fuse.ReadOnly())
@@ -334,6 +377,7 @@ func runMount(ctx context.Context, args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- fsys.Serve(conn) }()
 	log.Info(fmt.Sprintf("mounted %s/%s on %s", mc.bucket, mc.group, mc.dir), "cache_dir", mc.cacheDir)
+	ready.finish(nil)
 
 	var serveErr error
 	select {
