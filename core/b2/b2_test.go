@@ -101,15 +101,26 @@ func newGroups(t *testing.T, srv *b2emu.Server, url string, n int, opts core.Opt
 	return gs
 }
 
-func TestIncrementsTwoHosts(t *testing.T) {
+// bothFormats runs f on groups of each on-bucket format.
+func bothFormats(t *testing.T, f func(t *testing.T, format string)) {
+	for _, format := range []string{core.FormatBlazer, core.FormatB2cfs} {
+		t.Run(format, func(t *testing.T) { f(t, format) })
+	}
+}
+
+func TestIncrementsTwoHosts(t *testing.T) { bothFormats(t, testIncrementsTwoHosts) }
+
+func testIncrementsTwoHosts(t *testing.T, format string) {
 	srv, url := emulator(t, b2emu.Config{})
-	gs := newGroups(t, srv, url, 3, core.Options{})
+	gs := newGroups(t, srv, url, 3, core.Options{Format: format})
 	storetest.Increments(t, gs[:2], gs[2], 10, 10)
 }
 
-func TestIncrementsUnderFaults(t *testing.T) {
+func TestIncrementsUnderFaults(t *testing.T) { bothFormats(t, testIncrementsUnderFaults) }
+
+func testIncrementsUnderFaults(t *testing.T, format string) {
 	srv, url := emulator(t, b2emu.Config{TokenLifetime: 5 * time.Second})
-	gs := newGroups(t, srv, url, 3, core.Options{IndexTTL: -1})
+	gs := newGroups(t, srv, url, 3, core.Options{IndexTTL: -1, Format: format})
 	srv.SetFault("b2_upload_file", b2emu.Fault{ErrorRate: 0.2, Status: 503})
 	srv.SetFault("b2_list_buckets", b2emu.Fault{ErrorRate: 0.2, Status: 429, RetryAfter: 1})
 	srv.SetFault("b2_update_bucket", b2emu.Fault{ErrorRate: 0.1, Status: 401, Code: "expired_auth_token"})
@@ -118,8 +129,10 @@ func TestIncrementsUnderFaults(t *testing.T) {
 	t.Logf("calls under faults: %v", st.Calls)
 }
 
-func TestLinearizable(t *testing.T) {
+func TestLinearizable(t *testing.T) { bothFormats(t, testLinearizable) }
+
+func testLinearizable(t *testing.T, format string) {
 	srv, url := emulator(t, b2emu.Config{})
-	gs := newGroups(t, srv, url, 3, core.Options{IndexTTL: -1, Grace: -1})
+	gs := newGroups(t, srv, url, 3, core.Options{IndexTTL: -1, Grace: -1, Format: format})
 	storetest.Linearizable(t, gs, 15)
 }
