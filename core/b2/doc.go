@@ -1,0 +1,12 @@
+// Package b2 is the core.Store of a real B2 bucket (or the emulator). It is
+// the only package of b2cfs that speaks to B2, and the only one that
+// imports blazer.
+//
+// Objects go through blazer's base package, under this package's own retry
+// policy: every attempt has a deadline, retries are bounded (Config.Attempts),
+// and B2's errors are classified here into core's errors. The two bucket-info
+// calls (b2_list_buckets and b2_update_bucket) are sent by this package
+// itself: blazer drops the bucket revision after an update and never reads
+// the one B2 answers, so it cannot chain compare-and-swaps without a
+// b2_list_buckets before each one.
+package b2
