@@ -177,19 +177,21 @@ func (f *FS) keepsAttrs() bool { return f.g.Format() == core.FormatB2cfs }
 
 // fileAttrs returns the mode and, if known, the modification time of the
 // file at p, from uncommitted changes first, then the index.
-func (f *FS) fileAttrs(ctx context.Context, p string) (os.FileMode, time.Time, bool) {
-	mode := f.fileMode()
+func (f *FS) fileAttrs(ctx context.Context, p string) (mode os.FileMode, mtime time.Time, hasMtime bool, err error) {
+	mode = f.fileMode()
 	if !f.keepsAttrs() {
-		return mode, time.Time{}, false
+		return mode, time.Time{}, false, nil
 	}
-	if snap, err := f.g.Snapshot(ctx); err == nil {
-		if e, ok := snap[p]; ok && e.Mode != 0 {
-			mode = os.FileMode(e.Mode).Perm()
-		}
+	snap, err := f.g.Snapshot(ctx)
+	if err != nil {
+		return 0, time.Time{}, false, err
+	}
+	if e, ok := snap[p]; ok && e.Mode != 0 {
+		mode = os.FileMode(e.Mode).Perm()
 	}
 	a, ok := f.attrs.get(p)
 	if ok && a.hasMode {
 		mode = a.mode.Perm()
 	}
-	return mode, a.mtime, ok && a.hasMtime
+	return mode, a.mtime, ok && a.hasMtime, nil
 }

@@ -38,7 +38,10 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 	p := n.path()
 	a.Valid = f.cfg.TTL
 	a.Inode = inode(p)
-	mode, mtime, hasMtime := f.fileAttrs(ctx, p)
+	mode, mtime, hasMtime, err := f.fileAttrs(ctx, p)
+	if err != nil {
+		return f.errno("getattr", p, err)
+	}
 	a.Mode = mode
 	a.Nlink = 1
 	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID

@@ -207,11 +207,28 @@ func (s *Server) checkAccountLocked(c *call, tok string) error {
 	return nil
 }
 
-// account checks the request's account token.
-func (s *Server) account(c *call) error {
+// lockAuthed takes mu and checks the account token in the request's
+// Authorization header. On nil error mu is held and the caller must unlock
+// it (usually `defer s.mu.Unlock()` right after the call); on error mu is
+// not held.
+func (s *Server) lockAuthed(c *call) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.checkAccountLocked(c, c.r.Header.Get("Authorization"))
+	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// decodeAuthed decodes the JSON request body into req, then does what
+// lockAuthed does, with the same contract: on nil error mu is held and the
+// caller must unlock it; on error mu is not held. A bad body is reported
+// before a bad token.
+func (s *Server) decodeAuthed(c *call, req any) error {
+	if err := c.decode(req); err != nil {
+		return err
+	}
+	return s.lockAuthed(c)
 }
 
 // newUploadTokenLocked issues an upload token. LOCKS_REQUIRED(mu)
@@ -251,14 +268,10 @@ func (s *Server) getDownloadAuthorization(c *call) (any, error) {
 		FileNamePrefix         string `json:"fileNamePrefix"`
 		ValidDurationInSeconds int64  `json:"validDurationInSeconds"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAuthed(c, &req); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
 	if _, err := s.bucketLocked(req.BucketID, "bad_bucket_id"); err != nil {
 		return nil, err
 	}
@@ -332,14 +345,10 @@ func (s *Server) createKey(c *call) (any, error) {
 		BucketID               string   `json:"bucketId"`
 		NamePrefix             string   `json:"namePrefix"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAuthed(c, &req); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
 	if req.KeyName == "" || len(req.KeyName) > 100 {
 		return nil, badRequest("keyName must be 1 to 100 characters")
 	}
@@ -374,14 +383,10 @@ func (s *Server) deleteKey(c *call) (any, error) {
 	var req struct {
 		ID string `json:"applicationKeyId"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAuthed(c, &req); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
 	k, ok := s.st.Keys[req.ID]
 	if !ok {
 		return nil, badRequest("application key %s does not exist", req.ID)
@@ -412,11 +417,10 @@ func (s *Server) listKeys(c *call) (any, error) {
 	if req.MaxKeyCount > 10000 {
 		return nil, badRequest("maxKeyCount must be at most 10000")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
+	if err := s.lockAuthed(c); err != nil {
 		return nil, err
 	}
+	defer s.mu.Unlock()
 	ids := make([]string, 0, len(s.st.Keys))
 	for id := range s.st.Keys {
 		if id >= req.StartApplicationKeyID {
@@ -424,14 +428,10 @@ func (s *Server) listKeys(c *call) (any, error) {
 		}
 	}
 	sort.Strings(ids)
-	keys := []keyJSON{}
+	keys, rest := cutPage(ids, req.MaxKeyCount, func(id string) keyJSON { return s.keyJSON(s.st.Keys[id], false) })
 	var next *string
-	for i, id := range ids {
-		if i == req.MaxKeyCount {
-			next = &ids[i]
-			break
-		}
-		keys = append(keys, s.keyJSON(s.st.Keys[id], false))
+	if len(rest) > 0 {
+		next = &rest[0]
 	}
 	return map[string]any{"keys": keys, "nextApplicationKeyId": next}, nil
 }

@@ -192,9 +192,27 @@ func (s *Server) bucketJSONLocked(b *bucket) bucketJSON {
 	}
 }
 
-func (s *Server) checkAccountID(id string) error {
+// checkAccountIDLocked checks an accountId given in a request against this
+// account; empty passes. LOCKS_REQUIRED(mu)
+func (s *Server) checkAccountIDLocked(id string) error {
 	if id != "" && id != s.st.AccountID {
 		return errf(http.StatusUnauthorized, "unauthorized", "accountId %s does not match the authorized account", id)
+	}
+	return nil
+}
+
+// decodeAccountAuthed is decodeAuthed for the bucket calls, whose requests
+// name the account: after decoding req and checking the token it checks
+// *accountID, a field of req, with checkAccountIDLocked. Same contract: on
+// nil error mu is held and the caller must unlock it; on error mu is not
+// held.
+func (s *Server) decodeAccountAuthed(c *call, req any, accountID *string) error {
+	if err := s.decodeAuthed(c, req); err != nil {
+		return err
+	}
+	if err := s.checkAccountIDLocked(*accountID); err != nil {
+		s.mu.Unlock()
+		return err
 	}
 	return nil
 }
@@ -212,17 +230,10 @@ func (s *Server) createBucket(c *call) (any, error) {
 		LifecycleRules json.RawMessage   `json:"lifecycleRules"`
 		CORSRules      json.RawMessage   `json:"corsRules"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAccountAuthed(c, &req, &req.AccountID); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
-	if err := s.checkAccountID(req.AccountID); err != nil {
-		return nil, err
-	}
 	if err := validBucketName(req.BucketName); err != nil {
 		return nil, err
 	}
@@ -258,17 +269,10 @@ func (s *Server) deleteBucket(c *call) (any, error) {
 		AccountID string `json:"accountId"`
 		BucketID  string `json:"bucketId"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAccountAuthed(c, &req, &req.AccountID); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
-	if err := s.checkAccountID(req.AccountID); err != nil {
-		return nil, err
-	}
 	b, err := s.bucketLocked(req.BucketID, "bad_bucket_id")
 	if err != nil {
 		return nil, err
@@ -293,17 +297,10 @@ func (s *Server) listBuckets(c *call) (any, error) {
 		BucketName  string   `json:"bucketName"`
 		BucketTypes []string `json:"bucketTypes"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAccountAuthed(c, &req, &req.AccountID); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
-	if err := s.checkAccountID(req.AccountID); err != nil {
-		return nil, err
-	}
 	types := map[string]bool{}
 	for _, t := range req.BucketTypes {
 		types[t] = true
@@ -336,17 +333,10 @@ func (s *Server) updateBucket(c *call) (any, error) {
 		FileLockEnabled             *bool           `json:"fileLockEnabled"`
 		ReplicationConfiguration    json.RawMessage `json:"replicationConfiguration"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAccountAuthed(c, &req, &req.AccountID); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
-	if err := s.checkAccountID(req.AccountID); err != nil {
-		return nil, err
-	}
 	b, err := s.bucketLocked(req.BucketID, "bad_bucket_id")
 	if err != nil {
 		return nil, err

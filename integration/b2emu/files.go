@@ -155,14 +155,10 @@ func (s *Server) getUploadURL(c *call) (any, error) {
 	var req struct {
 		BucketID string `json:"bucketId"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAuthed(c, &req); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
 	if _, err := s.bucketLocked(req.BucketID, "bad_bucket_id"); err != nil {
 		return nil, err
 	}
@@ -177,23 +173,47 @@ func (s *Server) getUploadPartURL(c *call) (any, error) {
 	var req struct {
 		FileID string `json:"fileId"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAuthed(c, &req); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
+	f, err := s.unfinishedLocked(req.FileID)
+	if err != nil {
 		return nil, err
-	}
-	f, ok := s.st.Files[req.FileID]
-	if !ok || f.Action != "start" {
-		return nil, badRequest("no unfinished large file with id %s", req.FileID)
 	}
 	return map[string]any{
 		"fileId":             req.FileID,
 		"uploadUrl":          fmt.Sprintf("%s/b2api/v%d/b2_upload_part/%s", c.base(), c.version, req.FileID),
 		"authorizationToken": s.newUploadTokenLocked(f.BucketID, req.FileID),
 	}, nil
+}
+
+// beginUpload starts b2_upload_file (forPart false) or b2_upload_part
+// (forPart true): it checks the method, takes the upload token as
+// acquireUpload does, checks the token was issued for this call and applies
+// the upload test modes. On nil error the caller must call release when the
+// upload ends; on error the token is already released.
+func (s *Server) beginUpload(c *call, forPart bool) (tok *uploadToken, release func(), err error) {
+	if c.r.Method != http.MethodPost {
+		return nil, nil, errf(http.StatusMethodNotAllowed, "method_not_allowed", "uploads use POST")
+	}
+	tok, release, err = s.acquireUpload(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if isPart := tok.fileID != ""; isPart != forPart {
+		release()
+		other := "b2_upload_file"
+		if isPart {
+			other = "b2_upload_part"
+		}
+		return nil, nil, errf(http.StatusUnauthorized, "bad_auth_token", "token is for %s", other)
+	}
+	if err := s.uploadChecks(c); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return tok, release, nil
 }
 
 // uploadChecks applies the upload test modes.
@@ -286,20 +306,11 @@ func headerInfo(h http.Header) (map[string]string, error) {
 }
 
 func (s *Server) uploadFile(c *call) (any, error) {
-	if c.r.Method != http.MethodPost {
-		return nil, errf(http.StatusMethodNotAllowed, "method_not_allowed", "uploads use POST")
-	}
-	tok, release, err := s.acquireUpload(c)
+	tok, release, err := s.beginUpload(c, false)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	if tok.fileID != "" {
-		return nil, errf(http.StatusUnauthorized, "bad_auth_token", "token is for b2_upload_part")
-	}
-	if err := s.uploadChecks(c); err != nil {
-		return nil, err
-	}
 	name, err := url.QueryUnescape(c.r.Header.Get("X-Bz-File-Name"))
 	if err != nil {
 		return nil, badRequest("bad encoding in X-Bz-File-Name")
@@ -332,21 +343,8 @@ func (s *Server) uploadFile(c *call) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.bucketLocked(tok.bucketID, "bad_bucket_id"); err != nil {
-		s.blobs.remove(id)
-		return nil, err
-	}
-	// Order versions by commit, so the last upload to finish is current.
-	seq, stamp := s.nextLocked()
-	f := &file{ID: id, BucketID: tok.bucketID, Name: name, Action: "upload", Size: size, SHA1: sum,
-		ContentType: ct, Info: info, Stamp: stamp, Seq: seq}
-	s.st.Files[id] = f
-	if err := s.saveLocked(); err != nil {
-		delete(s.st.Files, id)
-		s.blobs.remove(id)
-		return nil, err
-	}
-	return s.fileJSONLocked(f), nil
+	return s.commitUploadLocked(&file{ID: id, BucketID: tok.bucketID, Name: name, Size: size, SHA1: sum,
+		ContentType: ct, Info: info})
 }
 
 func (s *Server) startLargeFile(c *call) (any, error) {
@@ -370,23 +368,44 @@ func (s *Server) startLargeFile(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
+	if err := s.lockAuthed(c); err != nil {
 		return nil, err
 	}
+	defer s.mu.Unlock()
 	if _, err := s.bucketLocked(req.BucketID, "bad_bucket_id"); err != nil {
 		return nil, err
 	}
 	id, seq, stamp := s.newFileIDLocked(req.BucketID)
-	f := &file{ID: id, BucketID: req.BucketID, Name: req.FileName, Action: "start", SHA1: "none",
-		ContentType: ct, Info: info, Stamp: stamp, Seq: seq, Parts: map[int]*part{}}
-	s.st.Files[id] = f
+	return s.addFileLocked(&file{ID: id, BucketID: req.BucketID, Name: req.FileName, Action: "start", SHA1: "none",
+		ContentType: ct, Info: info, Stamp: stamp, Seq: seq, Parts: map[int]*part{}})
+}
+
+// addFileLocked records f, a new version with ID, Seq and Stamp set (and,
+// for an upload, its blob stored under f.ID), persists the state and
+// returns f as B2 lists it. If saving fails, f and its data are dropped
+// again (removeLocked) and the error is returned. LOCKS_REQUIRED(mu)
+func (s *Server) addFileLocked(f *file) (fileJSON, error) {
+	s.st.Files[f.ID] = f
 	if err := s.saveLocked(); err != nil {
-		delete(s.st.Files, id)
-		return nil, err
+		s.removeLocked(f)
+		return fileJSON{}, err
 	}
 	return s.fileJSONLocked(f), nil
+}
+
+// commitUploadLocked records f as a finished upload whose blob is already
+// stored under f.ID: it sets Action, then Seq and Stamp from nextLocked, so
+// versions are ordered by commit and the last upload to finish is current.
+// If f's bucket no longer exists, or saving fails, the blob is removed and
+// the error returned. LOCKS_REQUIRED(mu)
+func (s *Server) commitUploadLocked(f *file) (fileJSON, error) {
+	if _, err := s.bucketLocked(f.BucketID, "bad_bucket_id"); err != nil {
+		s.blobs.remove(f.ID)
+		return fileJSON{}, err
+	}
+	f.Action = "upload"
+	f.Seq, f.Stamp = s.nextLocked()
+	return s.addFileLocked(f)
 }
 
 // unfinishedLocked finds an unfinished large file. LOCKS_REQUIRED(mu)
@@ -398,21 +417,55 @@ func (s *Server) unfinishedLocked(id string) (*file, error) {
 	return f, nil
 }
 
-func (s *Server) uploadPart(c *call) (any, error) {
-	if c.r.Method != http.MethodPost {
-		return nil, errf(http.StatusMethodNotAllowed, "method_not_allowed", "uploads use POST")
+// idleUnfinishedLocked finds an unfinished large file that no
+// b2_finish_large_file is working on. LOCKS_REQUIRED(mu)
+func (s *Server) idleUnfinishedLocked(id string) (*file, error) {
+	f, err := s.unfinishedLocked(id)
+	if err == nil && f.finishing {
+		return nil, badRequest("large file %s is being finished", f.ID)
 	}
-	tok, release, err := s.acquireUpload(c)
+	return f, err
+}
+
+// newPartKeyLocked returns a fresh blob key for part n of large file
+// fileID, so a re-upload of the part never overwrites the stored one.
+// LOCKS_REQUIRED(mu)
+func (s *Server) newPartKeyLocked(fileID string, n int) string {
+	seq, _ := s.nextLocked()
+	return fmt.Sprintf("%s.p%d.%d", fileID, n, seq)
+}
+
+// commitPartLocked records p, a part whose blob is already stored under
+// p.Blob, in unfinished large file fileID, stamped now. An earlier upload of
+// the same part number is replaced and its blob removed. If the file is gone
+// or being finished, or saving fails, p.Blob is removed and the error
+// returned. LOCKS_REQUIRED(mu)
+func (s *Server) commitPartLocked(fileID string, p *part) (map[string]any, error) {
+	f, err := s.idleUnfinishedLocked(fileID)
+	if err != nil {
+		s.blobs.remove(p.Blob)
+		return nil, err
+	}
+	_, p.Stamp = s.nextLocked()
+	old := f.Parts[p.Number]
+	f.Parts[p.Number] = p
+	if err := s.saveLocked(); err != nil {
+		f.Parts[p.Number] = old
+		s.blobs.remove(p.Blob)
+		return nil, err
+	}
+	if old != nil {
+		s.blobs.remove(old.Blob)
+	}
+	return partJSON(f.ID, p), nil
+}
+
+func (s *Server) uploadPart(c *call) (any, error) {
+	tok, release, err := s.beginUpload(c, true)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	if tok.fileID == "" {
-		return nil, errf(http.StatusUnauthorized, "bad_auth_token", "token is for b2_upload_file")
-	}
-	if err := s.uploadChecks(c); err != nil {
-		return nil, err
-	}
 	n, err := strconv.Atoi(c.r.Header.Get("X-Bz-Part-Number"))
 	if err != nil || n < 1 || n > maxParts {
 		return nil, badRequest("X-Bz-Part-Number must be 1 to %d", maxParts)
@@ -423,9 +476,8 @@ func (s *Server) uploadPart(c *call) (any, error) {
 		s.mu.Unlock()
 		return nil, err
 	}
-	seq, _ := s.nextLocked()
+	key := s.newPartKeyLocked(f.ID, n)
 	s.mu.Unlock()
-	key := fmt.Sprintf("%s.p%d.%d", f.ID, n, seq)
 
 	size, sum, err := s.receiveBody(c, key, maxPartSize)
 	if err != nil {
@@ -433,26 +485,7 @@ func (s *Server) uploadPart(c *call) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f, err = s.unfinishedLocked(tok.fileID); err != nil || f.finishing {
-		s.blobs.remove(key)
-		if err == nil {
-			err = badRequest("large file %s is being finished", f.ID)
-		}
-		return nil, err
-	}
-	_, stamp := s.nextLocked()
-	old := f.Parts[n]
-	p := &part{Number: n, Size: size, SHA1: sum, Blob: key, Stamp: stamp}
-	f.Parts[n] = p
-	if err := s.saveLocked(); err != nil {
-		f.Parts[n] = old
-		s.blobs.remove(key)
-		return nil, err
-	}
-	if old != nil {
-		s.blobs.remove(old.Blob)
-	}
-	return partJSON(f.ID, p), nil
+	return s.commitPartLocked(tok.fileID, &part{Number: n, Size: size, SHA1: sum, Blob: key})
 }
 
 func partJSON(fileID string, p *part) map[string]any {
@@ -484,11 +517,10 @@ func (s *Server) listParts(c *call) (any, error) {
 	if req.MaxPartCount > 1000 {
 		return nil, badRequest("maxPartCount must be at most 1000")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
+	if err := s.lockAuthed(c); err != nil {
 		return nil, err
 	}
+	defer s.mu.Unlock()
 	f, err := s.unfinishedLocked(req.FileID)
 	if err != nil {
 		return nil, err
@@ -500,14 +532,10 @@ func (s *Server) listParts(c *call) (any, error) {
 		}
 	}
 	sort.Ints(nums)
-	parts := []map[string]any{}
+	parts, rest := cutPage(nums, req.MaxPartCount, func(n int) map[string]any { return partJSON(f.ID, f.Parts[n]) })
 	var next any
-	for i, n := range nums {
-		if i == req.MaxPartCount {
-			next = n
-			break
-		}
-		parts = append(parts, partJSON(f.ID, f.Parts[n]))
+	if len(rest) > 0 {
+		next = rest[0]
 	}
 	return map[string]any{"parts": parts, "nextPartNumber": next}, nil
 }
@@ -517,12 +545,7 @@ func (s *Server) finishLargeFile(c *call) (any, error) {
 		FileID        string   `json:"fileId"`
 		PartSha1Array []string `json:"partSha1Array"`
 	}
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		s.mu.Unlock()
+	if err := s.decodeAuthed(c, &req); err != nil {
 		return nil, err
 	}
 	f, err := s.unfinishedLocked(req.FileID)
@@ -621,18 +644,11 @@ func (s *Server) cancelLargeFile(c *call) (any, error) {
 	var req struct {
 		FileID string `json:"fileId"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAuthed(c, &req); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
-	f, err := s.unfinishedLocked(req.FileID)
-	if err == nil && f.finishing {
-		err = badRequest("large file %s is being finished", f.ID)
-	}
+	f, err := s.idleUnfinishedLocked(req.FileID)
 	if err != nil {
 		return nil, err
 	}
@@ -666,11 +682,10 @@ func (s *Server) hideFile(c *call) (any, error) {
 	if err := validFileName(req.FileName); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
+	if err := s.lockAuthed(c); err != nil {
 		return nil, err
 	}
+	defer s.mu.Unlock()
 	if _, err := s.bucketLocked(req.BucketID, "bad_bucket_id"); err != nil {
 		return nil, err
 	}
@@ -682,14 +697,8 @@ func (s *Server) hideFile(c *call) (any, error) {
 		return nil, errf(http.StatusBadRequest, "already_hidden", "File already hidden: %s", req.FileName)
 	}
 	id, seq, stamp := s.newFileIDLocked(req.BucketID)
-	f := &file{ID: id, BucketID: req.BucketID, Name: req.FileName, Action: "hide", SHA1: "none",
-		ContentType: "application/x-bz-hide-marker", Info: map[string]string{}, Stamp: stamp, Seq: seq}
-	s.st.Files[id] = f
-	if err := s.saveLocked(); err != nil {
-		delete(s.st.Files, id)
-		return nil, err
-	}
-	return s.fileJSONLocked(f), nil
+	return s.addFileLocked(&file{ID: id, BucketID: req.BucketID, Name: req.FileName, Action: "hide", SHA1: "none",
+		ContentType: "application/x-bz-hide-marker", Info: map[string]string{}, Stamp: stamp, Seq: seq})
 }
 
 func (s *Server) deleteFileVersion(c *call) (any, error) {
@@ -697,14 +706,10 @@ func (s *Server) deleteFileVersion(c *call) (any, error) {
 		FileName string `json:"fileName"`
 		FileID   string `json:"fileId"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAuthed(c, &req); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
 	f, ok := s.st.Files[req.FileID]
 	if !ok || f.Name != req.FileName {
 		return nil, errf(http.StatusBadRequest, "file_not_present", "File not present: %s %s", req.FileName, req.FileID)
@@ -723,14 +728,10 @@ func (s *Server) getFileInfo(c *call) (any, error) {
 	var req struct {
 		FileID string `json:"fileId"`
 	}
-	if err := c.decode(&req); err != nil {
+	if err := s.decodeAuthed(c, &req); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
 	f, ok := s.st.Files[req.FileID]
 	if !ok {
 		return nil, errf(http.StatusNotFound, "not_found", "File not present: %s", req.FileID)
@@ -778,6 +779,16 @@ func (s *Server) copyBlob(dst, src string, off, n int64) (string, error) {
 
 func sumHex(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
 
+// copySourceLocked finds the finished upload a copy reads from.
+// LOCKS_REQUIRED(mu)
+func (s *Server) copySourceLocked(id string) (*file, error) {
+	f, ok := s.st.Files[id]
+	if !ok || f.Action != "upload" {
+		return nil, badRequest("source file %s does not exist", id)
+	}
+	return f, nil
+}
+
 func (s *Server) copyFile(c *call) (any, error) {
 	var req struct {
 		SourceFileID        string            `json:"sourceFileId"`
@@ -809,15 +820,13 @@ func (s *Server) copyFile(c *call) (any, error) {
 	default:
 		return nil, badRequest("metadataDirective must be COPY or REPLACE")
 	}
-	s.mu.Lock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		s.mu.Unlock()
+	if err := s.lockAuthed(c); err != nil {
 		return nil, err
 	}
-	src, ok := s.st.Files[req.SourceFileID]
-	if !ok || src.Action != "upload" {
+	src, err := s.copySourceLocked(req.SourceFileID)
+	if err != nil {
 		s.mu.Unlock()
-		return nil, errf(http.StatusBadRequest, "bad_request", "source file %s does not exist", req.SourceFileID)
+		return nil, err
 	}
 	dstBucket := req.DestinationBucketID
 	if dstBucket == "" {
@@ -860,20 +869,8 @@ func (s *Server) copyFile(c *call) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.bucketLocked(dstBucket, "bad_bucket_id"); err != nil {
-		s.blobs.remove(id)
-		return nil, err
-	}
-	seq, stamp := s.nextLocked()
-	f := &file{ID: id, BucketID: dstBucket, Name: req.FileName, Action: "upload", Size: n, SHA1: sum,
-		ContentType: ct, Info: info, Stamp: stamp, Seq: seq}
-	s.st.Files[id] = f
-	if err := s.saveLocked(); err != nil {
-		delete(s.st.Files, id)
-		s.blobs.remove(id)
-		return nil, err
-	}
-	return s.fileJSONLocked(f), nil
+	return s.commitUploadLocked(&file{ID: id, BucketID: dstBucket, Name: req.FileName, Size: n, SHA1: sum,
+		ContentType: ct, Info: info})
 }
 
 func (s *Server) copyPart(c *call) (any, error) {
@@ -889,15 +886,13 @@ func (s *Server) copyPart(c *call) (any, error) {
 	if req.PartNumber < 1 || req.PartNumber > maxParts {
 		return nil, badRequest("partNumber must be 1 to %d", maxParts)
 	}
-	s.mu.Lock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		s.mu.Unlock()
+	if err := s.lockAuthed(c); err != nil {
 		return nil, err
 	}
-	src, ok := s.st.Files[req.SourceFileID]
-	if !ok || src.Action != "upload" {
+	src, err := s.copySourceLocked(req.SourceFileID)
+	if err != nil {
 		s.mu.Unlock()
-		return nil, badRequest("source file %s does not exist", req.SourceFileID)
+		return nil, err
 	}
 	if _, err := s.unfinishedLocked(req.LargeFileID); err != nil {
 		s.mu.Unlock()
@@ -908,35 +903,14 @@ func (s *Server) copyPart(c *call) (any, error) {
 		s.mu.Unlock()
 		return nil, err
 	}
-	seq, _ := s.nextLocked()
+	key := s.newPartKeyLocked(req.LargeFileID, req.PartNumber)
 	srcID := src.ID
 	s.mu.Unlock()
-	key := fmt.Sprintf("%s.p%d.%d", req.LargeFileID, req.PartNumber, seq)
 	sum, err := s.copyBlob(key, srcID, off, n)
 	if err != nil {
 		return nil, badRequest("source file %s does not exist", srcID)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, err := s.unfinishedLocked(req.LargeFileID)
-	if err == nil && f.finishing {
-		err = badRequest("large file %s is being finished", f.ID)
-	}
-	if err != nil {
-		s.blobs.remove(key)
-		return nil, err
-	}
-	_, stamp := s.nextLocked()
-	old := f.Parts[req.PartNumber]
-	p := &part{Number: req.PartNumber, Size: n, SHA1: sum, Blob: key, Stamp: stamp}
-	f.Parts[req.PartNumber] = p
-	if err := s.saveLocked(); err != nil {
-		f.Parts[req.PartNumber] = old
-		s.blobs.remove(key)
-		return nil, err
-	}
-	if old != nil {
-		s.blobs.remove(old.Blob)
-	}
-	return partJSON(f.ID, p), nil
+	return s.commitPartLocked(req.LargeFileID, &part{Number: req.PartNumber, Size: n, SHA1: sum, Blob: key})
 }

@@ -78,19 +78,42 @@ func (s *Server) decodeList(c *call, max int) (*listRequest, error) {
 	return &req, nil
 }
 
+// lockListBucket does what lockAuthed does, then checks that the listed
+// bucket exists (400 invalid_bucket_id otherwise). On nil error mu is held
+// and the caller must unlock it; on error mu is not held.
+func (s *Server) lockListBucket(c *call, req *listRequest) error {
+	if err := s.lockAuthed(c); err != nil {
+		return err
+	}
+	if _, err := s.bucketLocked(req.BucketID, "invalid_bucket_id"); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// cutPage renders the first max items of sorted as one listing page and
+// returns them with the items left for later pages; the first of those
+// (if any) is where the next page starts. The page is never nil, so it
+// encodes as [] rather than null.
+func cutPage[T, J any](sorted []T, max int, render func(T) J) (page []J, rest []T) {
+	n := min(len(sorted), max)
+	page = make([]J, 0, n)
+	for _, v := range sorted[:n] {
+		page = append(page, render(v))
+	}
+	return page, sorted[n:]
+}
+
 func (s *Server) listFileNames(c *call) (any, error) {
 	req, err := s.decodeList(c, maxListCount)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
+	if err := s.lockListBucket(c, req); err != nil {
+		return nil, err
+	}
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
-	if _, err := s.bucketLocked(req.BucketID, "invalid_bucket_id"); err != nil {
-		return nil, err
-	}
 	// Keep the newest upload/hide version of each name, if it is an upload.
 	var cands []*file
 	var last string
@@ -120,14 +143,10 @@ func (s *Server) listFileVersions(c *call) (any, error) {
 	if req.StartFileID != "" && req.StartFileName == "" {
 		return nil, badRequest("startFileId requires startFileName")
 	}
-	s.mu.Lock()
+	if err := s.lockListBucket(c, req); err != nil {
+		return nil, err
+	}
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
-	if _, err := s.bucketLocked(req.BucketID, "invalid_bucket_id"); err != nil {
-		return nil, err
-	}
 	all := s.versionsLocked(req.BucketID, req.Prefix)
 	startSeq := int64(-1)
 	if req.StartFileID != "" {
@@ -157,14 +176,10 @@ func (s *Server) listUnfinished(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
+	if err := s.lockListBucket(c, req); err != nil {
+		return nil, err
+	}
 	defer s.mu.Unlock()
-	if err := s.checkAccountLocked(c, c.r.Header.Get("Authorization")); err != nil {
-		return nil, err
-	}
-	if _, err := s.bucketLocked(req.BucketID, "invalid_bucket_id"); err != nil {
-		return nil, err
-	}
 	var cands []*file
 	for _, f := range s.st.Files {
 		if f.BucketID == req.BucketID && f.Action == "start" && strings.HasPrefix(f.Name, req.NamePrefix) && f.ID >= req.StartFileID {
@@ -172,14 +187,10 @@ func (s *Server) listUnfinished(c *call) (any, error) {
 		}
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].ID < cands[j].ID })
-	files := []fileJSON{}
+	files, rest := cutPage(cands, req.MaxFileCount, s.fileJSONLocked)
 	var next *string
-	for i, f := range cands {
-		if i == req.MaxFileCount {
-			next = &cands[i].ID
-			break
-		}
-		files = append(files, s.fileJSONLocked(f))
+	if len(rest) > 0 {
+		next = &rest[0].ID
 	}
 	return map[string]any{"files": files, "nextFileId": next}, nil
 }
