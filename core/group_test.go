@@ -207,12 +207,12 @@ func testReloadsCoalesce(t *testing.T, format string) {
 	s := memstore.New()
 	gate := make(chan struct{})
 	var once sync.Once
-	s.Fault = func(op string) error {
+	s.SetFault(func(op string) error {
 		if op == "BucketInfo" {
 			<-gate
 		}
 		return nil
-	}
+	})
 	g := newGroup(t, s, format, core.Options{IndexTTL: -1})
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
@@ -425,14 +425,14 @@ func testStoreErrorsSurface(t *testing.T, format string) {
 	s := memstore.New()
 	g := newGroup(t, s, format, core.Options{IndexTTL: -1})
 	down := errors.New("b2 down")
-	s.Fault = func(string) error { return down }
+	s.SetFault(func(string) error { return down })
 	if _, err := g.List(ctx); !errors.Is(err, down) {
 		t.Fatalf("list with store down: %v", err)
 	}
 	if _, err := g.Commit(ctx, "f", "", strings.NewReader("x"), 1); !errors.Is(err, down) {
 		t.Fatalf("commit with store down: %v", err)
 	}
-	s.Fault = nil
+	s.SetFault(nil)
 	if _, err := g.Commit(ctx, "f", "", strings.NewReader("x"), 1); err != nil {
 		t.Fatalf("commit after recovery: %v", err)
 	}

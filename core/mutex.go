@@ -103,7 +103,8 @@ type Mutex struct {
 	stop     chan struct{}
 	done     chan struct{}
 	lost     chan struct{}
-	err      error // GUARDED_BY(mu): last error of Lock/Unlock
+	undo     chan struct{} // GUARDED_BY(mu): closed when an interrupted attempt is undone
+	err      error         // GUARDED_BY(mu): last error of Lock/Unlock
 }
 
 // Mutex returns a lock on name in the group. ctx bounds the sync.Locker
@@ -190,7 +191,52 @@ func (m *Mutex) TryLock(ctx context.Context, mode LockMode) error {
 	return err
 }
 
+// tryLock makes one attempt that ctx does not cut short: its commit may
+// already have reached B2, and a lock written but not known as held would
+// linger until its lease expired. If ctx ends first, tryLock returns
+// ctx.Err() at once and an attempt that still succeeds is undone in the
+// background; the next attempt waits for that.
 func (m *Mutex) tryLock(ctx context.Context, mode LockMode) error {
+	m.mu.Lock()
+	undo := m.undo
+	m.mu.Unlock()
+	if undo != nil {
+		select {
+		case <-undo:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	done := make(chan error, 1)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.g.opts.LeaseTTL)
+	go func() {
+		defer cancel()
+		done <- m.attempt(actx, mode)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	undone := make(chan struct{})
+	m.mu.Lock()
+	m.undo = undone
+	m.mu.Unlock()
+	go func() {
+		defer close(undone)
+		if <-done == nil {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := m.UnlockContext(uctx); err != nil {
+				m.g.opts.Logger.Warn("interrupted lock not released; its lease will expire", "group", m.g.name, "lock", m.name, "err", err)
+			}
+		}
+	}()
+	return ctx.Err()
+}
+
+// attempt tries once to take the lock in mode.
+func (m *Mutex) attempt(ctx context.Context, mode LockMode) error {
 	m.mu.Lock()
 	held := m.held
 	m.mu.Unlock()

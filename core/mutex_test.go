@@ -117,13 +117,13 @@ func testLeaseLostWhenRenewalFails(t *testing.T, format string) {
 	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
 	}
-	s.Fault = func(op string) error { return errors.New("b2 down") }
+	s.SetFault(func(op string) error { return errors.New("b2 down") })
 	select {
 	case <-ma.Lost():
 	case <-time.After(10 * lease):
 		t.Fatal("holder never noticed its lease was lost")
 	}
-	s.Fault = nil
+	s.SetFault(nil)
 }
 
 func TestSharedAndExclusive(t *testing.T) { bothFormats(t, testSharedAndExclusive) }
@@ -272,4 +272,54 @@ func testLockCost(t *testing.T, format string) {
 	if got["UpdateBucketInfo"] != 2 || got["BucketInfo"] != 0 || got["Download"] != 0 || got["Upload"] != 1 {
 		t.Fatalf("lock+unlock calls %v, want 1 upload (the lock record) and 2 updates", got)
 	}
+}
+
+func TestInterruptedLockLeavesNothing(t *testing.T) { bothFormats(t, testInterruptedLockLeavesNothing) }
+
+func testInterruptedLockLeavesNothing(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	g := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute})
+	if _, err := g.Commit(ctx, "other", "", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	// The commit of the lock record is slow; the caller gives up meanwhile.
+	s.SetFault(func(op string) error {
+		if op == "UpdateBucketInfo" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return nil
+	})
+	m := g.Mutex(ctx, "lock")
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := m.TryLock(cctx, core.Exclusive); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("interrupted TryLock: %v", err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Fatalf("interrupted TryLock returned after %v", d)
+	}
+	s.SetFault(nil)
+	// The attempt went through and is undone in the background.
+	other := newGroup(t, s, format, core.Options{IndexTTL: -1})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		hs, err := other.Holders(ctx, "lock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("interrupted lock left behind: %+v", hs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The Mutex is usable again.
+	if err := m.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatalf("lock after an interrupted attempt: %v", err)
+	}
+	m.UnlockContext(ctx)
 }

@@ -19,10 +19,6 @@ import (
 type Store struct {
 	// Limits are enforced on UpdateBucketInfo (zero fields: B2's values).
 	Limits core.Limits
-	// Fault, when set, is called before every operation with its name
-	// ("BucketInfo", "UpdateBucketInfo", "Upload", "Download", "Stat",
-	// "Delete"); a non-nil result is returned instead of doing it.
-	Fault func(op string) error
 
 	mu     sync.Mutex
 	rev    int64
@@ -30,6 +26,17 @@ type Store struct {
 	files  map[string][]version // name -> versions, newest last
 	nextID int
 	calls  map[string]int
+	fault  func(op string) error // GUARDED_BY(mu)
+}
+
+// SetFault makes f run before every operation with its name ("BucketInfo",
+// "UpdateBucketInfo", "Upload", "Download", "Stat", "Delete", "Copy",
+// "List"); a non-nil result is returned instead of doing the operation. A
+// nil f clears it.
+func (s *Store) SetFault(f func(op string) error) {
+	s.mu.Lock()
+	s.fault = f
+	s.mu.Unlock()
 }
 
 type version struct {
@@ -80,9 +87,10 @@ func (s *Store) enter(ctx context.Context, op string) error {
 	}
 	s.mu.Lock()
 	s.calls[op]++
+	fault := s.fault
 	s.mu.Unlock()
-	if s.Fault != nil {
-		return s.Fault(op)
+	if fault != nil {
+		return fault(op)
 	}
 	return nil
 }
