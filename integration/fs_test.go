@@ -128,8 +128,9 @@ func sha(t *testing.T, path string) string {
 // TestConflict: host A opens f for writing, host B commits f, A writes and
 // closes. A's tool reports EBUSY, B's content stays, A's bytes are in A's
 // recovery directory. Then a retry loop on A converges.
-func TestConflict(t *testing.T) {
-	e := newEnv(t, b2emu.Config{})
+func TestConflict(t *testing.T) { eachFormat(t, b2emu.Config{}, testConflict) }
+
+func testConflict(t *testing.T, e *env) {
 	a := e.mount("conflict")
 	b := e.mount("conflict")
 	g := e.group("conflict")
@@ -216,8 +217,9 @@ func waitOpen(t *testing.T, pid int, path string) {
 // TestReaderKeepsVersion: a reader on A keeps reading the version it
 // opened while B replaces and then deletes the file; the next open on A
 // sees B's version once index_ttl has passed.
-func TestReaderKeepsVersion(t *testing.T) {
-	e := newEnv(t, b2emu.Config{})
+func TestReaderKeepsVersion(t *testing.T) { eachFormat(t, b2emu.Config{}, testReaderKeepsVersion) }
+
+func testReaderKeepsVersion(t *testing.T, e *env) {
 	a := e.mount("reader", "index_ttl=1")
 	b := e.mount("reader")
 	v1 := randomBytes(8 << 20)
@@ -346,8 +348,9 @@ func TestErrors(t *testing.T) {
 
 // TestUnavailable: with B2 stopped a close answers EIO and the bytes are
 // kept; once B2 is back, writes work again.
-func TestUnavailable(t *testing.T) {
-	e := newEnv(t, b2emu.Config{})
+func TestUnavailable(t *testing.T) { eachFormat(t, b2emu.Config{}, testUnavailable) }
+
+func testUnavailable(t *testing.T, e *env) {
 	a := e.mount("outage", "index_ttl=1h")
 	g := e.group("outage")
 	sh(t, a.dir, `echo before > f`)
@@ -377,8 +380,9 @@ func TestUnavailable(t *testing.T) {
 
 // TestUnmountDirty: SIGTERM while a file is open with unsaved changes
 // commits them.
-func TestUnmountDirty(t *testing.T) {
-	e := newEnv(t, b2emu.Config{})
+func TestUnmountDirty(t *testing.T) { eachFormat(t, b2emu.Config{}, testUnmountDirty) }
+
+func testUnmountDirty(t *testing.T, e *env) {
 	a := e.mount("unmount")
 	g := e.group("unmount")
 	f, err := os.Create(a.path("f"))

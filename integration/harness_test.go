@@ -83,8 +83,9 @@ func requireFUSE(tb testing.TB) {
 
 // env is one emulated B2 account with bucket "b2cfs-test".
 type env struct {
-	tb   testing.TB
-	emu  *b2emu.Server
+	tb     testing.TB
+	format string // on-bucket format of the groups mounts create ("": the default)
+	emu    *b2emu.Server
 	url  string
 	addr string
 	seq  atomic.Int64
@@ -106,6 +107,18 @@ func newEnv(tb testing.TB, cfg b2emu.Config) *env {
 	}
 	tb.Cleanup(func() { emu.Close() })
 	return &env{tb: tb, emu: emu, url: url, addr: strings.TrimPrefix(url, "http://")}
+}
+
+// eachFormat runs f with an environment whose mounts create groups in
+// each on-bucket format.
+func eachFormat(t *testing.T, cfg b2emu.Config, f func(t *testing.T, e *env)) {
+	for _, format := range []string{core.FormatB2cfs, core.FormatBlazer} {
+		t.Run(format, func(t *testing.T) {
+			e := newEnv(t, cfg)
+			e.format = format
+			f(t, e)
+		})
+	}
 }
 
 // stop makes B2 unreachable; start brings it back on the same address.
@@ -187,6 +200,9 @@ func (e *env) mount(group string, opts ...string) *mount {
 
 func (e *env) startMount(group string, opts ...string) (*mount, error) {
 	e.tb.Helper()
+	if e.format != "" {
+		opts = append([]string{"format=" + e.format}, opts...)
+	}
 	base := e.tb.TempDir()
 	n := e.seq.Add(1)
 	m := &mount{
