@@ -86,9 +86,9 @@ type env struct {
 	tb     testing.TB
 	format string // on-bucket format of the groups mounts create ("": the default)
 	emu    *b2emu.Server
-	url  string
-	addr string
-	seq  atomic.Int64
+	url    string
+	addr   string
+	seq    atomic.Int64
 }
 
 func newEnv(tb testing.TB, cfg b2emu.Config) *env {
