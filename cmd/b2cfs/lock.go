@@ -93,12 +93,9 @@ func parseLockArgs(t *tool, args []string) (*lockFlags, error) {
 	if err != nil {
 		return nil, err
 	}
-	tg, err := parseTarget(pos[0])
+	tg, err := parseGroupTarget("lock", pos[0])
 	if err != nil {
 		return nil, err
-	}
-	if tg.Path != "" {
-		return nil, fmt.Errorf("lock: want BUCKET/GROUP NAME, not %s", tg)
 	}
 	lf := &lockFlags{nb: *nb, wait: time.Duration(*wait * float64(time.Second)), lease: *lease, target: tg, name: pos[1], argv: pos[2:]}
 	if err := checkLockName(lf.name); err != nil {
@@ -256,12 +253,9 @@ func runLocks(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	tg, err := parseTarget(pos[0])
+	tg, err := parseGroupTarget("locks", pos[0])
 	if err != nil {
 		return err
-	}
-	if tg.Path != "" {
-		return fmt.Errorf("locks: want BUCKET/GROUP, not %s", tg)
 	}
 	defer t.close()
 	g, err := t.group(ctx, tg)
@@ -340,12 +334,9 @@ func runUnlock(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	tg, err := parseTarget(pos[0])
+	tg, err := parseGroupTarget("unlock", pos[0])
 	if err != nil {
 		return err
-	}
-	if tg.Path != "" {
-		return fmt.Errorf("unlock: want BUCKET/GROUP NAME, not %s", tg)
 	}
 	name := pos[1]
 	if err := checkLockName(name); err != nil {

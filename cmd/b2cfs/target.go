@@ -64,6 +64,18 @@ func parseTarget(s string) (target, error) {
 
 // checkBucketName applies B2's rule for bucket names: 6 to 63 letters,
 // digits and hyphens.
+// parseGroupTarget parses "BUCKET/GROUP" for command cmd, refusing a path.
+func parseGroupTarget(cmd, s string) (target, error) {
+	tg, err := parseTarget(s)
+	if err != nil {
+		return target{}, err
+	}
+	if tg.Path != "" {
+		return target{}, fmt.Errorf("%s: want BUCKET/GROUP without a path, not %s", cmd, tg)
+	}
+	return tg, nil
+}
+
 func checkBucketName(b string) error {
 	if len(b) < 6 || len(b) > 63 {
 		return fmt.Errorf("bucket name %q must be 6 to 63 characters", b)

@@ -41,12 +41,9 @@ func runStatus(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	tg, err := parseTarget(pos[0])
+	tg, err := parseGroupTarget("status", pos[0])
 	if err != nil {
 		return err
-	}
-	if tg.Path != "" {
-		return fmt.Errorf("status: %s: want BUCKET/GROUP without a path", tg)
 	}
 	defer t.close()
 	g, err := t.group(ctx, tg)
