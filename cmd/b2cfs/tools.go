@@ -478,7 +478,8 @@ BUCKET/GROUP/TO of the same group is accepted too). When FROM is a directory,
 every name under it moves, in one compare-and-swap: readers on other hosts
 see either the old names or the new ones. When TO is an existing directory
 or ends with "/", FROM moves into it. An existing object at TO is replaced.
-The data is copied on the server, never downloaded. No mount is needed.
+In the b2cfs format only the index changes; in blazer's, the data is copied
+on the server, never downloaded. No mount is needed.
 `
 
 const mvExample = `
