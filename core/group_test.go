@@ -13,6 +13,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -39,19 +40,6 @@ func newGroup(t *testing.T, s core.Store, format string, opts core.Options) *cor
 	return g
 }
 
-func increment(ctx context.Context, g *core.Group, name string) error {
-	return g.Operate(ctx, name, func(b []byte) ([]byte, error) {
-		n := 0
-		if len(b) > 0 {
-			var err error
-			if n, err = strconv.Atoi(string(b)); err != nil {
-				return nil, err
-			}
-		}
-		return []byte(strconv.Itoa(n + 1)), nil
-	})
-}
-
 func read(t *testing.T, g *core.Group, name string) string {
 	t.Helper()
 	r, err := g.NewReader(testCtx(t), name)
@@ -66,42 +54,12 @@ func read(t *testing.T, g *core.Group, name string) string {
 	return string(b)
 }
 
-// RunIncrements has workers goroutines spread over groups each add rounds
-// to one counter, and checks none is lost.
-func runIncrements(t *testing.T, s core.Store, format string, groups []*core.Group, workers, rounds int) {
-	t.Helper()
-	ctx := testCtx(t)
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(g *core.Group) {
-			defer wg.Done()
-			for i := 0; i < rounds; i++ {
-				if err := increment(ctx, g, "counter"); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}(groups[w%len(groups)])
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	want := strconv.Itoa(workers * rounds)
-	// A new group has a fresh view.
-	if got := read(t, newGroup(t, s, format, core.Options{}), "counter"); got != want {
-		t.Fatalf("counter = %s, want %s", got, want)
-	}
-}
-
 func TestIncrementsOneGroup(t *testing.T) { bothFormats(t, testIncrementsOneGroup) }
 
 func testIncrementsOneGroup(t *testing.T, format string) {
 	s := memstore.New()
-	runIncrements(t, s, format, []*core.Group{newGroup(t, s, format, core.Options{IndexTTL: -1})}, 10, 10)
+	g := newGroup(t, s, format, core.Options{IndexTTL: -1})
+	storetest.Increments(t, []*core.Group{g}, newGroup(t, s, format, core.Options{}), 10, 10)
 }
 
 func TestIncrementsTwoHosts(t *testing.T) { bothFormats(t, testIncrementsTwoHosts) }
@@ -110,7 +68,7 @@ func testIncrementsTwoHosts(t *testing.T, format string) {
 	s := memstore.New()
 	a := newGroup(t, s, format, core.Options{})
 	b := newGroup(t, s, format, core.Options{})
-	runIncrements(t, s, format, []*core.Group{a, b}, 10, 10)
+	storetest.Increments(t, []*core.Group{a, b}, newGroup(t, s, format, core.Options{}), 10, 10)
 }
 
 func TestConflictKeepsStore(t *testing.T) { bothFormats(t, testConflictKeepsStore) }

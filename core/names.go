@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
 	"unicode/utf8"
 )
@@ -79,4 +80,26 @@ func checkGroupName(group string) error {
 		}
 	}
 	return nil
+}
+
+// DirMarkers prefixes the marker objects that keep directories made with
+// mkdir in a mount, so that other hosts see them while they are empty:
+// directory D has the empty object DirMarkers+D.
+const DirMarkers = ReservedPrefix + "dirs/"
+
+// DirMoves returns the moves that rename directory from to to in a group
+// whose index is entries: every name under from, and the markers of from
+// and of the directories under it, sorted by From.
+func DirMoves(entries map[string]string, from, to string) []Move {
+	var moves []Move
+	for name, key := range entries {
+		switch {
+		case strings.HasPrefix(name, from+"/"):
+			moves = append(moves, Move{From: name, To: to + name[len(from):], Key: key})
+		case name == DirMarkers+from || strings.HasPrefix(name, DirMarkers+from+"/"):
+			moves = append(moves, Move{From: name, To: DirMarkers + to + name[len(DirMarkers+from):], Key: key})
+		}
+	}
+	sort.Slice(moves, func(i, j int) bool { return moves[i].From < moves[j].From })
+	return moves
 }

@@ -335,17 +335,7 @@ func renameMoves(t *tree, from, to string) ([]core.Move, error) {
 	if strings.HasPrefix(to, from+"/") {
 		return nil, syscall.EINVAL
 	}
-	var moves []core.Move
-	for name, key := range t.src {
-		switch {
-		case strings.HasPrefix(name, from+"/"):
-			moves = append(moves, core.Move{From: name, To: to + name[len(from):], Key: key})
-		case name == dirMarkers+from || strings.HasPrefix(name, dirMarkers+from+"/"):
-			moves = append(moves, core.Move{From: name, To: dirMarkers + to + name[len(dirMarkers+from):], Key: key})
-		}
-	}
-	sort.Slice(moves, func(i, j int) bool { return moves[i].From < moves[j].From })
-	return moves, nil
+	return core.DirMoves(t.src, from, to), nil
 }
 
 // rekey gives open handles of moved files the key their object has under

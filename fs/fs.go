@@ -19,7 +19,7 @@ import (
 )
 
 // dirMarkers prefixes the marker objects of directories made with mkdir.
-const dirMarkers = core.ReservedPrefix + "dirs/"
+const dirMarkers = core.DirMarkers
 
 // Config describes a mount.
 type Config struct {

@@ -162,7 +162,7 @@ func (t *tool) close() {
 
 // dirMarkers prefixes the objects that keep empty directories made with
 // mkdir in a mount (see package fs).
-const dirMarkers = core.ReservedPrefix + "dirs/"
+const dirMarkers = core.DirMarkers
 
 // reserved reports whether p is b2cfs's own (under .b2cfs/).
 func reserved(p string) bool {
@@ -568,15 +568,5 @@ func mvMoves(tree *groupTree, src target, to string) ([]core.Move, error) {
 	if strings.HasPrefix(to, from+"/") {
 		return nil, fmt.Errorf("mv %s: cannot move a directory into itself (%q)", src, to)
 	}
-	var moves []core.Move
-	for name, key := range tree.entries {
-		switch {
-		case strings.HasPrefix(name, from+"/"):
-			moves = append(moves, core.Move{From: name, To: to + name[len(from):], Key: key})
-		case name == dirMarkers+from || strings.HasPrefix(name, dirMarkers+from+"/"):
-			moves = append(moves, core.Move{From: name, To: dirMarkers + to + name[len(dirMarkers+from):], Key: key})
-		}
-	}
-	sort.Slice(moves, func(i, j int) bool { return moves[i].From < moves[j].From })
-	return moves, nil
+	return core.DirMoves(tree.entries, from, to), nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
+	"github.com/b2cfs/b2cfs/core/storetest"
 	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
@@ -65,17 +65,6 @@ func (p *pair) newBlazer(t testing.TB) (*consistent.Group, *blazer.Bucket) {
 		t.Fatal(err)
 	}
 	return consistent.NewGroup(bb, "shared"), bb
-}
-
-func incr(b []byte) ([]byte, error) {
-	n := 0
-	if len(b) > 0 {
-		var err error
-		if n, err = strconv.Atoi(string(b)); err != nil {
-			return nil, err
-		}
-	}
-	return []byte(strconv.Itoa(n + 1)), nil
 }
 
 func blazerRead(t testing.TB, g *consistent.Group, name string) string {
@@ -140,9 +129,9 @@ func TestBlazerInteropIncrements(t *testing.T) {
 			for i := 0; i < 8; i++ {
 				var err error
 				if w%2 == 0 {
-					err = p.core.Operate(ctx, "counter", incr)
+					err = p.core.Operate(ctx, "counter", storetest.Increment)
 				} else {
-					err = bg.Operate(ctx, "counter", incr)
+					err = bg.Operate(ctx, "counter", storetest.Increment)
 				}
 				if err != nil {
 					errs <- err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/storetest"
 	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
@@ -25,17 +26,17 @@ var costCases = []costCase{
 	{
 		name: "Operate",
 		opts: core.Options{Grace: time.Millisecond},
-		core: func(ctx context.Context, p *pair) error { return p.core.Operate(ctx, "counter", incr) },
+		core: func(ctx context.Context, p *pair) error { return p.core.Operate(ctx, "counter", storetest.Increment) },
 		blazer: func(ctx context.Context, p *pair) error {
-			return p.blazer.Operate(ctx, "counter", incr)
+			return p.blazer.Operate(ctx, "counter", storetest.Increment)
 		},
 	},
 	{
 		name: "Operate-index_ttl=0",
 		opts: core.Options{Grace: time.Millisecond, IndexTTL: -1},
-		core: func(ctx context.Context, p *pair) error { return p.core.Operate(ctx, "counter", incr) },
+		core: func(ctx context.Context, p *pair) error { return p.core.Operate(ctx, "counter", storetest.Increment) },
 		blazer: func(ctx context.Context, p *pair) error {
-			return p.blazer.Operate(ctx, "counter", incr)
+			return p.blazer.Operate(ctx, "counter", storetest.Increment)
 		},
 	},
 	{
@@ -83,7 +84,7 @@ var costCases = []costCase{
 // per run, by call name and by class.
 func cost(t testing.TB, p *pair, n int, f func(context.Context, *pair) error) (calls, classes map[string]float64) {
 	ctx := context.Background()
-	if err := p.core.Operate(ctx, "counter", incr); err != nil {
+	if err := p.core.Operate(ctx, "counter", storetest.Increment); err != nil {
 		t.Fatal(err)
 	}
 	if err := f(ctx, p); err != nil { // warm-up: object exists, view loaded

@@ -32,16 +32,7 @@ func Increments(t *testing.T, groups []*core.Group, check *core.Group, workers, 
 		go func(g *core.Group) {
 			defer wg.Done()
 			for i := 0; i < rounds; i++ {
-				err := g.Operate(ctx, "counter", func(b []byte) ([]byte, error) {
-					n := 0
-					if len(b) > 0 {
-						var err error
-						if n, err = strconv.Atoi(string(b)); err != nil {
-							return nil, err
-						}
-					}
-					return []byte(strconv.Itoa(n + 1)), nil
-				})
+				err := g.Operate(ctx, "counter", Increment)
 				if err != nil {
 					errs <- err
 					return
@@ -66,6 +57,19 @@ func Increments(t *testing.T, groups []*core.Group, check *core.Group, workers, 
 	if want := strconv.Itoa(workers * rounds); string(b) != want {
 		t.Fatalf("counter = %s, want %s", b, want)
 	}
+}
+
+// Increment is an Operate function that adds one to a decimal counter
+// (a missing object counts as 0).
+func Increment(b []byte) ([]byte, error) {
+	n := 0
+	if len(b) > 0 {
+		var err error
+		if n, err = strconv.Atoi(string(b)); err != nil {
+			return nil, err
+		}
+	}
+	return []byte(strconv.Itoa(n + 1)), nil
 }
 
 // casInput is one operation on the register of one object.
