@@ -13,7 +13,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/sync/singleflight"
 )
 
 // Options tune a Group. The zero value gives the defaults.
@@ -89,7 +88,10 @@ type Group struct {
 	opts    Options
 	formats []indexFormat // the one for new groups first
 
-	loads   singleflight.Group
+	lmu     sync.Mutex
+	running *load // GUARDED_BY(lmu); the load under way, if any
+	next    *load // GUARDED_BY(lmu); the load not started yet, that callers join
+
 	ids     *lru.Cache[string, string]   // "<name>/<key>" -> B2 file id; versions are immutable
 	records *lru.Cache[string, []Holder] // "<name>/<key>" -> lock record holders
 	attrs   *lru.Cache[string, FileInfo] // "<name>/<key>" -> size and time of the version
@@ -184,29 +186,72 @@ func (g *Group) fresh(ctx context.Context) (*view, error) {
 	return g.current(ctx, ttl)
 }
 
-// reload reads the bucket info once for all concurrent callers. The load
-// runs on its own deadline, so one caller giving up does not fail the
-// others; each caller still returns when its own ctx ends.
+// load is one reading of the bucket info, shared by the callers that join
+// it before it starts.
+type load struct {
+	ctx  context.Context // of the caller that asked first, without its cancellation
+	done chan struct{}
+	v    *view // set before done is closed
+	err  error
+}
+
+// reload returns a view read after the call began, sharing one
+// b2_list_buckets among concurrent callers. A caller joins a load only if
+// that load has not started yet: joining one already under way could
+// return a state older than a commit that finished before the caller
+// began, and reads would not be linearizable. Callers that arrive while a
+// load runs share the next one, which starts when the running one ends, so
+// concurrent callers cost at most two loads. A load runs on its own
+// deadline, so one caller giving up does not fail the others; each caller
+// still returns when its own ctx ends.
 func (g *Group) reload(ctx context.Context) (*view, error) {
-	ch := g.loads.DoChan("view", func() (any, error) {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.LoadTimeout)
-		defer cancel()
-		at := g.opts.Now()
-		bi, err := g.store.BucketInfo(lctx)
-		if err != nil {
-			return nil, err
+	g.lmu.Lock()
+	l := g.next
+	if l == nil {
+		l = &load{ctx: context.WithoutCancel(ctx), done: make(chan struct{})}
+		g.next = l
+		if g.running == nil {
+			g.startLoadLocked()
 		}
-		return g.install(lctx, bi, at), nil
-	})
+	}
+	g.lmu.Unlock()
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, &OpError{Op: "load index", Group: g.name, Err: r.Err}
+	case <-l.done:
+		if l.err != nil {
+			return nil, &OpError{Op: "load index", Group: g.name, Err: l.err}
 		}
-		return r.Val.(*view), nil
+		return l.v, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// startLoadLocked starts the pending load. LOCKS_REQUIRED(lmu)
+func (g *Group) startLoadLocked() {
+	l := g.next
+	g.running, g.next = l, nil // callers from now on wait for the next load
+	go g.runLoad(l)
+}
+
+// runLoad reads the bucket info for l and the callers that joined it, then
+// starts the load that callers joined meanwhile, if any.
+func (g *Group) runLoad(l *load) {
+	ctx, cancel := context.WithTimeout(l.ctx, g.opts.LoadTimeout)
+	at := g.opts.Now()
+	bi, err := g.store.BucketInfo(ctx)
+	if err != nil {
+		l.err = err
+	} else {
+		l.v = g.install(ctx, bi, at)
+	}
+	cancel()
+	close(l.done)
+	g.lmu.Lock()
+	g.running = nil
+	if g.next != nil {
+		g.startLoadLocked()
+	}
+	g.lmu.Unlock()
 }
 
 // install decodes bi and makes it the view unless a newer one is there.
