@@ -2,18 +2,25 @@
 //
 // A group is a named set of objects in one B2 bucket. Its index, a map from
 // object name to key (the version id of the object, 40 lower-case hex
-// characters), lives in the bucket info and is replaced with a
-// compare-and-swap on the bucket revision. The API follows the x/consistent
-// package of github.com/Backblaze/blazer (the seed) and is on-bucket
-// compatible with it: programs using either can share one group.
+// characters), is replaced with a compare-and-swap on the bucket revision
+// (b2_update_bucket with ifRevisionIs). The API follows the x/consistent
+// package of github.com/Backblaze/blazer (the seed).
 //
-// # On-bucket format
+// # On-bucket formats
 //
-// The index of group G is stored under the bucket-info key
-// "blazer-meta-key-no-touchie-G" as standard base64 of the JSON
-// {"Version":1,"Serial":N,"Locations":{"<name>":"<key>",...}}. The data of
-// object <name> at key <key> is the B2 file "<name>/<key>". The encoding sits
-// behind one seam (indexFormat) so that other formats share everything else.
+// Two formats sit behind one seam (indexFormat); everything else is shared.
+//
+// FormatBlazer is blazer's, so that programs using either can share a
+// group: the index of group G is the bucket-info value under
+// "blazer-meta-key-no-touchie-G", standard base64 of the JSON
+// {"Version":1,"Serial":N,"Locations":{"<name>":"<key>",...}}, and the data
+// of object <name> at key <key> is the B2 file "<name>/<key>". B2's limit on
+// bucket-info values caps such a group at a few dozen names (ErrGroupFull).
+//
+// FormatB2cfs, the default for new groups, keeps a small pointer under
+// "b2cfs-G" and the index in manifest files, with each version's size, time,
+// mode and file id, and data under names independent of object names: any
+// number of names, and renames without copying. See manifest.go.
 //
 // # Consistency
 //
