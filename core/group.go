@@ -27,6 +27,10 @@ type Options struct {
 	// LeaseTTL is how long a lock stays held without renewal: default 30 s.
 	// Holders renew every LeaseTTL/3.
 	LeaseTTL time.Duration
+	// LockTimeout bounds one attempt to take a lock: an attempt without a
+	// verdict by then (B2 slow or unreachable) fails with ErrUnavailable.
+	// Default 5 s.
+	LockTimeout time.Duration
 	// Limits are B2's bucket-info limits; zero fields take B2's values.
 	Limits Limits
 	// Format is the on-bucket format of a group that does not exist yet:
@@ -56,6 +60,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 30 * time.Second
+	}
+	if o.LockTimeout == 0 {
+		o.LockTimeout = 5 * time.Second
 	}
 	if o.LoadTimeout == 0 {
 		o.LoadTimeout = time.Minute

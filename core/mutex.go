@@ -194,8 +194,11 @@ func (m *Mutex) TryLock(ctx context.Context, mode LockMode) error {
 // tryLock makes one attempt that ctx does not cut short: its commit may
 // already have reached B2, and a lock written but not known as held would
 // linger until its lease expired. If ctx ends first, tryLock returns
-// ctx.Err() at once and an attempt that still succeeds is undone in the
-// background; the next attempt waits for that.
+// ctx.Err() at once, and an attempt that still succeeds is undone in the
+// background. An attempt that gets no verdict within Options.LockTimeout
+// (B2 slow or unreachable) fails with ErrUnavailable, and whatever it may
+// have written is removed in the background. The next attempt waits for
+// such clean-ups.
 func (m *Mutex) tryLock(ctx context.Context, mode LockMode) error {
 	m.mu.Lock()
 	undo := m.undo
@@ -207,32 +210,100 @@ func (m *Mutex) tryLock(ctx context.Context, mode LockMode) error {
 			return ctx.Err()
 		}
 	}
+	timeout := min(m.g.opts.LockTimeout, m.g.opts.LeaseTTL)
 	done := make(chan error, 1)
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.g.opts.LeaseTTL)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	go func() {
 		defer cancel()
 		done <- m.attempt(actx, mode)
 	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	select {
 	case err := <-done:
-		return err
+		return m.verdict(ctx, err)
+	case <-timer.C:
+		select {
+		case err := <-done:
+			return m.verdict(ctx, err)
+		default:
+		}
+		m.cleanUp(ctx, done)
+		return &OpError{Op: "lock", Group: m.g.name, Name: m.name,
+			Err: fmt.Errorf("%w: no verdict within %v", ErrUnavailable, timeout)}
 	case <-ctx.Done():
+		m.cleanUp(ctx, done)
+		return ctx.Err()
 	}
+}
+
+// verdict returns the outcome of a finished attempt; a failure other than
+// "held" may have written the record all the same, so it is cleaned up.
+func (m *Mutex) verdict(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, ErrLockHeld) || errors.Is(err, errAlreadyHeld) {
+		return err
+	}
+	m.cleanUp(ctx, nil)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &OpError{Op: "lock", Group: m.g.name, Name: m.name,
+			Err: fmt.Errorf("%w: no verdict in time: %v", ErrUnavailable, err)}
+	}
+	return err
+}
+
+// cleanUp undoes, in the background, an attempt whose outcome the caller
+// does not wait for (done not nil: it is still running) or does not know
+// (done nil: it failed, perhaps after writing the record).
+func (m *Mutex) cleanUp(ctx context.Context, done <-chan error) {
 	undone := make(chan struct{})
 	m.mu.Lock()
 	m.undo = undone
 	m.mu.Unlock()
 	go func() {
 		defer close(undone)
-		if <-done == nil {
-			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			if err := m.UnlockContext(uctx); err != nil {
-				m.g.opts.Logger.Warn("interrupted lock not released; its lease will expire", "group", m.g.name, "lock", m.name, "err", err)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		var err error
+		if done != nil {
+			switch err = <-done; {
+			case err == nil:
+				err = m.UnlockContext(uctx)
+			case errors.Is(err, ErrLockHeld), errors.Is(err, errAlreadyHeld):
+				err = nil
+			default:
+				err = m.dropSelf(uctx)
 			}
+		} else {
+			err = m.dropSelf(uctx)
+		}
+		if err != nil {
+			m.g.opts.Logger.Warn("abandoned lock attempt not cleaned up; its lease will expire", "group", m.g.name, "lock", m.name, "err", err)
 		}
 	}()
-	return ctx.Err()
+}
+
+// dropSelf removes this owner from the lock record, if a failed attempt
+// wrote it there.
+func (m *Mutex) dropSelf(ctx context.Context) error {
+	if _, err := m.g.reload(ctx); err != nil {
+		return err
+	}
+	_, err := m.update(ctx, false, func(hs []Holder) ([]Holder, error) {
+		var rest []Holder
+		for _, h := range hs {
+			if h.Owner != m.owner {
+				rest = append(rest, h)
+			}
+		}
+		if len(rest) == len(hs) {
+			return nil, errNotHeld // not there: nothing to undo
+		}
+		return rest, nil
+	})
+	if errors.Is(err, errNotHeld) {
+		return nil
+	}
+	return err
 }
 
 // attempt tries once to take the lock in mode.

@@ -323,3 +323,51 @@ func testInterruptedLockLeavesNothing(t *testing.T, format string) {
 	}
 	m.UnlockContext(ctx)
 }
+
+func TestLockTimeout(t *testing.T) { bothFormats(t, testLockTimeout) }
+
+func testLockTimeout(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	g := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, LockTimeout: 100 * time.Millisecond})
+	if _, err := g.Commit(ctx, "other", "", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	// B2 answers the commit of the lock record too late: the attempt has
+	// no verdict in time, though the record lands.
+	s.SetFault(func(op string) error {
+		if op == "UpdateBucketInfo" {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return nil
+	})
+	m := g.Mutex(ctx, "lock")
+	start := time.Now()
+	err := m.TryLock(ctx, core.Exclusive)
+	if !errors.Is(err, core.ErrUnavailable) || errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("slow TryLock: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 250*time.Millisecond {
+		t.Fatalf("slow TryLock returned after %v, LockTimeout is 100ms", d)
+	}
+	s.SetFault(nil)
+	other := newGroup(t, s, format, core.Options{IndexTTL: -1})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		hs, err := other.Holders(ctx, "lock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed-out lock attempt left a holder: %+v", hs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := m.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatalf("lock after a timed-out attempt: %v", err)
+	}
+	m.UnlockContext(ctx)
+}
