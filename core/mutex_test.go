@@ -302,21 +302,7 @@ func testInterruptedLockLeavesNothing(t *testing.T, format string) {
 	}
 	s.SetFault(nil)
 	// The attempt went through and is undone in the background.
-	other := newGroup(t, s, format, core.Options{IndexTTL: -1})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		hs, err := other.Holders(ctx, "lock")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(hs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("interrupted lock left behind: %+v", hs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitNoHolders(t, newGroup(t, s, format, core.Options{IndexTTL: -1}), "lock")
 	// The Mutex is usable again.
 	if err := m.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatalf("lock after an interrupted attempt: %v", err)
@@ -351,23 +337,28 @@ func testLockTimeout(t *testing.T, format string) {
 		t.Fatalf("slow TryLock returned after %v, LockTimeout is 100ms", d)
 	}
 	s.SetFault(nil)
-	other := newGroup(t, s, format, core.Options{IndexTTL: -1})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		hs, err := other.Holders(ctx, "lock")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(hs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed-out lock attempt left a holder: %+v", hs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitNoHolders(t, newGroup(t, s, format, core.Options{IndexTTL: -1}), "lock")
 	if err := m.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatalf("lock after a timed-out attempt: %v", err)
 	}
 	m.UnlockContext(ctx)
+}
+
+// waitNoHolders waits up to 5 s for lock name of g to have no holder.
+func waitNoHolders(t *testing.T, g *core.Group, name string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		hs, err := g.Holders(testCtx(t), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lock %s still held: %+v", name, hs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
