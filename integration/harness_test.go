@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,10 +60,32 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+var trackOnce sync.Once
+
+// trackSources stats every Go file of the module, so that "go test" caches
+// a result of this package only as long as the sources of the binary it
+// builds (which it does not import) are unchanged: the test cache records
+// the files a test consults.
+func trackSources(root string) {
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && (strings.HasSuffix(p, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum") {
+			os.Stat(p)
+		}
+		return nil
+	})
+}
+
 // requireFUSE skips (or, with B2CFS_REQUIRE_FUSE=1, fails) a test that
 // needs to mount.
 func requireFUSE(tb testing.TB) {
 	tb.Helper()
+	trackOnce.Do(func() { trackSources("..") }) // after m.Run began: logged
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
