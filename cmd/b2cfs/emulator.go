@@ -136,7 +136,7 @@ func parseFault(spec string) (string, b2emu.Fault, error) {
 	var f b2emu.Fault
 	call, settings, ok := strings.Cut(spec, ":")
 	if !ok || call == "" {
-		return "", f, fmt.Errorf("fault %q: want CALL:setting=value,...", spec)
+		return "", f, fmt.Errorf("fault %q: want CALL:setting=value[,setting=value]", spec)
 	}
 	for _, kv := range strings.Split(settings, ",") {
 		if kv == "" {

@@ -58,7 +58,7 @@ func TestParseHelperArgs(t *testing.T) {
 
 func TestMountServiceOptions(t *testing.T) {
 	t.Setenv(envEndpoint, "http://from-env")
-	mc, err := parseMountArgs([]string{"-o", "credentials=creds,metrics_addr=:9100,log=syslog,verbose,_netdev,comment=x,x-systemd.requires=y,cache_dir=/tmp/c", "b/g", "/mnt"})
+	mc, err := parseMountArgs([]string{"-o", "credentials=creds,metrics_addr=:9100,log=syslog,verbose,_netdev,comment=x,x-systemd.requires=y,cache_dir=/tmp/c", "bucket/g", "/mnt"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,12 +111,12 @@ func parseMountArgs(args []string) (*mountConfig, error) {
 	if len(pos) != 2 {
 		return nil, fmt.Errorf("mount: want BUCKET/GROUP MOUNTPOINT (see b2cfs mount --help)")
 	}
-	bucket, group, ok := strings.Cut(pos[0], "/")
-	if !ok || bucket == "" || group == "" {
-		return nil, fmt.Errorf("mount: %q is not BUCKET/GROUP", pos[0])
+	tg, err := parseGroupTarget("mount", pos[0])
+	if err != nil {
+		return nil, err
 	}
 	mc := &mountConfig{
-		endpoint: resolveEndpoint(*endpoint, os.Getenv), bucket: bucket, group: group, dir: pos[1],
+		endpoint: resolveEndpoint(*endpoint, os.Getenv), bucket: tg.Bucket, group: tg.Group, dir: pos[1],
 		svc: svc,
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), umask: 0o022,
 		ttl: time.Second, cacheSize: 1 << 30,
@@ -131,7 +131,7 @@ func parseMountArgs(args []string) (*mountConfig, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mount: no cache_dir given and %w", err)
 		}
-		mc.cacheDir = filepath.Join(base, "b2cfs", bucket, group)
+		mc.cacheDir = filepath.Join(base, "b2cfs", tg.Bucket, tg.Group)
 	}
 	return mc, nil
 }
@@ -324,14 +324,13 @@ func runMount(ctx context.Context, args []string) (err error) {
 
 	octx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	store, err := b2.Open(octx, b2.Config{Endpoint: mc.endpoint, KeyID: creds.KeyID, Key: creds.Key, Bucket: mc.bucket, Observe: met.b2Hook()})
+	g, _, err := openGroup(octx, groupOptions{
+		storeOptions: storeOptions{Bucket: mc.bucket, Credentials: creds, Endpoint: mc.endpoint, Logger: log, Observe: met.b2Hook()},
+		Group:        mc.group,
+		Core:         core.Options{IndexTTL: mc.ttl, Format: mc.format, LeaseTTL: mc.lease, Metrics: met.coreHook()},
+	})
 	if err != nil {
-		err = redact(err, creds.KeyID, creds.Key)
-		return fmt.Errorf("open bucket %s at %s: %w", mc.bucket, mc.endpoint, err)
-	}
-	g, err := core.NewGroup(store, mc.group, core.Options{IndexTTL: mc.ttl, Format: mc.format, LeaseTTL: mc.lease, Logger: log, Metrics: met.coreHook()})
-	if err != nil {
-		return fmt.Errorf("group %q: %w", mc.group, err)
+		return err
 	}
 	defer g.Close()
 	if _, err := g.Entries(octx); err != nil {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
@@ -217,6 +218,8 @@ type storeOptions struct {
 	Credentials credentials
 	Endpoint    string       // "" is b2.DefaultEndpoint
 	Logger      *slog.Logger // nil discards
+	// Observe, when set, sees every B2 call attempt (b2.Config.Observe).
+	Observe func(call, class, code string, d time.Duration)
 }
 
 // groupOptions say how to open a group: its bucket, its name and the
@@ -255,6 +258,7 @@ func openStore(ctx context.Context, opts storeOptions) (*b2.Store, error) {
 		KeyID:    opts.Credentials.KeyID,
 		Key:      opts.Credentials.Key,
 		Bucket:   opts.Bucket,
+		Observe:  opts.Observe,
 	})
 	if err != nil {
 		err = redact(err, opts.Credentials.KeyID, opts.Credentials.Key)
