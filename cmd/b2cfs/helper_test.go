@@ -69,7 +69,7 @@ func TestMountServiceOptions(t *testing.T) {
 	if mc.endpoint != "http://from-env" {
 		t.Errorf("endpoint %q, want $%s", mc.endpoint, envEndpoint)
 	}
-	mc, err = parseMountArgs([]string{"--credentials", "/c", "--metrics-addr", "localhost:1", "-v", "-o", "endpoint=http://e", "b/g", "/mnt"})
+	mc, err = parseMountArgs([]string{"--credentials", "/c", "--metrics-addr", "localhost:1", "-v", "-o", "endpoint=http://e", "bucket/g", "/mnt"})
 	if err != nil || mc.svc.credentials != "/c" || mc.svc.metricsAddr != "localhost:1" || !mc.svc.verbose || mc.endpoint != "http://e" {
 		t.Errorf("flags: %v %+v %q", err, mc.svc, mc.endpoint)
 	}
