@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -19,9 +18,6 @@ const lockPrefix = core.ReservedPrefix + "locks/"
 
 // lockName returns the name of the lock object of path.
 func lockName(path string) string { return lockPrefix + path }
-
-// maxPoll bounds the wait between two tries of a blocked lock.
-const maxPoll = time.Second
 
 // releaseTimeout bounds releasing a lock when its handle closes or the file
 // system shuts down; a lock not released in time is abandoned (its lease
@@ -92,12 +88,7 @@ func (f *FS) setLock(ctx context.Context, id lockID, h *openFile, path string, m
 	defer context.AfterFunc(f.life, cancel)()
 
 	l := f.lockFor(id, h)
-	locked := true // whether l.mu is still ours to unlock
-	defer func() {
-		if locked {
-			l.mu.Unlock()
-		}
-	}()
+	defer l.mu.Unlock()
 	if l.held && l.mode == mode {
 		return nil
 	}
@@ -117,46 +108,23 @@ func (f *FS) setLock(ctx context.Context, id lockID, h *openFile, path string, m
 		mctx, mcancel := context.WithCancel(context.Background())
 		l.m, l.cancel, l.name = f.g.Mutex(mctx, name), mcancel, name
 	}
-	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, maxPoll) {
-		// One try is never cut in half by an interrupt: a record written
-		// just as the caller gave up would stay until its lease ran out.
-		// The try finishes in the background, holding l.mu, and undoes
-		// itself if it succeeded.
-		m := l.m
-		res := make(chan error, 1)
-		go func() { res <- m.TryLock(context.WithoutCancel(ctx), mode) }()
-		var err error
-		select {
-		case err = <-res:
-		case <-ctx.Done():
-			locked = false
-			go func() {
-				defer l.mu.Unlock()
-				if <-res == nil {
-					uctx, ucancel := context.WithTimeout(context.Background(), releaseTimeout)
-					defer ucancel()
-					l.held, l.mode = true, mode
-					f.logUnlock("interrupted lock", l, l.unlock(uctx))
-				}
-			}()
-			return interrupted(ctx, f.life)
-		}
-		if err == nil {
-			l.held, l.mode = true, mode
-			return nil
-		}
-		if !wait || !errors.Is(err, core.ErrLockHeld) {
-			return err
-		}
-		jitter := time.Duration(rand.Int64N(int64(backoff) / 4))
-		t := time.NewTimer(backoff - jitter)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return interrupted(ctx, f.life)
-		}
+	// core polls a held lock with backoff (at most about a second apart)
+	// and, when ctx ends, returns at once and undoes in the background an
+	// attempt that still succeeds, so no lock is left behind.
+	var err error
+	if wait {
+		err = l.m.LockContext(ctx, mode)
+	} else {
+		err = l.m.TryLock(ctx, mode)
 	}
+	switch {
+	case err == nil:
+		l.held, l.mode = true, mode
+		return nil
+	case ctx.Err() != nil:
+		return interrupted(ctx, f.life)
+	}
+	return err
 }
 
 // interrupted is the error of a wait that ctx ended: context.Canceled
