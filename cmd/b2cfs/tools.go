@@ -363,20 +363,31 @@ func runCat(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	return t.eachObject(ctx, pos, func(tg target) error {
+		if tg.Path == "" {
+			return fmt.Errorf("%s: no object path: want BUCKET/GROUP/PATH", tg)
+		}
+		return nil
+	}, catOne)
+}
+
+// eachObject parses every argument as BUCKET/GROUP/PATH and checks it
+// before anything is done, then runs do on each in turn.
+func (t *tool) eachObject(ctx context.Context, args []string, check func(target) error, do func(context.Context, *tool, target) error) error {
 	var tgs []target
-	for _, a := range pos {
+	for _, a := range args {
 		tg, err := parseTarget(a)
 		if err != nil {
 			return err
 		}
-		if tg.Path == "" {
-			return fmt.Errorf("%s: no object path: want BUCKET/GROUP/PATH", tg)
+		if err := check(tg); err != nil {
+			return err
 		}
 		tgs = append(tgs, tg)
 	}
 	defer t.close()
 	for _, tg := range tgs {
-		if err := catOne(ctx, t, tg); err != nil {
+		if err := do(ctx, t, tg); err != nil {
 			return err
 		}
 	}
@@ -423,24 +434,7 @@ func runRm(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var tgs []target
-	for _, a := range pos {
-		tg, err := parseTarget(a)
-		if err != nil {
-			return err
-		}
-		if err := checkUserPath(tg); err != nil {
-			return err
-		}
-		tgs = append(tgs, tg)
-	}
-	defer t.close()
-	for _, tg := range tgs {
-		if err := rmOne(ctx, t, tg); err != nil {
-			return err
-		}
-	}
-	return nil
+	return t.eachObject(ctx, pos, checkUserPath, rmOne)
 }
 
 func rmOne(ctx context.Context, t *tool, tg target) error {
