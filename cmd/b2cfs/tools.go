@@ -154,6 +154,20 @@ func (t *tool) group(ctx context.Context, tg target) (*core.Group, error) {
 	return g, nil
 }
 
+// tree opens tg's group and returns it with its names as a directory tree,
+// from a view no older than the index TTL.
+func (t *tool) tree(ctx context.Context, tg target) (*core.Group, *groupTree, error) {
+	g, err := t.group(ctx, tg)
+	if err != nil {
+		return nil, nil, err
+	}
+	entries, err := g.Entries(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return g, newGroupTree(entries), nil
+}
+
 func (t *tool) close() {
 	for _, g := range t.groups {
 		g.Close()
@@ -275,15 +289,10 @@ func runLs(ctx context.Context, c cli, args []string) error {
 		return err
 	}
 	defer t.close()
-	g, err := t.group(ctx, tg)
+	g, tree, err := t.tree(ctx, tg)
 	if err != nil {
 		return err
 	}
-	entries, err := g.Entries(ctx)
-	if err != nil {
-		return err
-	}
-	tree := newGroupTree(entries)
 	var files, dirs []string
 	rel := func(p string) string { return p }
 	switch {
@@ -507,15 +516,10 @@ func runMv(ctx context.Context, c cli, args []string) error {
 		}
 	}
 	defer t.close()
-	g, err := t.group(ctx, src)
+	g, tree, err := t.tree(ctx, src)
 	if err != nil {
 		return err
 	}
-	entries, err := g.Entries(ctx)
-	if err != nil {
-		return err
-	}
-	tree := newGroupTree(entries)
 	if into || tree.dirs[to] {
 		to = path.Join(to, path.Base(src.Path))
 	}

@@ -67,15 +67,10 @@ func runPut(ctx context.Context, c cli, args []string) error {
 	}
 	defer in.close()
 	defer t.close()
-	g, err := t.group(ctx, tg)
+	g, tree, err := t.tree(ctx, tg)
 	if err != nil {
 		return err
 	}
-	entries, err := g.Entries(ctx)
-	if err != nil {
-		return err
-	}
-	tree := newGroupTree(entries)
 	if tree.dirs[tg.Path] {
 		return fmt.Errorf("put %s: is a directory", tg)
 	}
