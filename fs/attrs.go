@@ -176,22 +176,18 @@ func (f *FS) unsaved(p string) bool {
 func (f *FS) keepsAttrs() bool { return f.g.Format() == core.FormatB2cfs }
 
 // fileAttrs returns the mode and, if known, the modification time of the
-// file at p, from uncommitted changes first, then the index.
-func (f *FS) fileAttrs(ctx context.Context, p string) (mode os.FileMode, mtime time.Time, hasMtime bool, err error) {
+// file at p, from uncommitted changes first, then its index entry e.
+func (f *FS) fileAttrs(p string, e core.Entry) (mode os.FileMode, mtime time.Time, hasMtime bool) {
 	mode = f.fileMode()
 	if !f.keepsAttrs() {
-		return mode, time.Time{}, false, nil
+		return mode, time.Time{}, false
 	}
-	snap, err := f.g.Snapshot(ctx)
-	if err != nil {
-		return 0, time.Time{}, false, err
-	}
-	if e, ok := snap[p]; ok && e.Mode != 0 {
+	if e.Mode != 0 {
 		mode = os.FileMode(e.Mode).Perm()
 	}
 	a, ok := f.attrs.get(p)
 	if ok && a.hasMode {
 		mode = a.mode.Perm()
 	}
-	return mode, a.mtime, ok && a.hasMtime, nil
+	return mode, a.mtime, ok && a.hasMtime
 }

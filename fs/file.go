@@ -12,6 +12,7 @@ import (
 	fusefs "bazil.org/fuse/fs"
 
 	"github.com/b2cfs/b2cfs/cache"
+	"github.com/b2cfs/b2cfs/core"
 )
 
 // file is an object of the group.
@@ -38,22 +39,20 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 	p := n.path()
 	a.Valid = f.cfg.TTL
 	a.Inode = inode(p)
-	mode, mtime, hasMtime, err := f.fileAttrs(ctx, p)
-	if err != nil {
+	st := n.changed()
+	e, err := n.entry(ctx, p) // one view for the key and the mode
+	if err != nil && st == nil {
 		return f.errno("getattr", p, err)
 	}
+	mode, mtime, hasMtime := f.fileAttrs(p, e)
 	a.Mode = mode
 	a.Nlink = 1
 	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
 	a.BlockSize = 4096
-	if st := n.changed(); st != nil {
+	if st != nil {
 		a.Size, a.Mtime = st.size, st.mtime
 	} else {
-		key, err := n.key(ctx, p)
-		if err != nil {
-			return f.errno("getattr", p, err)
-		}
-		fi, err := f.g.Stat(ctx, p, key)
+		fi, err := f.g.Stat(ctx, p, e.Key)
 		if err != nil {
 			return f.errno("getattr", p, err)
 		}
@@ -70,22 +69,29 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 // key returns the current key of the object, or the key of an open handle
 // when the object is gone (it is still readable through that handle).
 func (n *file) key(ctx context.Context, p string) (string, error) {
-	entries, err := n.fs.g.Entries(ctx)
+	e, err := n.entry(ctx, p)
+	return e.Key, err
+}
+
+// entry returns the object's index entry, or an entry holding only the key
+// of an open handle when the object is gone.
+func (n *file) entry(ctx context.Context, p string) (core.Entry, error) {
+	snap, err := n.fs.g.Snapshot(ctx)
 	if err != nil {
-		return "", err
+		return core.Entry{}, err
 	}
-	if k, ok := entries[p]; ok {
-		return k, nil
+	if e, ok := snap[p]; ok {
+		return e, nil
 	}
 	n.mu.Lock()
 	hs := append([]*openFile(nil), n.handles...)
 	n.mu.Unlock() // handle locks come before node locks
 	for i := len(hs) - 1; i >= 0; i-- {
 		if k := hs[i].capturedKey(); k != "" {
-			return k, nil
+			return core.Entry{Key: k}, nil
 		}
 	}
-	return "", syscall.ENOENT
+	return core.Entry{}, syscall.ENOENT
 }
 
 // changed returns the state of the newest handle with unsaved changes.
