@@ -57,7 +57,7 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 		o(&ne)
 	}
 	var old Entry
-	_, _, err = g.apply(ctx, func(idx *index) error {
+	err = g.apply(ctx, func(idx *index) error {
 		cur, ok := idx.Entries[name]
 		if ok != (key != "") || cur.Key != key {
 			return ErrConflict
@@ -86,7 +86,7 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 // deleted after the grace period.
 func (g *Group) Remove(ctx context.Context, key, name string) error {
 	var old Entry
-	_, _, err := g.apply(ctx, func(idx *index) error {
+	err := g.apply(ctx, func(idx *index) error {
 		cur, ok := idx.Entries[name]
 		if !ok {
 			return ErrNotExist
@@ -118,7 +118,7 @@ func (g *Group) SetAttrs(ctx context.Context, changes []AttrChange) error {
 	if !g.format().hasAttrs() || len(changes) == 0 {
 		return nil
 	}
-	_, _, err := g.apply(ctx, func(idx *index) error {
+	err := g.apply(ctx, func(idx *index) error {
 		for _, c := range changes {
 			e, ok := idx.Entries[c.Name]
 			if !ok {

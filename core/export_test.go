@@ -26,7 +26,7 @@ func BulkCreate(ctx context.Context, g *Group, prefix string, n, size int) error
 	if err := eg.Wait(); err != nil {
 		return err
 	}
-	_, _, err := g.apply(ctx, func(idx *index) error {
+	err := g.apply(ctx, func(idx *index) error {
 		for i, e := range entries {
 			idx.Entries[fmt.Sprintf("%sf%d", prefix, i)] = e
 		}

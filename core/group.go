@@ -324,10 +324,8 @@ type mutation func(idx *index) error
 // starts from the view it has, however old: a stale view fails the swap, and
 // the view is then reloaded and mut applied again. A conflict found on a
 // view that was not loaded by this call is checked again on a fresh one.
-// It returns the view before the commit (whose index mut saw last) and the
-// view after.
-func (g *Group) apply(ctx context.Context, mut mutation) (before, after *view, err error) {
-	before, after, err = g.applyCAS(ctx, mut)
+func (g *Group) apply(ctx context.Context, mut mutation) error {
+	err := g.applyCAS(ctx, mut)
 	switch {
 	case err == nil:
 		g.opts.Metrics.Committed("ok")
@@ -338,37 +336,37 @@ func (g *Group) apply(ctx context.Context, mut mutation) (before, after *view, e
 	default:
 		g.opts.Metrics.Committed("error")
 	}
-	return before, after, err
+	return err
 }
 
-func (g *Group) applyCAS(ctx context.Context, mut mutation) (before, after *view, err error) {
+func (g *Group) applyCAS(ctx context.Context, mut mutation) error {
 	v, err := g.current(ctx, -1)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	loaded := false
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if v.err != nil {
-			return nil, nil, v.err
+			return v.err
 		}
 		idx := v.idx.clone()
 		if err := mut(idx); err != nil {
 			if errors.Is(err, ErrConflict) && !loaded {
 				if v, err = g.reload(ctx); err != nil {
-					return nil, nil, err
+					return err
 				}
 				loaded = true
 				continue
 			}
-			return nil, nil, err
+			return err
 		}
 		idx.Serial++
 		info, ch, err := g.encode(ctx, v, idx)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		at := g.opts.Now()
 		bi, err := g.store.UpdateBucketInfo(ctx, v.rev, info)
@@ -382,18 +380,18 @@ func (g *Group) applyCAS(ctx context.Context, mut mutation) (before, after *view
 			for _, f := range ch.obsolete {
 				g.del.later(f.name, f.id)
 			}
-			nv := g.install(ctx, bi, at)
-			return v, nv, nil
+			g.install(ctx, bi, at)
+			return nil
 		case errors.Is(err, ErrRevisionMismatch):
 			g.opts.Metrics.CASRetried()
 			if v, err = g.reload(ctx); err != nil {
-				return nil, nil, err
+				return err
 			}
 			loaded = true
 		case errors.Is(err, ErrInfoRejected):
-			return nil, nil, fmt.Errorf("%w: %v", ErrGroupFull, err)
+			return fmt.Errorf("%w: %v", ErrGroupFull, err)
 		default:
-			return nil, nil, err
+			return err
 		}
 	}
 }

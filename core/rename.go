@@ -46,7 +46,7 @@ func (g *Group) Rename(ctx context.Context, moves []Move) error {
 	}
 	var moved, replaced []Move
 	var olds []Entry
-	_, _, err := g.apply(ctx, func(idx *index) error {
+	err := g.apply(ctx, func(idx *index) error {
 		moved, replaced, olds = moved[:0], replaced[:0], olds[:0]
 		news := map[string]Entry{}
 		for _, m := range moves {
