@@ -51,7 +51,8 @@ var costCases = []costCase{
 		},
 		blazer: func(ctx context.Context, p *pair) error {
 			m := p.blazer.Mutex(ctx, "lock")
-			m.Lock() //lint:ignore SA2001 the calls of Lock and Unlock are what is counted
+			m.Lock()
+			//lint:ignore SA2001 the calls of Lock and Unlock are what is counted
 			m.Unlock()
 			return nil
 		},
