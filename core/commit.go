@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,9 +28,14 @@ func WithMTime(t time.Time) CommitOption {
 // Commit stores size bytes of data as the new version of name, if name
 // still has key (an empty key: if name does not exist). It returns the new
 // key. On ErrConflict, ErrGroupFull or any other failure nothing stored
-// changes: the uploaded version is deleted again. One upload and one
-// b2_update_bucket when the view is current (FormatB2cfs adds the upload of
-// a small delta of the index).
+// changes and the uploaded version is deleted again, except on an error
+// matching ErrUnknownOutcome (B2 could not be read back to learn whether the
+// commit landed): then the upload is kept, since the index may reference
+// it, for the grace-period deleter and gc, which check references first.
+// ctx bounds the commit until its update is sent; from then on it runs to
+// its outcome (see apply). One upload and one b2_update_bucket when the
+// view is current (FormatB2cfs adds, now and then, the upload of a delta of
+// the index).
 func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, size int64, opts ...CommitOption) (string, error) {
 	if err := CheckName(name); err != nil {
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
@@ -70,7 +76,9 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 		return nil
 	})
 	if err != nil {
-		g.discard(file, fi.ID)
+		if !errors.Is(err, ErrUnknownOutcome) {
+			g.discard(file, fi.ID)
+		}
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
 	if small != nil {
@@ -152,7 +160,7 @@ func (g *Group) precheck(ctx context.Context, name string) error {
 	}
 	idx := v.idx.clone()
 	idx.Entries[name] = Entry{Key: newKey()}
-	idx.Serial++
+	idx.stamp(newCommitID())
 	_, _, err = g.encode(ctx, v, idx)
 	return err
 }

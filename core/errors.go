@@ -34,6 +34,16 @@ var (
 	// ErrInfoRejected: B2 refused the bucket info (too large or too many
 	// pairs).
 	ErrInfoRejected = errors.New("bucket info rejected")
+	// ErrUnknownOutcome: a state-changing call was sent and no definite
+	// answer came back (the reply was lost, late or a 5xx, or the call's
+	// deadline passed): B2 may or may not have applied it. A Store returns
+	// it, wrapped, instead of repeating such a call itself, since a repeat
+	// cannot tell its own earlier success from someone else's change. The
+	// Group resolves it by reading the bucket back; a caller of Group sees
+	// it only when that read-back itself kept failing (it then also
+	// matches ErrUnavailable), and nothing that may be referenced was
+	// deleted.
+	ErrUnknownOutcome = errors.New("outcome unknown: the call may have been applied")
 )
 
 // OpError records a failed group operation on one object.

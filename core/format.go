@@ -20,16 +20,59 @@ type Entry struct {
 }
 
 // index is a group's map from object name to entry, plus the serial number
-// that goes up by one with every saved index. An index in a view is never
-// modified; mutations work on a clone.
+// that goes up by one with every saved index and the log of the commits
+// that saved the last few serials. An index in a view is never modified;
+// mutations work on a clone.
 type index struct {
 	Serial  int64
+	Log     string // commit ids, newest (that of Serial) first; see commitLog
 	Entries map[string]Entry
 	state   any // the format's own decoding state, shared by clones
 }
 
 func (x *index) clone() *index {
-	return &index{Serial: x.Serial, Entries: maps.Clone(x.Entries), state: x.state}
+	return &index{Serial: x.Serial, Log: x.Log, Entries: maps.Clone(x.Entries), state: x.state}
+}
+
+// The commit log: every saved index records, next to its serial, the
+// random id of the commit that saved it, and keeps the ids of the
+// logLen-1 commits before it (idLen hex digits each, newest first). Serials
+// go up by one per saved index, so the id at position i belongs to serial
+// Serial-i. A commit whose reply was lost reads the bucket back and finds
+// out from the log whether the index at its serial is its own, even when
+// a few other commits came after it (see resolve in group.go).
+const (
+	idLen  = 8
+	logLen = 16
+)
+
+// stamp makes x the successor of the index it was cloned from, saved by
+// commit id.
+func (x *index) stamp(id string) {
+	x.Serial++
+	x.Log = id + x.Log
+	if len(x.Log) > idLen*logLen {
+		x.Log = x.Log[:idLen*logLen]
+	}
+}
+
+// logged returns the id of the commit that saved serial s, if the log
+// still holds it.
+func logged(serial int64, log string, s int64) (string, bool) {
+	i := serial - s
+	if i < 0 || (i+1)*idLen > int64(len(log)) {
+		return "", false
+	}
+	return log[i*idLen : (i+1)*idLen], true
+}
+
+// trimLog shortens log by its oldest id, for an index that would not fit
+// otherwise; false when only the newest id is left.
+func trimLog(log string) (string, bool) {
+	if len(log) <= idLen {
+		return log, false
+	}
+	return log[:len(log)-idLen], true
 }
 
 // names returns the object names in byte order.
@@ -70,6 +113,9 @@ type indexFormat interface {
 	// encode returns the bucket-info value that stores idx, which was
 	// derived from old. budget is how many bytes the value may take.
 	encode(ctx context.Context, old, idx *index, budget int) (string, *change, error)
+	// stamp reads only the serial and the commit log of a bucket-info
+	// value, without downloading anything.
+	stamp(value string) (serial int64, log string, err error)
 }
 
 // blazerMetaKey is the bucket-info key prefix of blazer's x/consistent.
@@ -81,11 +127,14 @@ type blazerFormat struct {
 	group string
 }
 
-// blazerIndex is the JSON blazer writes; field names are its own.
+// blazerIndex is the JSON blazer writes; field names are its own, except
+// B2cfsLog, the commit log, which blazer ignores when it reads and drops
+// when it writes (an index blazer saved has no log).
 type blazerIndex struct {
 	Version   int
 	Serial    int64
 	Locations map[string]string
+	B2cfsLog  string `json:",omitempty"`
 }
 
 func (f blazerFormat) infoKey() string              { return blazerMetaKey + f.group }
@@ -104,7 +153,7 @@ func (f blazerFormat) decode(_ context.Context, v string) (*index, error) {
 	if bi.Version != 1 {
 		return nil, fmt.Errorf("%w: bucket-info %q has index version %d, want 1", ErrCorrupt, f.infoKey(), bi.Version)
 	}
-	idx := &index{Serial: bi.Serial, Entries: make(map[string]Entry, len(bi.Locations))}
+	idx := &index{Serial: bi.Serial, Log: bi.B2cfsLog, Entries: make(map[string]Entry, len(bi.Locations))}
 	for n, k := range bi.Locations {
 		if !validKey(k) {
 			return nil, fmt.Errorf("%w: bucket-info %q: entry %q has bad key %q", ErrCorrupt, f.infoKey(), n, k)
@@ -114,16 +163,37 @@ func (f blazerFormat) decode(_ context.Context, v string) (*index, error) {
 	return idx, nil
 }
 
-func (f blazerFormat) encode(_ context.Context, _, idx *index, _ int) (string, *change, error) {
+// encode keeps as much of the commit log as fits in budget: in this
+// format every byte of the value is room for names.
+func (f blazerFormat) encode(_ context.Context, _, idx *index, budget int) (string, *change, error) {
 	locs := make(map[string]string, len(idx.Entries))
 	for n, e := range idx.Entries {
 		locs[n] = e.Key
 	}
-	raw, err := json.Marshal(blazerIndex{Version: 1, Serial: idx.Serial, Locations: locs})
-	if err != nil {
-		return "", nil, err
+	bi := blazerIndex{Version: 1, Serial: idx.Serial, Locations: locs, B2cfsLog: idx.Log}
+	for {
+		raw, err := json.Marshal(bi)
+		if err != nil {
+			return "", nil, err
+		}
+		v := base64.StdEncoding.EncodeToString(raw)
+		var more bool
+		if len(v) <= budget {
+			return v, &change{}, nil
+		}
+		if bi.B2cfsLog, more = trimLog(bi.B2cfsLog); !more {
+			return v, &change{}, nil // too large: the limits check says so
+		}
 	}
-	return base64.StdEncoding.EncodeToString(raw), &change{}, nil
+}
+
+func (f blazerFormat) stamp(v string) (int64, string, error) {
+	var bi blazerIndex
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err == nil {
+		err = json.Unmarshal(raw, &bi)
+	}
+	return bi.Serial, bi.B2cfsLog, err
 }
 
 // Limits are what B2 accepts in a bucket's info. Sources disagree on the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	mrand "math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -39,6 +40,10 @@ type Options struct {
 	Format string
 	// LoadTimeout bounds a shared index reload: default 1 minute.
 	LoadTimeout time.Duration
+	// CommitTimeout bounds a commit once its update has been sent to B2:
+	// from then on the caller's context no longer cuts it short, so that
+	// an interrupt cannot leave its outcome unknown. Default 1 minute.
+	CommitTimeout time.Duration
 	// Host and PID go into lock records; default os.Hostname and os.Getpid.
 	Host string
 	PID  int
@@ -66,6 +71,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LoadTimeout == 0 {
 		o.LoadTimeout = time.Minute
+	}
+	if o.CommitTimeout == 0 {
+		o.CommitTimeout = time.Minute
 	}
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
@@ -249,7 +257,7 @@ func (g *Group) runLoad(l *load) {
 	if err != nil {
 		l.err = err
 	} else {
-		l.v = g.install(ctx, bi, at)
+		l.v, l.err = g.install(ctx, bi, at)
 	}
 	cancel()
 	close(l.done)
@@ -261,16 +269,22 @@ func (g *Group) runLoad(l *load) {
 	g.lmu.Unlock()
 }
 
-// install decodes bi and makes it the view unless a newer one is there.
-func (g *Group) install(ctx context.Context, bi BucketInfo, at time.Time) *view {
+// install decodes bi and makes it the view unless a newer one is there,
+// and returns the view. An index that could not be read for a passing
+// reason (a download failed) is not installed: only a corrupt one becomes
+// a view, with its error.
+func (g *Group) install(ctx context.Context, bi BucketInfo, at time.Time) (*view, error) {
 	v := &view{rev: bi.Revision, info: bi.Info, at: at}
 	v.format, v.idx, v.err = g.decode(ctx, bi.Info)
+	if v.err != nil && !errors.Is(v.err, ErrCorrupt) {
+		return nil, v.err
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.view == nil || v.rev > g.view.rev || (v.rev == g.view.rev && v.at.After(g.view.at)) {
 		g.view = v
 	}
-	return g.view
+	return g.view, nil
 }
 
 // decode finds the group's format in the bucket info and decodes its index.
@@ -324,6 +338,11 @@ type mutation func(idx *index) error
 // starts from the view it has, however old: a stale view fails the swap, and
 // the view is then reloaded and mut applied again. A conflict found on a
 // view that was not loaded by this call is checked again on a fresh one.
+//
+// ctx bounds apply only until an update has been sent: from then on the
+// commit runs to its real outcome under its own deadline
+// (Options.CommitTimeout), resolving lost replies (see resolve), and
+// returns ctx.Err() only if that outcome is that nothing changed.
 func (g *Group) apply(ctx context.Context, mut mutation) error {
 	err := g.applyCAS(ctx, mut)
 	switch {
@@ -339,15 +358,39 @@ func (g *Group) apply(ctx context.Context, mut mutation) error {
 	return err
 }
 
+// Bounds of one apply: new compare-and-swaps after the revision moved, and
+// sends of one update whose outcome is still open.
+const (
+	maxSwaps = 64
+	maxSends = 8
+)
+
+// attempt is one update of the bucket info, built from one view.
+type attempt struct {
+	rev    int64             // the revision it replaces (ifRevisionIs)
+	info   map[string]string // the bucket info it sends
+	serial int64             // the serial of the index it saves
+	id     string            // its id in the commit log
+	ch     *change
+	sent   bool // an update carrying it may have reached B2
+}
+
 func (g *Group) applyCAS(ctx context.Context, mut mutation) error {
 	v, err := g.current(ctx, -1)
 	if err != nil {
 		return err
 	}
+	// octx takes over from ctx for sending updates and learning their
+	// outcome.
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.CommitTimeout)
+	defer cancel()
 	loaded := false
-	for {
+	for swaps := 0; ; swaps++ {
 		if err := ctx.Err(); err != nil {
-			return err
+			return err // nothing sent, or all sent is known not to have landed
+		}
+		if swaps >= maxSwaps {
+			return fmt.Errorf("%w: the bucket kept changing: %d compare-and-swaps failed", ErrUnavailable, swaps)
 		}
 		if v.err != nil {
 			return v.err
@@ -363,37 +406,168 @@ func (g *Group) applyCAS(ctx context.Context, mut mutation) error {
 			}
 			return err
 		}
-		idx.Serial++
-		info, ch, err := g.encode(ctx, v, idx)
-		if err != nil {
+		a := &attempt{rev: v.rev, id: newCommitID()}
+		idx.stamp(a.id)
+		a.serial = idx.Serial
+		if a.info, a.ch, err = g.encode(ctx, v, idx); err != nil {
 			return err
 		}
-		at := g.opts.Now()
-		bi, err := g.store.UpdateBucketInfo(ctx, v.rev, info)
-		if err != nil {
-			for _, f := range ch.created {
-				g.discard(f.name, f.id)
-			}
-		}
+		bi, landed, err := g.send(octx, a)
 		switch {
-		case err == nil:
-			for _, f := range ch.obsolete {
+		case landed:
+			for _, f := range a.ch.obsolete {
 				g.del.later(f.name, f.id)
 			}
-			g.install(ctx, bi, at)
+			g.install(octx, bi, g.opts.Now()) // a failure only leaves the view older
 			return nil
-		case errors.Is(err, ErrRevisionMismatch):
+		case err == nil:
+			// Known not to have landed (another change came first): the
+			// view from bi is newer; apply mut to it.
 			g.opts.Metrics.CASRetried()
-			if v, err = g.reload(ctx); err != nil {
+			g.forget(a)
+			if v, err = g.install(octx, bi, g.opts.Now()); err != nil {
 				return err
 			}
 			loaded = true
-		case errors.Is(err, ErrInfoRejected):
-			return fmt.Errorf("%w: %v", ErrGroupFull, err)
+			sleep(ctx, casBackoff(swaps))
+		case errors.Is(err, ErrUnknownOutcome):
+			return err // may have landed: keep everything it references
 		default:
+			g.forget(a)
+			if errors.Is(err, ErrInfoRejected) {
+				return fmt.Errorf("%w: %v", ErrGroupFull, err)
+			}
 			return err
 		}
 	}
+}
+
+// send sends a's update until its outcome is known. It returns landed
+// true with the state B2 answered (or was read back) when a is in the
+// bucket, and landed false with a nil error and the current state when a
+// is known not to be there and never to land later (the revision moved
+// past a.rev). Any error means a did not land, except one matching
+// ErrUnknownOutcome: B2 could not be read back within ctx.
+func (g *Group) send(ctx context.Context, a *attempt) (bi BucketInfo, landed bool, err error) {
+	for sends := 0; sends < maxSends; sends++ {
+		if sends > 0 && !sleep(ctx, casBackoff(sends)) {
+			break
+		}
+		bi, err = g.store.UpdateBucketInfo(ctx, a.rev, a.info)
+		switch {
+		case err == nil:
+			return bi, true, nil
+		case !a.sent && errors.Is(err, ErrRevisionMismatch):
+			// B2 refused this update: the revision had moved before it.
+			if bi, err = g.readBack(ctx); err != nil {
+				return bi, false, fmt.Errorf("%w: reloading after a failed compare-and-swap: %v", ErrUnavailable, err)
+			}
+			return bi, false, nil
+		case !a.sent && !errors.Is(err, ErrUnknownOutcome):
+			return bi, false, err // refused or never reached B2
+		}
+		// The update may have been applied (its reply lost, late or a
+		// 5xx), or an earlier sending of it was and this one found the
+		// revision moved: read the bucket back and look for it.
+		a.sent = true
+		if bi, err = g.readBack(ctx); err != nil {
+			g.opts.Metrics.UnknownOutcome("unresolved")
+			break
+		}
+		o := g.resolve(bi, a)
+		g.opts.Metrics.UnknownOutcome(o.String())
+		switch o {
+		case outcomeLanded:
+			return bi, true, nil
+		case outcomeLost:
+			return bi, false, nil
+		case outcomeGone:
+			return bi, false, fmt.Errorf("%w: %w: the bucket info of group %q moved on and no longer shows whether commit %s (serial %d) landed",
+				ErrUnavailable, ErrUnknownOutcome, g.name, a.id, a.serial)
+		}
+		// outcomePending: not applied yet, and it still could be: send it
+		// again, which lands it or settles it.
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return bi, false, fmt.Errorf("%w: %w: commit %s of group %q: could not learn whether it landed: %v",
+		ErrUnavailable, ErrUnknownOutcome, a.id, g.name, err)
+}
+
+// readBack reads the bucket info, retrying failures until ctx ends.
+func (g *Group) readBack(ctx context.Context) (BucketInfo, error) {
+	for tries := 0; ; tries++ {
+		bi, err := g.store.BucketInfo(ctx)
+		if err == nil {
+			return bi, nil
+		}
+		if !sleep(ctx, casBackoff(tries)) {
+			return bi, err
+		}
+	}
+}
+
+// outcome is what the bucket says of an update whose reply was lost.
+type outcome int
+
+const (
+	outcomePending outcome = iota // not applied, and it still may be
+	outcomeLanded                 // applied
+	outcomeLost                   // not applied, and it never will be
+	outcomeGone                   // the evidence was overwritten
+)
+
+func (o outcome) String() string {
+	return [...]string{"pending", "landed", "lost", "gone"}[o]
+}
+
+// resolve tells from bi what became of a. Only an update whose revision is
+// still current can land, so once the revision has moved the answer is
+// final; the commit log (index.stamp) then says whether the index of a's
+// serial is a's own. Ids are random, so another commit with the same id at
+// the same serial has a chance of 2^-32.
+func (g *Group) resolve(bi BucketInfo, a *attempt) outcome {
+	if bi.Revision == a.rev {
+		return outcomePending
+	}
+	var serial int64
+	var log string
+	f := g.format()
+	value, ok := bi.Info[f.infoKey()]
+	if ok {
+		var err error
+		if serial, log, err = f.stamp(value); err != nil {
+			return outcomeGone
+		}
+	}
+	if serial < a.serial {
+		return outcomeLost // the group has not reached a's serial
+	}
+	id, ok := logged(serial, log, a.serial)
+	switch {
+	case !ok:
+		return outcomeGone
+	case id == a.id:
+		return outcomeLanded
+	}
+	return outcomeLost
+}
+
+// forget deletes the files a uploaded for itself, once a is known not to
+// have landed.
+func (g *Group) forget(a *attempt) {
+	for _, f := range a.ch.created {
+		g.discard(f.name, f.id)
+	}
+}
+
+// casBackoff is the pause before retry n (0: the first) of a loop that
+// waits for B2 or for other writers: jittered, doubling from 10 ms to 1 s.
+func casBackoff(n int) time.Duration {
+	d := 10 * time.Millisecond << min(n, 7)
+	d = min(d, time.Second)
+	return d/2 + time.Duration(mrand.Int64N(int64(d/2)+1))
 }
 
 // encode returns the bucket info that stores idx, derived from v's index,

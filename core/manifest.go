@@ -87,6 +87,7 @@ func newManifestFormat(group string, store Store) *manifestFormat {
 type pointer struct {
 	Version int              `json:"b2cfs"`
 	Serial  int64            `json:"serial"`
+	Log     string           `json:"log,omitempty"` // commit ids, newest first (index.Log)
 	Base    string           `json:"base,omitempty"`
 	Delta   string           `json:"delta,omitempty"`
 	Set     map[string]Entry `json:"set,omitempty"`
@@ -167,7 +168,7 @@ func (f *manifestFormat) decode(ctx context.Context, v string) (*index, error) {
 			return nil, f.corrupt("entry %q has bad key %q", n, e.Key)
 		}
 	}
-	return &index{Serial: p.Serial, Entries: entries, state: st}, nil
+	return &index{Serial: p.Serial, Log: p.Log, Entries: entries, state: st}, nil
 }
 
 // apply returns entries with set and del applied, leaving entries as is.
@@ -253,7 +254,7 @@ func (f *manifestFormat) encode(ctx context.Context, old, idx *index, budget int
 	// so that the commit uploads no manifest at all.
 	if st.base != nil {
 		p := st.ptr
-		p.Serial = idx.Serial
+		p.Serial, p.Log = idx.Serial, idx.Log
 		p.Set, p.Del = inline(st, old, idx)
 		if v, err := encodePointer(p); err != nil {
 			return "", nil, err
@@ -332,7 +333,7 @@ func (f *manifestFormat) flush(ctx context.Context, st *manifestState, idx *inde
 		}
 	}
 	ch := &change{}
-	p := pointer{Version: manifestVersion, Serial: idx.Serial, Base: st.ptr.Base}
+	p := pointer{Version: manifestVersion, Serial: idx.Serial, Log: idx.Log, Base: st.ptr.Base}
 	if len(d.Set)+len(d.Del) > 0 {
 		dz, err := gz(d)
 		if err != nil {
@@ -368,6 +369,15 @@ func (f *manifestFormat) flush(ctx context.Context, st *manifestState, idx *inde
 	}
 	v, err := encodePointer(p)
 	return v, ch, err
+}
+
+func (f *manifestFormat) stamp(v string) (int64, string, error) {
+	var p pointer
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err == nil {
+		err = json.Unmarshal(raw, &p)
+	}
+	return p.Serial, p.Log, err
 }
 
 func encodePointer(p pointer) (string, error) {

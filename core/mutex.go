@@ -360,6 +360,12 @@ func (m *Mutex) UnlockContext(ctx context.Context) error {
 	m.mu.Unlock()
 	close(stop)
 	<-done
+	m.mu.Lock()
+	lost := !m.held // the renewal gave the lease up meanwhile
+	m.mu.Unlock()
+	if lost {
+		return nil
+	}
 	_, err := m.update(ctx, false, func(hs []Holder) ([]Holder, error) {
 		var rest []Holder
 		for _, h := range hs {
@@ -440,13 +446,19 @@ func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
 	}
 }
 
+// lose gives up a held lock whose lease could not be kept. Only a renew
+// goroutine calls it, and at most one runs at a time, but a lock is lost
+// at most once per acquisition whatever the order of events.
 func (m *Mutex) lose(why string) {
-	m.g.opts.Metrics.LeaseLost()
-	m.g.opts.Logger.Error("LOCK LOST", "group", m.g.name, "lock", m.name, "reason", why)
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.held {
+		return
+	}
 	m.held, m.key = false, ""
 	close(m.lost)
-	m.mu.Unlock()
+	m.g.opts.Metrics.LeaseLost()
+	m.g.opts.Logger.Error("LOCK LOST", "group", m.g.name, "lock", m.name, "reason", why)
 }
 
 // update rewrites the lock record with f(holders) by compare-and-swap on the
@@ -460,9 +472,15 @@ func (m *Mutex) update(ctx context.Context, acquire bool, f func([]Holder) ([]Ho
 	key, expires := m.key, m.expires
 	m.mu.Unlock()
 	reloaded := false
-	for {
+	for tries := 0; ; tries++ {
 		if err := ctx.Err(); err != nil {
 			return "", err
+		}
+		if tries >= maxSwaps {
+			return "", fmt.Errorf("%w: lock record kept changing: %d tries", ErrUnavailable, tries)
+		}
+		if tries > 0 && !sleep(ctx, casBackoff(tries-1)) {
+			return "", ctx.Err()
 		}
 		var hs []Holder
 		if key != "" {
@@ -539,6 +557,14 @@ func (g *Group) readLock(ctx context.Context, name string) (string, []Holder, er
 	r := g.OpenVersion(ctx, name, key)
 	defer r.Close()
 	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if errors.Is(err, ErrNotExist) {
+		// The record's data is gone (a group damaged by an old b2cfs that
+		// deleted the data of commits whose reply was lost): nobody can
+		// hold a lock whose record cannot be read, so it is free, and the
+		// next lock or unlock replaces the entry.
+		g.opts.Logger.Warn("lock record missing; treating the lock as free", "group", g.name, "lock", name, "key", key)
+		b, err = nil, nil
+	}
 	if err != nil {
 		return "", nil, err
 	}
@@ -559,7 +585,11 @@ func (g *Group) Holders(ctx context.Context, name string) ([]Holder, error) {
 // ForceUnlock clears lock name whoever holds it, blazer's locks included,
 // and returns the holders it removed.
 func (g *Group) ForceUnlock(ctx context.Context, name string) ([]Holder, error) {
-	for {
+	for tries := 0; ; tries++ {
+		if tries >= maxSwaps {
+			return nil, &OpError{Op: "unlock", Group: g.name, Name: name,
+				Err: fmt.Errorf("%w: lock kept changing: %d tries", ErrUnavailable, tries)}
+		}
 		key, hs, err := g.readLock(ctx, name)
 		if err != nil || key == "" {
 			return hs, err

@@ -19,6 +19,13 @@ const MaxNameBytes = 1024 - 1 - KeyLen
 // ReservedPrefix starts the names b2cfs keeps for itself.
 const ReservedPrefix = ".b2cfs/"
 
+// newCommitID returns a random id for the commit log (idLen hex digits).
+func newCommitID() string {
+	var b [idLen / 2]byte
+	rand.Read(b[:]) // crypto/rand never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
 func newKey() string {
 	var b [20]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -12,14 +12,19 @@ import (
 // OperateStream calls f with the contents of name (empty when it does not
 // exist) and replaces name with what f returns, if no other writer changed
 // name in between; otherwise it calls f again on the new contents, until
-// the commit succeeds, f fails or ctx ends. The reader f returns is read
+// the commit succeeds, f fails or ctx ends, or maxOperate tries failed
+// (ErrConflict). Between tries it backs off with jitter, so that writers
+// contending for one object do not spin. The reader f returns is read
 // until its first error. Changes to other objects of the group never make f
 // run again.
 func (g *Group) OperateStream(ctx context.Context, name string, f func(io.Reader) (io.Reader, error)) error {
 	if err := CheckName(name); err != nil {
 		return &OpError{Op: "operate", Group: g.name, Name: name, Err: err}
 	}
-	for {
+	for try := 0; ; try++ {
+		if try > 0 && !sleep(ctx, casBackoff(try-1)) {
+			return ctx.Err()
+		}
 		var in io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
 		key := ""
 		r, err := g.NewReader(ctx, name)
@@ -35,12 +40,15 @@ func (g *Group) OperateStream(ctx context.Context, name string, f func(io.Reader
 			return err
 		}
 		err = g.commitStream(ctx, name, key, out)
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, ErrConflict) && try+1 < maxOperate {
 			continue
 		}
 		return err
 	}
 }
+
+// maxOperate bounds the tries of one OperateStream.
+const maxOperate = 1000
 
 func (g *Group) commitStream(ctx context.Context, name, key string, out io.Reader) error {
 	w, err := g.NewWriter(ctx, key, name)

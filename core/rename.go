@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -76,7 +77,9 @@ func (g *Group) Rename(ctx context.Context, moves []Move) error {
 		return nil
 	})
 	if err != nil {
-		undo()
+		if !errors.Is(err, ErrUnknownOutcome) {
+			undo() // the copies are not referenced: the rename did not land
+		}
 		return &OpError{Op: "rename", Group: g.name, Name: moves[0].From, Err: err}
 	}
 	for i, m := range append(moved, replaced...) {

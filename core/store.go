@@ -31,8 +31,13 @@ type Store interface {
 	BucketInfo(ctx context.Context) (BucketInfo, error)
 	// UpdateBucketInfo replaces the whole bucket info if the revision is
 	// still rev, and returns the state B2 answered with. It returns
-	// ErrRevisionMismatch when the revision moved and ErrInfoRejected when
-	// B2 refuses the info itself.
+	// ErrRevisionMismatch when B2 answered that the revision moved,
+	// ErrInfoRejected when B2 refuses the info itself, and an error
+	// wrapping ErrUnknownOutcome when the update may have been applied
+	// without a definite answer (the request was sent, then the connection
+	// broke, the deadline passed, ctx ended or B2 answered 5xx). It repeats
+	// an attempt itself only when B2 certainly did not apply it (the
+	// connection was never made, 429, an expired token).
 	UpdateBucketInfo(ctx context.Context, rev int64, info map[string]string) (BucketInfo, error)
 	// Upload stores size bytes read from data as a new version of name.
 	Upload(ctx context.Context, name string, data io.ReaderAt, size int64) (FileInfo, error)

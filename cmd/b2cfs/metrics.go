@@ -33,6 +33,7 @@ type metrics struct {
 	b2Duration *prometheus.HistogramVec // call
 	commits    *prometheus.CounterVec   // outcome
 	casRetries prometheus.Counter
+	unknowns   *prometheus.CounterVec   // resolution
 	locks      *prometheus.CounterVec   // mode
 	lockWait   *prometheus.HistogramVec // mode
 	renewals   prometheus.Counter
@@ -66,6 +67,10 @@ func newMetrics() *metrics {
 			Name: "b2cfs_cas_retries_total",
 			Help: "Compare-and-swaps of the index retried because the bucket changed.",
 		}),
+		unknowns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "b2cfs_unknown_outcomes_total",
+			Help: "Index updates whose reply was lost, late or a 5xx, by what reading the bucket back found: landed, lost, pending (sent again), gone (evidence overwritten), unresolved (B2 unreachable).",
+		}, []string{"resolution"}),
 		locks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "b2cfs_lock_acquisitions_total",
 			Help: "Locks acquired, by mode.",
@@ -90,12 +95,15 @@ func newMetrics() *metrics {
 		}, []string{"op"}),
 	}
 	m.reg.MustRegister(m.b2Calls, m.b2Errors, m.b2Duration, m.commits, m.casRetries,
-		m.locks, m.lockWait, m.renewals, m.losses, m.fuseOps,
+		m.unknowns, m.locks, m.lockWait, m.renewals, m.losses, m.fuseOps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Outcomes that have not happened yet still show, as 0, so that
 	// alerts on them work from the start.
 	for _, o := range []string{"ok", "conflict", "full", "error"} {
 		m.commits.WithLabelValues(o)
+	}
+	for _, r := range []string{"landed", "lost", "pending", "gone", "unresolved"} {
+		m.unknowns.WithLabelValues(r)
 	}
 	return m
 }
@@ -183,6 +191,7 @@ func (m *metrics) observeOp(op string, d time.Duration) {
 
 func (m *metrics) Committed(outcome string) { m.commits.WithLabelValues(outcome).Inc() }
 func (m *metrics) CASRetried()              { m.casRetries.Inc() }
+func (m *metrics) UnknownOutcome(r string)  { m.unknowns.WithLabelValues(r).Inc() }
 func (m *metrics) LeaseRenewed()            { m.renewals.Inc() }
 func (m *metrics) LeaseLost()               { m.losses.Inc() }
 
