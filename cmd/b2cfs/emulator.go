@@ -38,15 +38,23 @@ Faults (--fault, repeatable) take a B2 call name, or * for all calls, and
 comma-separated settings:
   latency=DUR jitter=DUR   delay before answering (e.g. 30ms)
   error=P status=N code=S  answer an error with probability P (default 503)
-  retry-after=SECONDS      send Retry-After with injected errors
+  retry-after=SECONDS      send Retry-After with injected errors and lost-as=503
   drop=P                   drop the connection with probability P
+  lost=P                   apply the call, then lose its reply with probability P
+                           (only successful replies; the change stays made)
+  lost-as=HOW              how a reply is lost: drop (default, close the
+                           connection), 500, 503 (answer that error instead),
+                           late (hold it back, then send it), or mixed (any)
+  late=DUR                 how long lost-as=late holds a reply (default 40s)
   max=N                    at most N injected faults in a row (default 3)
   per-minute=N             answer 429 above N calls per minute
+Drops and errors happen before the call is applied; lost replies after.
 
 Example:
   b2cfs emulator --listen 127.0.0.1:8787 --dir /tmp/b2emu --bucket test-bucket \
     --fault 'b2_upload_file:error=0.1,status=503' \
-    --fault 'b2_list_buckets:per-minute=60,retry-after=1'
+    --fault 'b2_list_buckets:per-minute=60,retry-after=1' \
+    --fault 'b2_update_bucket:lost=0.3,lost-as=mixed,late=40s'
 `
 
 type stringList []string
@@ -156,6 +164,15 @@ func parseFault(spec string) (string, b2emu.Fault, error) {
 			f.ErrorRate, err = parseRate(v)
 		case "drop":
 			f.DropRate, err = parseRate(v)
+		case "lost":
+			f.LostRate, err = parseRate(v)
+		case "lost-as":
+			f.LostAs, err = parseLostMode(v)
+		case "late":
+			f.LateWait, err = time.ParseDuration(v)
+			if err == nil && f.LateWait <= 0 {
+				err = errors.New("must be positive")
+			}
 		case "status":
 			f.Status, err = strconv.Atoi(v)
 		case "code":
@@ -174,6 +191,15 @@ func parseFault(spec string) (string, b2emu.Fault, error) {
 		}
 	}
 	return call, f, nil
+}
+
+// parseLostMode parses a lost-as value.
+func parseLostMode(v string) (b2emu.LostMode, error) {
+	switch m := b2emu.LostMode(v); m {
+	case b2emu.LostDrop, b2emu.Lost500, b2emu.Lost503, b2emu.LostLate, b2emu.LostMixed:
+		return m, nil
+	}
+	return "", errors.New("want drop, 500, 503, late or mixed")
 }
 
 func parseRate(v string) (float64, error) {

@@ -14,13 +14,29 @@ import (
 )
 
 func TestParseFault(t *testing.T) {
-	call, f, err := parseFault("b2_upload_file:latency=30ms,jitter=5ms,error=0.1,status=503,code=busy,retry-after=1,drop=0.05,max=2,per-minute=60")
-	want := b2emu.Fault{Latency: 30 * time.Millisecond, Jitter: 5 * time.Millisecond, ErrorRate: 0.1, Status: 503,
-		Code: "busy", RetryAfter: 1, DropRate: 0.05, MaxConsecutive: 2, PerMinute: 60}
-	if err != nil || call != "b2_upload_file" || f != want {
-		t.Errorf("parseFault = %q %+v %v", call, f, err)
+	for _, tc := range []struct {
+		spec string
+		call string
+		want b2emu.Fault
+	}{
+		{"b2_upload_file:latency=30ms,jitter=5ms,error=0.1,status=503,code=busy,retry-after=1,drop=0.05,max=2,per-minute=60",
+			"b2_upload_file", b2emu.Fault{Latency: 30 * time.Millisecond, Jitter: 5 * time.Millisecond, ErrorRate: 0.1, Status: 503,
+				Code: "busy", RetryAfter: 1, DropRate: 0.05, MaxConsecutive: 2, PerMinute: 60}},
+		{"b2_update_bucket:lost=0.3", "b2_update_bucket", b2emu.Fault{LostRate: 0.3}},
+		{"*:lost=0.3,lost-as=503,late=40s", "*", b2emu.Fault{LostRate: 0.3, LostAs: b2emu.Lost503, LateWait: 40 * time.Second}},
+		{"b2_upload_file:lost=1,lost-as=500", "b2_upload_file", b2emu.Fault{LostRate: 1, LostAs: b2emu.Lost500}},
+		{"b2_hide_file:lost=1,lost-as=drop,max=10", "b2_hide_file", b2emu.Fault{LostRate: 1, LostAs: b2emu.LostDrop, MaxConsecutive: 10}},
+		{"b2_copy_file:lost=0.5,lost-as=late,late=2s", "b2_copy_file", b2emu.Fault{LostRate: 0.5, LostAs: b2emu.LostLate, LateWait: 2 * time.Second}},
+		{"b2_delete_file_version:lost=0.2,lost-as=mixed", "b2_delete_file_version", b2emu.Fault{LostRate: 0.2, LostAs: b2emu.LostMixed}},
+	} {
+		call, f, err := parseFault(tc.spec)
+		if err != nil || call != tc.call || f != tc.want {
+			t.Errorf("parseFault(%q) = %q %+v %v, want %q %+v", tc.spec, call, f, err, tc.call, tc.want)
+		}
 	}
-	for _, bad := range []string{"nocolon", ":error=1", "x:error=2", "x:bogus=1", "x:latency", "x:status=abc"} {
+	for _, bad := range []string{"nocolon", ":error=1", "x:error=2", "x:bogus=1", "x:latency", "x:status=abc",
+		"x:lost=1.5", "x:lost=-0.1", "x:lost=often", "x:lost-as=404", "x:lost-as=", "x:lost-as=Drop",
+		"x:late=soon", "x:late=0s", "x:late=-1s"} {
 		if _, _, err := parseFault(bad); err == nil {
 			t.Errorf("parseFault(%q) accepted", bad)
 		}
@@ -97,7 +113,7 @@ func TestDispatch(t *testing.T) {
 		t.Errorf("bad fault: %d %q", code, errs.String())
 	}
 	errs.Reset()
-	if err := runEmulator(context.Background(), []string{"--help"}, &out, &errs, nil); err != flag.ErrHelp || !strings.Contains(errs.String(), "Example:") {
+	if err := runEmulator(context.Background(), []string{"--help"}, &out, &errs, nil); err != flag.ErrHelp || !strings.Contains(errs.String(), "Example:") || !strings.Contains(errs.String(), "lost-as=") {
 		t.Errorf("--help: %v %q", err, errs.String())
 	}
 }

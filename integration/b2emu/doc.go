@@ -73,12 +73,32 @@
 // frees up. b2_authorize_account is never answered 401 by an injected fault
 // (blazer would give up); 503 is sent instead.
 //
+// Drops and errors happen before the call is applied, so the client may
+// safely assume nothing changed. LostRate injects the other side, the
+// "unknown outcome": with that probability the call is applied (its
+// answer kept in a buffer) and then its reply is lost as LostAs says:
+// LostDrop (the default) closes the connection, Lost500 and Lost503
+// answer that error instead, LostLate holds the reply back for LateWait
+// (default 40 s, past a client's usual deadline) and sends it if the client
+// still waits, and LostMixed picks one of these at random per lost reply.
+// Only replies with status 200 are lost; a failed call changed nothing and
+// is answered as usual. Lost replies count towards MaxConsecutive. This
+// works for every call name, including uploads on upload URLs
+// (b2_upload_file, b2_upload_part), and matters for those that change
+// state: b2_update_bucket, b2_upload_file, b2_upload_part,
+// b2_finish_large_file, b2_delete_file_version, b2_copy_file,
+// b2_hide_file and the others that create or delete.
+//
 // # Counters
 //
 // Stats counts answered B2 calls by name and by transaction class (A, B, C
 // as on B2's price list; copies are C, downloads and b2_get_file_info B),
-// plus request and response body bytes. GET /emulator/stats returns them as
-// JSON and POST /emulator/reset zeroes them; neither is counted.
+// plus request and response body bytes. Faults counts by call name the
+// answers a Fault changed (drops, injected errors, 429s, lost replies) and
+// Lost the calls applied whose reply was lost, so a test can check that a
+// fault really happened. GET /emulator/stats returns them as JSON (fields
+// calls, classes, bytesIn, bytesOut, faults, lost) and POST /emulator/reset
+// zeroes them; neither is counted.
 //
 // # Storage
 //

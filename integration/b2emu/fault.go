@@ -1,7 +1,10 @@
 package b2emu
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -9,15 +12,52 @@ import (
 
 // Fault describes trouble to inject into answers to one B2 call name.
 // The zero Fault injects nothing.
+//
+// DropRate, ErrorRate and LostRate share one random draw per call, so their
+// sum should be at most 1. Drops and errors happen before the call is
+// applied; a lost reply happens after it.
 type Fault struct {
 	Latency, Jitter time.Duration // added before answering
 	ErrorRate       float64       // 0..1 probability of answering an injected error
 	Status          int           // e.g. 429, 500, 503, 401; default 503
 	Code            string        // default from Status
-	RetryAfter      int           // seconds; sends Retry-After when > 0
+	RetryAfter      int           // seconds; sends Retry-After when > 0 (injected errors and LostAs503)
 	DropRate        float64       // probability of dropping the connection without answer
 	MaxConsecutive  int           // after this many consecutive injected faults on a call name the next call passes; default 3
 	PerMinute       int           // more than this many calls per minute answer 429 + Retry-After
+
+	// LostRate is the 0..1 probability that the call is applied and its
+	// reply then lost as LostAs says. Only replies the call answered with
+	// status 200 are lost: a call that failed changed nothing and is
+	// answered as usual (and counts as a call that passed). Lost replies
+	// count towards MaxConsecutive like other injected faults.
+	LostRate float64
+	LostAs   LostMode      // how a reply is lost; "" is LostDrop
+	LateWait time.Duration // how long LostLate holds a reply back; default DefaultLateWait
+}
+
+// LostMode says how the reply of an applied call is lost.
+type LostMode string
+
+// Lost modes. Any other value is taken as LostDrop.
+const (
+	LostDrop  LostMode = "drop"  // close the connection without answering
+	Lost500   LostMode = "500"   // answer 500 internal_error instead of the reply
+	Lost503   LostMode = "503"   // answer 503 service_unavailable instead of the reply
+	LostLate  LostMode = "late"  // hold the reply back for LateWait, then send it if the client still waits
+	LostMixed LostMode = "mixed" // one of the four above, picked at random per lost reply
+)
+
+// DefaultLateWait is LostLate's wait when Fault.LateWait is 0: longer than a
+// client's usual per-call deadline (b2cfs's is 30 s by default).
+const DefaultLateWait = 40 * time.Second
+
+// lostReply is how to lose the reply of one call: a concrete mode (never
+// LostMixed) and what that mode needs.
+type lostReply struct {
+	mode       LostMode
+	wait       time.Duration // for LostLate
+	retryAfter int           // for Lost503
 }
 
 // SetFault sets the fault for call, a B2 call name such as
@@ -67,10 +107,13 @@ func defaultCode(status int) string {
 }
 
 // injectFault applies the fault configured for name: it sleeps the latency,
-// then decides whether to drop the connection (drop) or answer an error
-// (err). Injected errors and drops on a call name are bounded by
-// MaxConsecutive; rate limiting is bounded by its one-minute window.
-func (s *Server) injectFault(ctx context.Context, name string) (drop bool, err *apiError) {
+// then decides whether to drop the connection (drop), answer an error
+// (err), or apply the call and lose its reply (lost, nil for none); at most
+// one of them is set. Injected faults on a call name are bounded by
+// MaxConsecutive; rate limiting is bounded by its one-minute window. A
+// caller that got lost but does not lose the reply (the call failed) must
+// call passed.
+func (s *Server) injectFault(ctx context.Context, name string) (drop bool, err *apiError, lost *lostReply) {
 	s.fmu.Lock()
 	key := name
 	f, ok := s.faults[name]
@@ -80,7 +123,7 @@ func (s *Server) injectFault(ctx context.Context, name string) (drop bool, err *
 	}
 	if !ok {
 		s.fmu.Unlock()
-		return false, nil
+		return false, nil, nil
 	}
 	delay := f.Latency
 	if f.Jitter > 0 {
@@ -103,7 +146,7 @@ func (s *Server) injectFault(ctx context.Context, name string) (drop bool, err *
 			s.fmu.Unlock()
 			sleepCtx(ctx, delay)
 			return false, &apiError{status: 429, code: "too_many_requests",
-				msg: "rate limit exceeded for " + name, retryAfter: retry}
+				msg: "rate limit exceeded for " + name, retryAfter: retry}, nil
 		}
 		s.window[key] = append(w, now)
 	}
@@ -132,6 +175,8 @@ func (s *Server) injectFault(ctx context.Context, name string) (drop bool, err *
 			}
 			err = &apiError{status: status, code: code, msg: "injected fault", retryAfter: f.RetryAfter}
 			injected = true
+		case r < f.DropRate+f.ErrorRate+f.LostRate:
+			lost, injected = newLostReply(f), true
 		}
 	}
 	if injected {
@@ -141,7 +186,114 @@ func (s *Server) injectFault(ctx context.Context, name string) (drop bool, err *
 	}
 	s.fmu.Unlock()
 	sleepCtx(ctx, delay)
-	return drop, err
+	return drop, err, lost
+}
+
+// newLostReply resolves f's LostAs (and LostMixed) to one concrete way of
+// losing a reply.
+func newLostReply(f Fault) *lostReply {
+	mode := f.LostAs
+	if mode == LostMixed {
+		mode = []LostMode{LostDrop, Lost500, Lost503, LostLate}[rand.N(4)]
+	}
+	switch mode {
+	case Lost500, Lost503, LostLate:
+	default:
+		mode = LostDrop
+	}
+	wait := f.LateWait
+	if wait <= 0 {
+		wait = DefaultLateWait
+	}
+	return &lostReply{mode: mode, wait: wait, retryAfter: f.RetryAfter}
+}
+
+// passed records that a call injectFault chose to lose the reply of failed,
+// so its reply was delivered: it ends the run of consecutive faults on name
+// like any call that passes.
+func (s *Server) passed(name string) {
+	s.fmu.Lock()
+	s.consec[name] = 0
+	s.fmu.Unlock()
+}
+
+// loseReply loses the reply buf holds, which the applied call answered
+// with 200, the way lost says. w is the connection's own writer (for
+// hijacking) and cw the counting writer wrapping it. It returns when the
+// reply is lost, or for LostLate when it was sent late or the client left.
+func loseReply(w http.ResponseWriter, cw *countingWriter, r *http.Request, buf *replyBuffer, lost *lostReply) {
+	const msg = "injected fault: the call was applied and its reply lost"
+	switch lost.mode {
+	case Lost500:
+		writeError(cw, errf(http.StatusInternalServerError, "internal_error", msg))
+	case Lost503:
+		writeError(cw, &apiError{status: http.StatusServiceUnavailable, code: "service_unavailable", msg: msg, retryAfter: lost.retryAfter})
+	case LostLate:
+		// Reading the body to its end lets the server notice a client that
+		// hangs up, which ends the wait through the request's context.
+		io.Copy(io.Discard, r.Body)
+		sleepCtx(r.Context(), lost.wait)
+		if r.Context().Err() != nil {
+			dropConn(w, cw)
+			return
+		}
+		buf.deliver(cw)
+	default:
+		dropConn(w, cw)
+	}
+}
+
+// dropConn closes the connection of w without an answer; the handler must
+// not write after it. cw records the status -1 for the log.
+func dropConn(w http.ResponseWriter, cw *countingWriter) {
+	cw.status = -1
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// replyBuffer is an http.ResponseWriter that keeps a handler's answer so it
+// can be delivered or lost once the call has been applied.
+type replyBuffer struct {
+	header http.Header
+	status int // 0 until the handler writes
+	body   bytes.Buffer
+}
+
+func newReplyBuffer() *replyBuffer { return &replyBuffer{header: http.Header{}} }
+
+func (b *replyBuffer) Header() http.Header { return b.header }
+
+func (b *replyBuffer) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
+	}
+}
+
+func (b *replyBuffer) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+// code is the status of the kept answer; an empty answer is a 200.
+func (b *replyBuffer) code() int {
+	if b.status == 0 {
+		return http.StatusOK
+	}
+	return b.status
+}
+
+// deliver sends the kept answer to w.
+func (b *replyBuffer) deliver(w http.ResponseWriter) {
+	maps.Copy(w.Header(), b.header)
+	w.WriteHeader(b.code())
+	w.Write(b.body.Bytes())
 }
 
 // testModes are the X-Bz-Test-Mode values a request carries.

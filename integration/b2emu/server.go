@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -69,6 +70,14 @@ type Stats struct {
 	Classes  map[string]int64 `json:"classes"` // "A", "B", "C" transaction classes
 	BytesIn  int64            `json:"bytesIn"`
 	BytesOut int64            `json:"bytesOut"`
+	// Faults counts, by B2 call name, the calls whose answer a Fault
+	// changed: dropped connections, injected errors, rate-limit 429s and
+	// lost replies (latency alone does not count). They are in Calls too.
+	Faults map[string]int64 `json:"faults"`
+	// Lost counts, by B2 call name, the calls that were applied and whose
+	// reply a Fault's LostRate then lost or, for LostLate, held back. They
+	// are in Faults too.
+	Lost map[string]int64 `json:"lost"`
 }
 
 // New returns a Server. With cfg.Dir set, it loads the state a previous
@@ -178,25 +187,20 @@ func (s *Server) CreateBucket(name string) error {
 func (s *Server) Stats() Stats {
 	s.smu.Lock()
 	defer s.smu.Unlock()
-	out := Stats{
-		Calls:    make(map[string]int64, len(s.stats.Calls)),
-		Classes:  make(map[string]int64, len(s.stats.Classes)),
+	return Stats{
+		Calls:    maps.Clone(s.stats.Calls),
+		Classes:  maps.Clone(s.stats.Classes),
 		BytesIn:  s.stats.BytesIn,
 		BytesOut: s.stats.BytesOut,
+		Faults:   maps.Clone(s.stats.Faults),
+		Lost:     maps.Clone(s.stats.Lost),
 	}
-	for k, v := range s.stats.Calls {
-		out.Calls[k] = v
-	}
-	for k, v := range s.stats.Classes {
-		out.Classes[k] = v
-	}
-	return out
 }
 
 // ResetStats zeroes the counters.
 func (s *Server) ResetStats() {
 	s.smu.Lock()
-	s.stats = Stats{Calls: map[string]int64{}, Classes: map[string]int64{}}
+	s.stats = Stats{Calls: map[string]int64{}, Classes: map[string]int64{}, Faults: map[string]int64{}, Lost: map[string]int64{}}
 	s.smu.Unlock()
 }
 
@@ -365,39 +369,64 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cr := &countingReader{r: r.Body}
 	r.Body = cr
 	c.w = cw
+	var faulted, lostReply bool
 	defer func() {
 		s.smu.Lock()
 		s.stats.Calls[c.name]++
 		s.stats.Classes[callClass[c.name]]++
 		s.stats.BytesIn += cr.n
 		s.stats.BytesOut += cw.n
-		s.smu.Unlock()
-		s.logf("b2emu: %s %s %s -> %d (%d in, %d out, %v)", r.Method, c.name, r.URL.Path, cw.status, cr.n, cw.n, time.Since(start).Round(time.Microsecond))
-	}()
-	if drop, ferr := s.injectFault(r.Context(), c.name); drop {
-		cw.status = -1
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
+		if faulted {
+			s.stats.Faults[c.name]++
 		}
-		panic(http.ErrAbortHandler)
-	} else if ferr != nil {
+		if lostReply {
+			s.stats.Lost[c.name]++
+		}
+		s.smu.Unlock()
+		note := ""
+		if lostReply {
+			note = " reply lost"
+		}
+		s.logf("b2emu: %s %s %s -> %d%s (%d in, %d out, %v)", r.Method, c.name, r.URL.Path, cw.status, note, cr.n, cw.n, time.Since(start).Round(time.Microsecond))
+	}()
+	drop, ferr, lost := s.injectFault(r.Context(), c.name)
+	switch {
+	case drop:
+		faulted = true
+		dropConn(w, cw)
+	case ferr != nil:
+		faulted = true
 		writeError(cw, ferr)
-		return
+	case lost != nil:
+		// Apply the call into a buffer, then lose a successful reply.
+		buf := newReplyBuffer()
+		c.w = buf
+		s.apply(h, c)
+		if buf.code() != http.StatusOK {
+			s.passed(c.name)
+			buf.deliver(cw)
+			return
+		}
+		faulted, lostReply = true, true
+		loseReply(w, cw, r, buf, lost)
+	default:
+		s.apply(h, c)
 	}
+}
+
+// apply runs the handler of c and writes its answer to c.w.
+func (s *Server) apply(h handler, c *call) {
 	res, err := h(s, c)
 	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
 			ae = errf(http.StatusInternalServerError, "internal_error", "%v", err)
 		}
-		writeError(cw, ae)
+		writeError(c.w, ae)
 		return
 	}
 	if res != nil {
-		writeJSON(cw, http.StatusOK, res)
+		writeJSON(c.w, http.StatusOK, res)
 	}
 }
 
