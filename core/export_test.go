@@ -18,7 +18,7 @@ func BulkCreate(ctx context.Context, g *Group, prefix string, n, size int) error
 	for i := range entries {
 		eg.Go(func() error {
 			k := newKey()
-			fi, err := g.store.Upload(ectx, g.file(fmt.Sprintf("%sf%d", prefix, i), k), bytes.NewReader(data), int64(size))
+			fi, err := g.store.Upload(ectx, g.file(fmt.Sprintf("%sf%d", prefix, i), k), bytes.NewReader(data), int64(size), g.name)
 			entries[i] = Entry{Key: k, Size: int64(size), MTime: g.opts.Now().UnixNano(), Mode: 0o644, ID: fi.ID}
 			return err
 		})
@@ -34,3 +34,6 @@ func BulkCreate(ctx context.Context, g *Group, prefix string, n, size int) error
 	})
 	return err
 }
+
+// LogLen is how many commits the commit log of an index remembers.
+const LogLen = logLen

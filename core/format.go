@@ -43,7 +43,7 @@ func (x *index) clone() *index {
 // a few other commits came after it (see resolve in group.go).
 const (
 	idLen  = 8
-	logLen = 16
+	logLen = 32
 )
 
 // stamp makes x the successor of the index it was cloned from, saved by

@@ -495,14 +495,16 @@ func (g *Group) send(ctx context.Context, a *attempt) (bi BucketInfo, landed boo
 		ErrUnavailable, ErrUnknownOutcome, a.id, g.name, err)
 }
 
-// readBack reads the bucket info, retrying failures until ctx ends.
+// readBack reads the bucket info, retrying failures until ctx ends. The
+// sooner it reads, the fewer commits can have come after the one it looks
+// for, so the first retry does not wait.
 func (g *Group) readBack(ctx context.Context) (BucketInfo, error) {
 	for tries := 0; ; tries++ {
 		bi, err := g.store.BucketInfo(ctx)
 		if err == nil {
 			return bi, nil
 		}
-		if !sleep(ctx, casBackoff(tries)) {
+		if ctx.Err() != nil || tries > 0 && !sleep(ctx, casBackoff(tries-1)) {
 			return bi, err
 		}
 	}

@@ -80,7 +80,7 @@ func TestCorruptManifest(t *testing.T) {
 			s2 := memstore.New()
 			s2.SetInfo("b2cfs-test", ptr)
 			if tc.name != "missing" {
-				s2.Upload(ctx, manifest, strings.NewReader(tc.content), int64(len(tc.content)))
+				s2.Upload(ctx, manifest, strings.NewReader(tc.content), int64(len(tc.content)), "test")
 			}
 			g2 := newGroup(t, s2, core.FormatB2cfs, core.Options{})
 			_, err := g2.List(ctx)

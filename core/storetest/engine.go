@@ -23,20 +23,44 @@ import (
 // lost. check is a group with a fresh view used to read the result.
 func Increments(t *testing.T, groups []*core.Group, check *core.Group, workers, rounds int) {
 	t.Helper()
+	if failed := increments(t, groups, check, workers, rounds, false); failed > 0 {
+		t.Fatalf("%d increments failed", failed)
+	}
+}
+
+// FaultyIncrements is Increments on stores that inject faults: a worker
+// whose Operate fails tries again until it has added rounds. The counter
+// must end at exactly workers*rounds, so an increment reported as failed
+// that happened all the same is caught as surely as a lost one. No
+// failure may leave its outcome unknown (core.ErrUnknownOutcome). It
+// returns how many Operate calls failed.
+func FaultyIncrements(t *testing.T, groups []*core.Group, check *core.Group, workers, rounds int) int {
+	t.Helper()
+	return increments(t, groups, check, workers, rounds, true)
+}
+
+func increments(t *testing.T, groups []*core.Group, check *core.Group, workers, rounds int, retry bool) int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
+	var failed atomic.Int64
 	errs := make(chan error, workers)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(g *core.Group) {
 			defer wg.Done()
-			for i := 0; i < rounds; i++ {
+			for i := 0; i < rounds; {
 				err := g.Operate(ctx, "counter", Increment)
-				if err != nil {
+				switch {
+				case err == nil:
+					i++
+					continue
+				case errors.Is(err, core.ErrUnknownOutcome) || !retry || ctx.Err() != nil:
 					errs <- err
 					return
 				}
+				failed.Add(1)
 			}
 		}(groups[w%len(groups)])
 	}
@@ -55,8 +79,9 @@ func Increments(t *testing.T, groups []*core.Group, check *core.Group, workers, 
 		t.Fatal(err)
 	}
 	if want := strconv.Itoa(workers * rounds); string(b) != want {
-		t.Fatalf("counter = %s, want %s", b, want)
+		t.Fatalf("counter = %s, want %s (%d increments reported failed)", b, want, failed.Load())
 	}
+	return int(failed.Load())
 }
 
 // Increment is an Operate function that adds one to a decimal counter
@@ -82,9 +107,10 @@ type casInput struct {
 
 // casOutput is what the operation saw.
 type casOutput struct {
-	ok    bool   // write: committed (false: ErrConflict)
-	key   string // read: key read; write: new key
-	value string // read: value read
+	failed bool   // write: failed for another reason than a conflict (no effect)
+	ok     bool   // write: committed (false: ErrConflict)
+	key    string // read: key read; write: new key
+	value  string // read: value read
 }
 
 type register struct{ key, value string }
@@ -109,6 +135,9 @@ var casModel = porcupine.Model{
 		if !in.write {
 			return out.key == s.key && out.value == s.value, s
 		}
+		if out.failed {
+			return true, s
+		}
 		if !out.ok {
 			return s.key != in.key, s
 		}
@@ -126,7 +155,10 @@ var casModel = porcupine.Model{
 // Linearizable records a history of concurrent reads and compare-and-swap
 // writes on two objects from several groups (hosts) and checks it against
 // a compare-and-swap register model. Groups must read with IndexTTL < 0:
-// reads within a TTL are stale by design.
+// reads within a TTL are stale by design. On stores that inject faults, a
+// failed read is left out of the history and a write that failed for
+// another reason than a conflict counts as one without effect, which the
+// model checks; a write whose outcome stayed unknown fails the test.
 func Linearizable(t *testing.T, groups []*core.Group, opsPerWorker int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -146,6 +178,9 @@ func Linearizable(t *testing.T, groups []*core.Group, opsPerWorker int) {
 				call := clock.Add(1)
 				key, value, err := readObj(ctx, g, obj)
 				ret := clock.Add(1)
+				if err != nil && faulty(err) {
+					continue
+				}
 				if err != nil {
 					t.Errorf("read %s: %v", obj, err)
 					return
@@ -161,11 +196,12 @@ func Linearizable(t *testing.T, groups []*core.Group, opsPerWorker int) {
 				call = clock.Add(1)
 				nk, err := g.Commit(ctx, obj, key, bytes.NewReader([]byte(in.value)), int64(len(in.value)))
 				ret = clock.Add(1)
-				if err != nil && !errors.Is(err, core.ErrConflict) {
+				if err != nil && !errors.Is(err, core.ErrConflict) && !faulty(err) {
 					t.Errorf("commit %s: %v", obj, err)
 					return
 				}
-				op = porcupine.Operation{ClientId: w, Input: in, Call: call, Output: casOutput{ok: err == nil, key: nk}, Return: ret}
+				out := casOutput{ok: err == nil, failed: err != nil && !errors.Is(err, core.ErrConflict), key: nk}
+				op = porcupine.Operation{ClientId: w, Input: in, Call: call, Output: out, Return: ret}
 				mu.Lock()
 				history = append(history, op)
 				mu.Unlock()
@@ -190,6 +226,12 @@ func Linearizable(t *testing.T, groups []*core.Group, opsPerWorker int) {
 		t.Fatalf("history of %d operations (%d committed writes) is not linearizable (%v)", len(history), writes, res)
 	}
 	t.Logf("%d operations, %d committed writes: linearizable", len(history), writes)
+}
+
+// faulty reports whether err is an injected fault the engine may report:
+// B2 unavailable, with a known outcome.
+func faulty(err error) bool {
+	return errors.Is(err, core.ErrUnavailable) && !errors.Is(err, core.ErrUnknownOutcome)
 }
 
 func readObj(ctx context.Context, g *core.Group, obj string) (key, value string, err error) {

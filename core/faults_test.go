@@ -1,0 +1,102 @@
+package core_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/memstore"
+)
+
+// changes are the memstore operations that change the bucket.
+var changes = map[string]bool{"UpdateBucketInfo": true, "Upload": true, "Delete": true, "Copy": true}
+
+// injector draws faults for a memstore from a seeded generator, on both
+// sides of a call: before it (the call fails and changes nothing: B2
+// unreachable, 5xx, 429; or, for UpdateBucketInfo, no answer although B2
+// did not apply it), and after it (applied, reply lost). At most max
+// faults in a row hit one operation name, so every loop that retries
+// finishes. Safe for concurrent use; with one caller at a time the faults
+// are the same for the same seed.
+type injector struct {
+	mu      sync.Mutex
+	rnd     *rand.Rand
+	fail    float64 // before: fails, not applied
+	unknown float64 // before, UpdateBucketInfo: no answer, not applied
+	lost    float64 // after a change: applied, reply lost
+	cancel  float64 // before a change: the caller's context is cancelled, the call goes on
+	max     int
+	consec  map[string]int
+	counts  map[string]int // faults injected, by kind
+	stop    func()         // cancels the context of the operation under way
+}
+
+func newInjector(seed uint64) *injector {
+	return &injector{rnd: rand.New(rand.NewPCG(seed, 0x62326366)), max: 3,
+		consec: map[string]int{}, counts: map[string]int{}}
+}
+
+// attach makes in the fault source of s.
+func (in *injector) attach(s *memstore.Store) {
+	s.SetFault(in.before)
+	s.SetLostReply(in.after)
+}
+
+// setStop sets the cancel function of the operation under way (nil: none).
+func (in *injector) setStop(f func()) {
+	in.mu.Lock()
+	in.stop = f
+	in.mu.Unlock()
+}
+
+// draw reports whether a fault of probability p hits op, within the bound.
+// LOCKS_REQUIRED(in.mu)
+func (in *injector) draw(op string, p float64) bool {
+	if p <= 0 || in.consec[op] >= in.max || in.rnd.Float64() >= p {
+		return false
+	}
+	in.consec[op]++
+	return true
+}
+
+func (in *injector) before(op string) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch {
+	case in.draw(op, in.fail):
+		in.counts["fail"]++
+		return fmt.Errorf("%w: injected failure of %s", core.ErrUnavailable, op)
+	case op == "UpdateBucketInfo" && in.draw(op, in.unknown):
+		in.counts["unknown"]++
+		return fmt.Errorf("%w: injected: no answer to %s (not applied)", core.ErrUnknownOutcome, op)
+	case changes[op] && in.stop != nil && in.draw(op+"/cancel", in.cancel):
+		in.counts["cancel"]++
+		in.stop()
+		return nil
+	}
+	in.consec[op], in.consec[op+"/cancel"] = 0, 0
+	return nil
+}
+
+func (in *injector) after(op string) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.draw(op+"/after", in.lost) {
+		in.counts["lost"]++
+		return fmt.Errorf("injected: reply to %s lost", op)
+	}
+	in.consec[op+"/after"] = 0
+	return nil
+}
+
+// injected returns the faults injected so far, by kind.
+func (in *injector) injected() map[string]int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range in.counts {
+		out[k] = v
+	}
+	return out
+}
