@@ -311,7 +311,7 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs
 		return f.errno("rename", from, err)
 	}
 	f.moved(from, to)
-	f.rekey(ctx, moves)
+	f.rekey(moves)
 	return nil
 }
 
@@ -339,26 +339,21 @@ func renameMoves(t *tree, from, to string) ([]core.Move, error) {
 }
 
 // rekey gives open handles of moved files the key their object has under
-// its new name, so that they can still commit.
-func (f *FS) rekey(ctx context.Context, moves []core.Move) {
+// its new name (what Rename reported), so that they can still commit. It
+// reads nothing: a rename that succeeded stays a success when the request
+// is interrupted right after it.
+func (f *FS) rekey(moves []core.Move) {
 	f.mu.Lock()
 	var hs []*openFile
 	for h := range f.open {
 		hs = append(hs, h)
 	}
 	f.mu.Unlock()
-	if len(hs) == 0 {
-		return
-	}
-	entries, err := f.g.Entries(ctx)
-	if err != nil {
-		return
-	}
 	for _, h := range hs {
 		p := h.n.path()
 		for _, m := range moves {
 			if m.To == p {
-				h.rekey(m.Key, entries[p])
+				h.rekey(m.Key, m.NewKey)
 			}
 		}
 	}

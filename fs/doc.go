@@ -45,6 +45,13 @@
 // errors.go), which maps core's errors to errno values and logs the failed
 // operation once.
 //
+// An interrupted request answers EINTR only when nothing changed in B2. A
+// change already sent runs to its outcome (core), which the request then
+// answers: 0 when it landed, even though the caller was interrupted, and EIO
+// when B2 could not tell. Nothing a request does after its change landed
+// (the attributes bazil asks for, re-keying open handles) fails for an
+// interrupt.
+//
 // # Concurrency
 //
 // bazil runs each request in its own goroutine. Lock ordering, outermost

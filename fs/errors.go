@@ -33,6 +33,12 @@ var errnoNames = map[syscall.Errno]string{
 // only for that exact value), and otherwise a bare syscall.Errno, because
 // bazil does not unwrap errors to find one.
 //
+// EINTR promises that nothing changed: core returns the request's
+// cancellation only when that is so (once an update is sent it runs to its
+// outcome). An error that says the outcome is unknown (core.ErrUnknownOutcome:
+// B2 may have applied the change and could not be read back) is EIO even if
+// the request was interrupted as well.
+//
 // Errors from core: ErrNotExist is ENOENT, ErrConflict EBUSY, ErrGroupFull
 // ENOSPC, ErrBadName EINVAL, ErrUnavailable and anything unknown EIO. Code
 // in this package returns a syscall.Errno (possibly wrapped) for its own
@@ -46,7 +52,7 @@ func (f *FS) errno(op, path string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) && !errors.Is(err, core.ErrUnknownOutcome) {
 		f.log.Info("operation interrupted", "op", op, "path", path)
 		return context.Canceled
 	}

@@ -34,7 +34,13 @@ var (
 
 // Attr reports the size and time of the current version, or of the open
 // handle's private copy while one has unsaved changes.
+//
+// bazil also calls Attr to answer create and setattr (truncate) after they
+// changed B2, with the request's context: an interrupt must not then turn
+// their success into EINTR (and leak the handle create made), so Attr does
+// not stop for one. Its reads are bounded by the group's own deadlines.
 func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
+	ctx = context.WithoutCancel(ctx)
 	f := n.fs
 	p := n.path()
 	a.Valid = f.cfg.TTL

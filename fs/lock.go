@@ -145,13 +145,17 @@ var (
 )
 
 // unlock releases l if held. When B2 cannot be told, renewal stops, so the
-// lease runs out within the lease TTL, and the error is returned.
+// lease runs out within the lease TTL, and the error is returned. An
+// interrupt does not stop a release: this host forgets the lock either way,
+// and B2 would otherwise keep it from other hosts until the lease ran out.
 // LOCKS_REQUIRED(l.mu)
 func (l *ownerLock) unlock(ctx context.Context) error {
 	if !l.held {
 		return nil
 	}
 	l.held = false
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
 	err := l.m.UnlockContext(ctx)
 	if err != nil {
 		l.cancel()
