@@ -33,7 +33,9 @@ type Config struct {
 	// without progress). Default 30 s.
 	CallTimeout time.Duration
 	// Attempts bounds the tries of one call on retryable errors (429, 5xx,
-	// timeouts, broken connections, expired tokens). Default 8.
+	// timeouts, broken connections, expired tokens). b2_update_bucket and
+	// b2_finish_large_file are not repeated after an attempt B2 may have
+	// applied (see classify). Default 8.
 	Attempts int
 	// PartSize: uploads larger than this are sent as large files in parts of
 	// this size, several at once. Default 100 MB (B2's recommended size; at
@@ -69,7 +71,13 @@ type Store struct {
 	mu   sync.Mutex // serialises re-authorisation
 
 	urlMu sync.Mutex
-	urls  []*base.URL // idle upload URLs, each used by one upload at a time
+	urls  []pooledURL // idle upload URLs, each used by one upload at a time
+}
+
+// pooledURL is an idle upload URL and the session that got it.
+type pooledURL struct {
+	u    *base.URL
+	sess *session
 }
 
 // session is one authorisation: blazer's, for objects, and this package's,
@@ -184,66 +192,87 @@ func (s *Store) UpdateBucketInfo(ctx context.Context, rev int64, info map[string
 }
 
 // Upload wraps b2_upload_file, or the large-file calls above PartSize.
+// Attempts are repeated whatever their outcome: a duplicate is one more
+// unreferenced version of a unique name, which the deleter or gc collects.
 func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size int64) (core.FileInfo, error) {
+	info := mtimeInfo()
 	if size > s.cfg.PartSize {
-		return s.uploadLarge(ctx, name, data, size)
+		return s.uploadLarge(ctx, name, data, size, info)
 	}
 	var fi core.FileInfo
 	err := s.retryBudget(ctx, "b2_upload_file", s.budget(size), func(ctx context.Context) error {
-		u, err := s.uploadURL(ctx)
+		sess := s.sess.Load()
+		u, err := s.uploadURL(ctx, sess)
 		if err != nil {
 			return err
 		}
 		// The SHA1 follows the data (hex_digits_at_end): one pass over it.
-		f, err := u.UploadFile(ctx, withSHA1(io.NewSectionReader(data, 0, size)), int(size)+40, name, "application/octet-stream", "hex_digits_at_end", mtimeInfo())
+		r, _ := withSHA1(io.NewSectionReader(data, 0, size))
+		f, err := u.UploadFile(ctx, r, int(size)+40, name, "application/octet-stream", "hex_digits_at_end", info)
 		if err != nil {
 			return err // the URL is dropped: B2 says to get a new one after any failure
 		}
-		s.putURL(u)
+		s.putURL(u, sess)
 		fi = core.FileInfo{Name: name, ID: f.ID, Size: size, Modified: f.Timestamp}
 		return nil
 	})
 	return fi, err
 }
 
-func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, size int64) (core.FileInfo, error) {
-	var lf *base.LargeFile
+func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, size int64, info map[string]string) (core.FileInfo, error) {
+	var id string
 	err := s.retry(ctx, "b2_start_large_file", func(ctx context.Context) error {
-		var err error
-		lf, err = s.sess.Load().bucket.StartLargeFile(ctx, name, "application/octet-stream", mtimeInfo())
+		lf, err := s.sess.Load().bucket.StartLargeFile(ctx, name, "application/octet-stream", info)
+		if err == nil {
+			id = lf.ID
+		}
 		return err
 	})
 	if err != nil {
 		return core.FileInfo{}, err
 	}
+	// The large file is reached through the current session every time,
+	// so that calls after a re-authorisation carry the new token; the part
+	// SHA1s are kept here for the same reason.
+	large := func(sess *session, sums map[int]string) *base.LargeFile {
+		return sess.bucket.File(id, name).CompileParts(size, sums)
+	}
 	fail := func(err error) (core.FileInfo, error) {
+		// b2_cancel_large_file cannot remove a finished file, so this is
+		// safe even when a finish's outcome is unknown.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
 		defer cancel()
-		lf.CancelLargeFile(cctx)
+		large(s.sess.Load(), nil).CancelLargeFile(cctx)
 		return core.FileInfo{}, err
 	}
+	var sumMu sync.Mutex
+	sums := map[int]string{}
 	// Parts go up partWorkers at a time, each worker on its own part URL.
 	parts := make(chan int)
 	eg, ectx := errgroup.WithContext(ctx)
 	for w := 0; w < partWorkers; w++ {
 		eg.Go(func() error {
 			var fc *base.FileChunk
+			var fcSess *session
 			for part := range parts {
 				off := int64(part-1) * s.cfg.PartSize
 				n := min(s.cfg.PartSize, size-off)
 				err := s.retryBudget(ectx, "b2_upload_part", s.budget(n), func(ctx context.Context) error {
-					if fc == nil {
-						c, err := lf.GetUploadPartURL(ctx)
+					if sess := s.sess.Load(); fc == nil || fcSess != sess {
+						c, err := large(sess, nil).GetUploadPartURL(ctx)
 						if err != nil {
 							return err
 						}
-						fc = c
+						fc, fcSess = c, sess
 					}
-					r := withSHA1(io.NewSectionReader(data, off, n))
+					r, sum := withSHA1(io.NewSectionReader(data, off, n))
 					if _, err := fc.UploadPart(ctx, r, "hex_digits_at_end", int(n)+40, part); err != nil {
 						fc = nil
 						return err
 					}
+					sumMu.Lock()
+					sums[part] = sum()
+					sumMu.Unlock()
 					return nil
 				})
 				if err != nil {
@@ -267,28 +296,50 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 	if err := eg.Wait(); err != nil {
 		return fail(err)
 	}
-	var f *base.File
-	err = s.retry(ctx, "b2_finish_large_file", func(ctx context.Context) error {
-		var err error
-		f, err = lf.FinishLargeFile(ctx)
-		return err
-	})
-	if err != nil {
-		return fail(err)
+	// A finish whose outcome is unknown is not repeated blindly: once the
+	// first finished, a repeat fails. The file's state is read back
+	// instead (b2_get_file_info: "upload" once finished, "start" before).
+	for round := 1; ; round++ {
+		var f *base.File
+		err = s.retry(ctx, "b2_finish_large_file", func(ctx context.Context) error {
+			var err error
+			f, err = large(s.sess.Load(), sums).FinishLargeFile(ctx)
+			return err
+		})
+		if err == nil {
+			return core.FileInfo{Name: name, ID: f.ID, Size: size, Modified: f.Timestamp}, nil
+		}
+		if !errors.Is(err, core.ErrUnknownOutcome) || round >= s.cfg.Attempts {
+			return fail(err)
+		}
+		var st *base.FileInfo
+		if rerr := s.retry(ctx, "b2_get_file_info", func(ctx context.Context) error {
+			var err error
+			st, err = s.sess.Load().bucket.File(id, name).GetFileInfo(ctx)
+			return err
+		}); rerr != nil {
+			return fail(fmt.Errorf("%w; reading the file back: %v", err, rerr))
+		}
+		if st.Status == "upload" {
+			return core.FileInfo{Name: name, ID: id, Size: size, Modified: st.Timestamp}, nil
+		}
+		// Still unfinished: that finish was not applied, so another is safe.
 	}
-	return core.FileInfo{Name: name, ID: f.ID, Size: size, Modified: f.Timestamp}, nil
 }
 
-func (s *Store) uploadURL(ctx context.Context) (*base.URL, error) {
+// uploadURL returns an idle upload URL of sess, or gets a new one.
+func (s *Store) uploadURL(ctx context.Context, sess *session) (*base.URL, error) {
 	s.urlMu.Lock()
-	if n := len(s.urls); n > 0 {
-		u := s.urls[n-1]
+	for n := len(s.urls); n > 0; n-- {
+		p := s.urls[n-1]
 		s.urls = s.urls[:n-1]
-		s.urlMu.Unlock()
-		return u, nil
+		if p.sess == sess {
+			s.urlMu.Unlock()
+			return p.u, nil
+		}
 	}
 	s.urlMu.Unlock()
-	return s.sess.Load().bucket.GetUploadURL(ctx)
+	return sess.bucket.GetUploadURL(ctx)
 }
 
 func (s *Store) dropURLs() {
@@ -297,11 +348,12 @@ func (s *Store) dropURLs() {
 	s.urlMu.Unlock()
 }
 
-func (s *Store) putURL(u *base.URL) {
+// putURL keeps u, got by sess, for the next upload.
+func (s *Store) putURL(u *base.URL, sess *session) {
 	s.urlMu.Lock()
 	defer s.urlMu.Unlock()
-	if len(s.urls) < 16 {
-		s.urls = append(s.urls, u)
+	if len(s.urls) < 16 && s.sess.Load() == sess {
+		s.urls = append(s.urls, pooledURL{u, sess})
 	}
 }
 
@@ -358,7 +410,9 @@ func (s *Store) Stat(ctx context.Context, name string) (core.FileInfo, error) {
 	return fi, err
 }
 
-// Copy wraps b2_copy_file (which blazer does not implement).
+// Copy wraps b2_copy_file (which blazer does not implement). An attempt whose
+// outcome is unknown is repeated: a duplicate copy is one more
+// unreferenced version, and the last one is returned.
 func (s *Store) Copy(ctx context.Context, src, srcID, dst string) (core.FileInfo, error) {
 	var fi core.FileInfo
 	err := s.retry(ctx, "b2_copy_file", func(ctx context.Context) error {
@@ -408,7 +462,8 @@ func infoMtime(info map[string]string) time.Time {
 	return time.Time{}
 }
 
-// Delete wraps b2_delete_file_version.
+// Delete wraps b2_delete_file_version. After an attempt whose outcome is
+// unknown, a repeat's file_not_present means that attempt deleted it.
 func (s *Store) Delete(ctx context.Context, name, id string) error {
 	return s.retry(ctx, "b2_delete_file_version", func(ctx context.Context) error {
 		return s.sess.Load().bucket.File(id, name).DeleteFileVersion(ctx)
@@ -442,12 +497,14 @@ func (r *idleReader) Close() error {
 const partWorkers = 4
 
 // withSHA1 returns r followed by the 40 hex digits of its SHA1, the body B2
-// takes with X-Bz-Content-Sha1: hex_digits_at_end.
-func withSHA1(r io.Reader) io.Reader {
+// takes with X-Bz-Content-Sha1: hex_digits_at_end, and a function that
+// returns those digits once the body was read.
+func withSHA1(r io.Reader) (io.Reader, func() string) {
 	h := sha1.New()
+	sum := func() string { return hex.EncodeToString(h.Sum(nil)) }
 	return io.MultiReader(io.TeeReader(r, h), &lazyReader{f: func() io.Reader {
-		return strings.NewReader(hex.EncodeToString(h.Sum(nil)))
-	}})
+		return strings.NewReader(sum())
+	}}), sum
 }
 
 // lazyReader reads from the reader f returns when first read.

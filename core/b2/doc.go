@@ -4,9 +4,15 @@
 //
 // Objects go through blazer's base package, under this package's own retry
 // policy: every attempt has a deadline, retries are bounded (Config.Attempts),
-// and B2's errors are classified here into core's errors. The two bucket-info
-// calls (b2_list_buckets and b2_update_bucket) are sent by this package
-// itself: blazer drops the bucket revision after an update and never reads
-// the one B2 answers, so it cannot chain compare-and-swaps without a
-// b2_list_buckets before each one.
+// and B2's errors are classified here into core's errors. A call that
+// changes state and may have been applied without a definite answer is
+// repeated only where a repeat is harmless (uploads, copies, deletes);
+// b2_update_bucket then fails with core.ErrUnknownOutcome for the engine to
+// resolve, and a large file's finish is resolved here by reading the file
+// back.
+//
+// The two bucket-info calls (b2_list_buckets and b2_update_bucket) are sent
+// by this package itself: blazer drops the bucket revision after an update
+// and never reads the one B2 answers, so it cannot chain compare-and-swaps
+// without a b2_list_buckets before each one.
 package b2

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"time"
 
@@ -17,9 +18,11 @@ import (
 type action int
 
 const (
-	fail   action = iota // give up with the error, classified
-	retry                // try again after a backoff
-	reauth               // authorise again, then try again
+	fail    action = iota // give up with the error, classified
+	retry                 // B2 did not apply the attempt: try again after a backoff
+	reauth                // the account token is stale: authorise again, then try again
+	unknown               // B2 may have applied the attempt: try again (only calls safe to repeat get this)
+	done                  // the call succeeded after all
 )
 
 // apiError is a B2 error answer: blazer's, or one of this package's calls.
@@ -43,41 +46,76 @@ func asAPI(err error) (*apiError, bool) {
 	return nil, false
 }
 
-// classify decides what to do about err from call, and which core error it
-// becomes if it is final. This is the one place B2's errors are mapped.
-func classify(call string, err error) (action, error) {
+// classify decides what to do about err from an attempt of call, and which
+// core error it becomes if it is final; unsure says an earlier attempt of
+// the same call may have been applied. This is the one place B2's errors
+// are mapped.
+//
+// An attempt that may have reached B2 (the request was sent, then the
+// connection broke or the deadline passed; 408; 5xx) has an unknown
+// outcome. Uploads and copies are repeated anyway: each makes a new
+// version, and a duplicate is an unreferenced version that the deleter or
+// gc collects. A delete is repeated too, and its repeat's file_not_present
+// then means the earlier attempt deleted it. b2_update_bucket and
+// b2_finish_large_file are not repeated: a repeated update's 409 cannot be
+// told from someone else's change, and a repeated finish fails once the
+// first one finished. They fail at once with ErrUnknownOutcome, for the
+// caller to resolve by reading back.
+func classify(call string, err error, unsure bool) (action, error) {
 	if errors.Is(err, errNoBucket) {
 		return fail, err
 	}
 	ae, ok := asAPI(err)
 	if !ok {
-		// Transport errors and attempt deadlines: B2 may not have seen
-		// the request, or may have; every call here is safe to repeat
-		// (a repeated update_bucket fails its revision check).
-		return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, err)
+		if dialFailed(err) {
+			// The connection was never made: B2 saw nothing.
+			return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, err)
+		}
+		return outcomeUnknown(call, err)
 	}
 	switch {
-	case ae.status == http.StatusUnauthorized && (call == "b2_upload_file" || call == "b2_upload_part"):
-		// An upload token expired: the next attempt takes a new URL.
-		return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, ae)
 	case ae.status == http.StatusUnauthorized && call == "b2_authorize_account":
 		return fail, fmt.Errorf("B2 refused the credentials: %s", ae.msg)
 	case ae.status == http.StatusUnauthorized && (ae.code == "expired_auth_token" || ae.code == "bad_auth_token"):
+		// The account token is stale (B2's expire after 24 hours, a
+		// restarted B2 forgets them), or for uploads perhaps only the
+		// upload token, which comes from the account token: authorise
+		// again either way.
 		return reauth, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, ae)
 	case ae.status == http.StatusNotFound:
 		return fail, fmt.Errorf("%w: %s: %s", core.ErrNotExist, call, ae.msg)
 	case ae.status == http.StatusConflict && call == "b2_update_bucket":
 		return fail, fmt.Errorf("%w: %s", core.ErrRevisionMismatch, ae.msg)
+	case ae.status == http.StatusBadRequest && ae.code == "auth_token_limit":
+		return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, ae)
 	case ae.status == http.StatusBadRequest && call == "b2_update_bucket":
 		return fail, fmt.Errorf("%w: %s", core.ErrInfoRejected, ae.msg)
 	case ae.status == http.StatusBadRequest && ae.code == "file_not_present":
+		if unsure && call == "b2_delete_file_version" {
+			return done, nil
+		}
 		return fail, fmt.Errorf("%w: %s: %s", core.ErrNotExist, call, ae.msg)
-	case ae.status == http.StatusRequestTimeout || ae.status == http.StatusTooManyRequests || ae.status >= 500:
+	case ae.status == http.StatusTooManyRequests:
 		return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, ae)
-	case ae.status == http.StatusBadRequest && ae.code == "auth_token_limit":
-		return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, ae)
+	case ae.status == http.StatusRequestTimeout || ae.status >= 500:
+		return outcomeUnknown(call, ae)
 	}
 	return fail, fmt.Errorf("%s: %v", call, ae)
+}
+
+// outcomeUnknown classifies an attempt of call that B2 may have applied.
+func outcomeUnknown(call string, err error) (action, error) {
+	if call == "b2_update_bucket" || call == "b2_finish_large_file" {
+		return fail, fmt.Errorf("%w (%w): %s: %w", core.ErrUnknownOutcome, core.ErrUnavailable, call, err)
+	}
+	return unknown, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, err)
+}
+
+// dialFailed reports whether err is a failure to connect, before anything
+// was sent.
+func dialFailed(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // retry runs f with a deadline of CallTimeout per attempt.
@@ -92,11 +130,16 @@ func (s *Store) budget(n int64) time.Duration {
 }
 
 // retryBudget runs f until it succeeds, fails for good, Attempts tries
-// are spent or ctx ends. Each attempt gets its own deadline.
+// are spent or ctx ends. Each attempt gets its own deadline. An attempt
+// that ctx ended is classified like any other, so a call that may have
+// been applied reports an unknown outcome rather than only ctx's error.
 func (s *Store) retryBudget(ctx context.Context, call string, budget time.Duration, f func(context.Context) error) error {
 	backoff := 100 * time.Millisecond
-	var last error
 	reauths := 0
+	unsure := false
+	if err := ctx.Err(); err != nil {
+		return err // nothing sent
+	}
 	for attempt := 1; ; attempt++ {
 		sess := s.sess.Load()
 		actx, cancel := context.WithTimeout(ctx, budget)
@@ -109,17 +152,18 @@ func (s *Store) retryBudget(ctx context.Context, call string, budget time.Durati
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
+		act, cerr := classify(call, err, unsure)
+		switch {
+		case act == done:
+			return nil
+		case act == fail:
+			return cerr
+		case ctx.Err() != nil:
 			return ctx.Err()
+		case attempt >= s.cfg.Attempts:
+			return fmt.Errorf("%w (gave up after %d attempts)", cerr, attempt)
 		}
-		act, cerr := classify(call, err)
-		last = cerr
-		if act == fail || attempt >= s.cfg.Attempts {
-			if act != fail {
-				return fmt.Errorf("%w (gave up after %d attempts)", last, attempt)
-			}
-			return last
-		}
+		unsure = unsure || act == unknown
 		wait := backoff + rand.N(backoff/2)
 		if ae, ok := asAPI(err); ok && ae.retryAfter > 0 {
 			wait = min(ae.retryAfter, 10*time.Second)
@@ -137,7 +181,7 @@ func (s *Store) retryBudget(ctx context.Context, call string, budget time.Durati
 			wait = 0
 		}
 		if call == "b2_upload_file" || call == "b2_upload_part" {
-			s.dropURLs() // pooled upload URLs may share the failure (expired tokens)
+			s.dropURLs() // pooled upload URLs may share the failure
 		}
 		t := time.NewTimer(wait)
 		select {
