@@ -53,7 +53,7 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 	}
 	nk := newKey()
 	file := g.file(name, nk)
-	fi, err := g.store.Upload(ctx, file, data, size)
+	fi, err := g.store.Upload(ctx, file, data, size, g.name)
 	if err != nil {
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}

@@ -391,7 +391,7 @@ func encodePointer(p pointer) (string, error) {
 // put uploads the manifest m, encoded as data, and remembers it.
 func (f *manifestFormat) put(ctx context.Context, data []byte, m *manifestFile) (string, error) {
 	key := newKey()
-	fi, err := f.store.Upload(ctx, f.manifest(key), bytes.NewReader(data), int64(len(data)))
+	fi, err := f.store.Upload(ctx, f.manifest(key), bytes.NewReader(data), int64(len(data)), f.group)
 	if err != nil {
 		return "", err
 	}

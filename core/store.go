@@ -19,6 +19,9 @@ type FileInfo struct {
 	ID       string // B2 file id
 	Size     int64
 	Modified time.Time // when it was uploaded (zero when unknown)
+	// Group is the mark Upload stored with the file: the group that
+	// wrote it, "" for files b2cfs did not write (set by List).
+	Group string
 }
 
 // Store is what the engine needs from a bucket. Implementations are safe for
@@ -39,8 +42,14 @@ type Store interface {
 	// an attempt itself only when B2 certainly did not apply it (the
 	// connection was never made, 429, an expired token).
 	UpdateBucketInfo(ctx context.Context, rev int64, info map[string]string) (BucketInfo, error)
-	// Upload stores size bytes read from data as a new version of name.
-	Upload(ctx context.Context, name string, data io.ReaderAt, size int64) (FileInfo, error)
+	// Upload stores size bytes read from data as a new version of name,
+	// marked as written by group: List reports the mark as
+	// FileInfo.Group (B2 keeps it as the file info b2cfs-group), and gc
+	// deletes no unreferenced file without it (outside .b2cfs/). Every
+	// upload of the engine names its group; "" leaves the file unmarked,
+	// as blazer's x/consistent leaves its files. An attempt whose reply
+	// was lost may be repeated, leaving an unreferenced duplicate.
+	Upload(ctx context.Context, name string, data io.ReaderAt, size int64, group string) (FileInfo, error)
 	// Download reads length bytes from offset off (length < 0: to the end)
 	// of the newest version of name. Offsets at or past the end give an
 	// empty reader. The FileInfo has the file id and the length of the
@@ -50,9 +59,10 @@ type Store interface {
 	Stat(ctx context.Context, name string) (FileInfo, error)
 	// Delete removes the version id of name.
 	Delete(ctx context.Context, name, id string) error
-	// Copy makes dst a server-side copy of file src, version srcID.
+	// Copy makes dst a server-side copy of file src, version srcID,
+	// with the same group mark.
 	Copy(ctx context.Context, src, srcID, dst string) (FileInfo, error)
 	// List returns the newest version of every file whose name starts with
-	// prefix, in name order.
+	// prefix, in name order, each with its group mark.
 	List(ctx context.Context, prefix string) ([]FileInfo, error)
 }

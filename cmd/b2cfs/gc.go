@@ -31,6 +31,9 @@ versions are files .b2cfs/data/<group>/<key>).
 A file is deleted only if all of these hold:
   - its name has the shape of a version file, <name>/<key> with a key of 40
     lower-case hex digits (other files of the bucket are never touched);
+  - b2cfs wrote it: it carries b2cfs's mark (the B2 file info b2cfs-group,
+    naming the group that uploaded it), or its name is under .b2cfs/, which
+    b2cfs reserves;
   - no group of the bucket references it;
   - it was uploaded longer ago than --grace;
   - no newer version under the same name (in b2cfs's format: of the same
@@ -39,6 +42,11 @@ A file is deleted only if all of these hold:
 If the index of any group in the bucket cannot be read or decoded, or a
 group's live versions are not where gc expects them, gc refuses to run:
 live data could otherwise be taken for garbage.
+
+Files of the version shape without the mark are kept, whatever their age,
+and counted as unmarked in the summary: blazer's x/consistent writes its
+versions without it, so their garbage is left to blazer. So are versions
+written by b2cfs releases that did not mark their files yet.
 
 An object removed from its group (rm, or unlink in a mount) whose group saw
 no newer upload within --grace is garbage at once, whatever its age; hosts
@@ -73,7 +81,7 @@ func runGC(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := collectGarbage(ctx, s, gcConfig{Grace: *grace, DryRun: *dryRun, Out: c.stdout, Logger: t.log})
+	res, err := collectGarbage(ctx, s, gcConfig{Bucket: bucket, Grace: *grace, DryRun: *dryRun, Out: c.stdout, Logger: t.log})
 	if err != nil {
 		return fmt.Errorf("gc %s: %w", bucket, err)
 	}
@@ -81,13 +89,14 @@ func runGC(ctx context.Context, c cli, args []string) error {
 	if *dryRun {
 		verb = "would delete"
 	}
-	fmt.Fprintf(c.stdout, "gc %s: %d groups, %d files: %d referenced, %d not group files, %d within the grace period; %s %d files (%s)\n",
-		bucket, res.Groups, res.Files, res.Referenced, res.Foreign, res.Young, verb, len(res.Garbage), humanBytes(res.GarbageBytes))
+	fmt.Fprintf(c.stdout, "gc %s: %d groups, %d files: %d referenced, %d not group files, %d unmarked (not written by b2cfs), %d within the grace period; %s %d files (%s)\n",
+		bucket, res.Groups, res.Files, res.Referenced, res.Foreign, res.Unmarked, res.Young, verb, len(res.Garbage), humanBytes(res.GarbageBytes))
 	return nil
 }
 
 // gcConfig tunes collectGarbage.
 type gcConfig struct {
+	Bucket string           // for messages
 	Grace  time.Duration    // keep files uploaded less than this ago
 	DryRun bool             // only report
 	Now    func() time.Time // default time.Now
@@ -101,6 +110,7 @@ type gcResult struct {
 	Files        int             // files listed in the bucket
 	Referenced   int             // live versions of some group
 	Foreign      int             // not of the <name>/<key> shape: never touched
+	Unmarked     int             // unreferenced, of that shape, but not written by b2cfs: kept
 	Young        int             // unreferenced but within the grace period
 	Garbage      []core.FileInfo // deleted, or would be with DryRun
 	GarbageBytes int64
@@ -117,6 +127,9 @@ func collectGarbage(ctx context.Context, s core.Store, cfg gcConfig) (gcResult, 
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Bucket == "" {
+		cfg.Bucket = "BUCKET"
 	}
 	info, err := s.BucketInfo(ctx)
 	if err != nil {
@@ -159,7 +172,7 @@ func collectGarbage(ctx context.Context, s core.Store, cfg gcConfig) (gcResult, 
 	for _, g := range groups {
 		for _, f := range byGroup[g] {
 			if !listed[f] {
-				return res, fmt.Errorf("refusing to collect garbage: group %q references %q, which the bucket listing lacks; this b2cfs may not know the group's format", g, f)
+				return res, fmt.Errorf("refusing to collect garbage: group %q references %q, which the bucket listing lacks: the group may be damaged, or in a format this b2cfs does not know; check it with: b2cfs fsck %s/%s", g, f, cfg.Bucket, g)
 			}
 		}
 	}
@@ -185,6 +198,8 @@ func collectGarbage(ctx context.Context, s core.Store, cfg gcConfig) (gcResult, 
 			res.Foreign++
 		case referenced[f.Name]:
 			res.Referenced++
+		case f.Group == "" && !strings.HasPrefix(f.Name, ".b2cfs/"):
+			res.Unmarked++
 		case f.Modified.IsZero() || !f.Modified.Before(cutoff):
 			res.Young++
 		case !newestLive[name].IsZero() && !newestLive[name].Before(cutoff):

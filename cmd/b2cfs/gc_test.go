@@ -63,9 +63,11 @@ func fileNames(t *testing.T, s core.Store) []string {
 	return out
 }
 
-func upload(t *testing.T, s core.Store, name, data string) {
+// upload stores data as name, marked as written by group ("": unmarked,
+// as blazer's x/consistent writes).
+func upload(t *testing.T, s core.Store, name, data, group string) {
 	t.Helper()
-	if _, err := s.Upload(context.Background(), name, strings.NewReader(data), int64(len(data))); err != nil {
+	if _, err := s.Upload(context.Background(), name, strings.NewReader(data), int64(len(data)), group); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -131,10 +133,17 @@ func testGC(t *testing.T, f1, f2 string) {
 	commit(t, g1, ".b2cfs/locks/a", "{}")
 	dV1 := dataFile(f2, "g2", "d", commit(t, g2, "d", "d v1"))
 	orphan, orphanOfLive := "crashed/"+hexKey(), "a/"+hexKey()
-	upload(t, s, orphan, "orphan")
-	upload(t, s, orphanOfLive, "old version of a")
+	upload(t, s, orphan, "orphan", "g1")
+	upload(t, s, orphanOfLive, "old version of a", "g2")
+	// Under .b2cfs/ b2cfs's names are garbage even without the mark.
 	orphanManifest := ".b2cfs/manifest/old/" + hexKey() // index of a group that is gone
-	upload(t, s, orphanManifest, "old index")
+	upload(t, s, orphanManifest, "old index", "")
+	// Versions written without the mark (by blazer's x/consistent) are
+	// never deleted, even beside a live version of the same object.
+	unmarked := []string{"crashed/" + hexKey(), "a/" + hexKey()}
+	for _, f := range unmarked {
+		upload(t, s, f, "not b2cfs's", "")
+	}
 	foreign := []string{
 		"photos/cat.jpg",
 		"x/0123",
@@ -144,7 +153,7 @@ func testGC(t *testing.T, f1, f2 string) {
 		"backup//" + hexKey(),
 	}
 	for _, f := range foreign {
-		upload(t, s, f, "not ours")
+		upload(t, s, f, "not ours", "g1") // the mark does not make them group files
 	}
 	time.Sleep(50 * time.Millisecond)
 	t1 := time.Now()
@@ -152,12 +161,12 @@ func testGC(t *testing.T, f1, f2 string) {
 	// After t1: a young orphan, and d replaced (its old version was
 	// uploaded before t1 but superseded only now).
 	young := "young/" + hexKey()
-	upload(t, s, young, "young orphan")
+	upload(t, s, young, "young orphan", "g1")
 	commit(t, g2, "d", "d v2")
 	garbage := []string{orphan, orphanOfLive, orphanManifest, bV1, young, dV1}
 
 	all := fileNames(t, s)
-	for _, f := range append(garbage, foreign...) {
+	for _, f := range append(append(garbage, foreign...), unmarked...) {
 		if !contains(all, f) {
 			t.Fatalf("setup: no file %q in %q", f, all)
 		}
@@ -184,7 +193,7 @@ func testGC(t *testing.T, f1, f2 string) {
 	if n := strings.Count(out, "would delete ") - strings.Count(out, "would delete .b2cfs/manifest/g"); n != len(garbage)+1 { // +1: the summary
 		t.Errorf("dry run reports %d lines, want %d:\n%s", n, len(garbage)+1, out)
 	}
-	if !strings.Contains(out, "2 groups") || !strings.Contains(out, "6 not group files") {
+	if !strings.Contains(out, "2 groups") || !strings.Contains(out, "6 not group files") || !strings.Contains(out, "2 unmarked") {
 		t.Errorf("dry run summary:\n%s", out)
 	}
 
@@ -220,9 +229,9 @@ func testGC(t *testing.T, f1, f2 string) {
 	if strings.Join(gone, " ") != strings.Join(want, " ") {
 		t.Errorf("gc --grace 0s deleted %q, want %q:\n%s", gone, want, out)
 	}
-	for _, f := range foreign {
+	for _, f := range append(foreign, unmarked...) {
 		if !contains(final, f) {
-			t.Errorf("foreign file %q deleted", f)
+			t.Errorf("file %q, not b2cfs's, deleted", f)
 		}
 	}
 	for g, objects := range map[*core.Group]map[string]string{
@@ -255,6 +264,29 @@ func testGC(t *testing.T, f1, f2 string) {
 	}
 }
 
+func TestGCDeletesOnlyMarkedFiles(t *testing.T) {
+	// A file of the version shape that b2cfs did not write (blazer's
+	// x/consistent marks nothing) is kept however old; b2cfs's own garbage
+	// goes.
+	e := newTestEnv(t)
+	s := e.store()
+	commit(t, e.groupFormat("g", core.FormatBlazer), "live", "data")
+	foreign, garbage := "report.csv/"+hexKey(), "report.csv/"+hexKey()
+	upload(t, s, foreign, "blazer's", "")
+	upload(t, s, garbage, "b2cfs's", "g")
+	out := e.must(runGC, "", "--grace", "0s", e.bucket)
+	final := fileNames(t, s)
+	if !contains(final, foreign) {
+		t.Errorf("unmarked %s deleted:\n%s", foreign, out)
+	}
+	if contains(final, garbage) || !strings.Contains(out, "deleted "+garbage+" ") {
+		t.Errorf("marked garbage %s kept:\n%s", garbage, out)
+	}
+	if !strings.Contains(out, "1 unmarked") || !strings.Contains(out, "deleted 1 files") {
+		t.Errorf("summary:\n%s", out)
+	}
+}
+
 func TestGCRefusesUnknownLayout(t *testing.T) {
 	// A b2cfs-format group whose data is not where gc expects it: gc must
 	// not take the group's files for garbage.
@@ -269,14 +301,15 @@ func TestGCRefusesUnknownLayout(t *testing.T) {
 	}
 	// Move the data elsewhere, as a format gc does not know would.
 	moved := "elsewhere/" + key
-	upload(t, s, moved, "data")
+	upload(t, s, moved, "data", "solo")
 	if err := s.Delete(context.Background(), file, fi.ID); err != nil {
 		t.Fatal(err)
 	}
 	before := fileNames(t, s)
 	_, _, err = e.run(runGC, "", "--grace", "0s", e.bucket)
-	if err == nil || !strings.Contains(err.Error(), "refusing") || !strings.Contains(err.Error(), `"solo"`) {
-		t.Errorf("gc: %v, want a refusal", err)
+	if err == nil || !strings.Contains(err.Error(), "refusing") || !strings.Contains(err.Error(), `"solo"`) ||
+		!strings.Contains(err.Error(), "b2cfs fsck "+e.bucket+"/solo") {
+		t.Errorf("gc: %v, want a refusal that points to fsck", err)
 	}
 	if after := fileNames(t, s); len(after) != len(before) {
 		t.Errorf("gc deleted %q", diff(before, after))
@@ -327,7 +360,7 @@ func TestGCRefusesUnreadableIndex(t *testing.T) {
 			ctx := context.Background()
 			commit(t, e.group("good"), "a", "live")
 			orphan := "crashed/" + hexKey()
-			upload(t, s, orphan, "orphan")
+			upload(t, s, orphan, "orphan", "good")
 			info, err := s.BucketInfo(ctx)
 			if err != nil {
 				t.Fatal(err)

@@ -194,8 +194,8 @@ func (s *Store) UpdateBucketInfo(ctx context.Context, rev int64, info map[string
 // Upload wraps b2_upload_file, or the large-file calls above PartSize.
 // Attempts are repeated whatever their outcome: a duplicate is one more
 // unreferenced version of a unique name, which the deleter or gc collects.
-func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size int64) (core.FileInfo, error) {
-	info := mtimeInfo()
+func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size int64, group string) (core.FileInfo, error) {
+	info := fileInfo(group)
 	if size > s.cfg.PartSize {
 		return s.uploadLarge(ctx, name, data, size, info)
 	}
@@ -410,7 +410,8 @@ func (s *Store) Stat(ctx context.Context, name string) (core.FileInfo, error) {
 	return fi, err
 }
 
-// Copy wraps b2_copy_file (which blazer does not implement). An attempt whose
+// Copy wraps b2_copy_file (which blazer does not implement). The copy
+// keeps the source's file info, its group mark included. An attempt whose
 // outcome is unknown is repeated: a duplicate copy is one more
 // unreferenced version, and the last one is returned.
 func (s *Store) Copy(ctx context.Context, src, srcID, dst string) (core.FileInfo, error) {
@@ -438,7 +439,11 @@ func (s *Store) List(ctx context.Context, prefix string) ([]core.FileInfo, error
 			return nil, err
 		}
 		for _, f := range files {
-			out = append(out, core.FileInfo{Name: f.Name, ID: f.ID, Size: f.Size, Modified: f.Timestamp})
+			fi := core.FileInfo{Name: f.Name, ID: f.ID, Size: f.Size, Modified: f.Timestamp}
+			if f.Info != nil {
+				fi.Group = f.Info.Info[groupInfoKey]
+			}
+			out = append(out, fi)
 		}
 		if next == "" || len(files) == 0 {
 			return out, nil
@@ -446,9 +451,19 @@ func (s *Store) List(ctx context.Context, prefix string) ([]core.FileInfo, error
 	}
 }
 
-// mtimeInfo is the file info B2's tools use for the modification time.
-func mtimeInfo() map[string]string {
-	return map[string]string{"src_last_modified_millis": strconv.FormatInt(time.Now().UnixMilli(), 10)}
+// groupInfoKey is the file-info key of the mark b2cfs puts on the files it
+// uploads: the name of the group that wrote them. B2 keeps file-info keys
+// in lower case.
+const groupInfoKey = "b2cfs-group"
+
+// fileInfo is the file info of a new file: the modification time as B2's
+// tools record it, and the group mark.
+func fileInfo(group string) map[string]string {
+	info := map[string]string{"src_last_modified_millis": strconv.FormatInt(time.Now().UnixMilli(), 10)}
+	if group != "" {
+		info[groupInfoKey] = group
+	}
+	return info
 }
 
 func infoMtime(info map[string]string) time.Time {

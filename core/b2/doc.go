@@ -9,7 +9,8 @@
 // repeated only where a repeat is harmless (uploads, copies, deletes);
 // b2_update_bucket then fails with core.ErrUnknownOutcome for the engine to
 // resolve, and a large file's finish is resolved here by reading the file
-// back.
+// back. Files this package uploads carry their group's mark (the file info
+// b2cfs-group), so gc can tell them from files of other programs.
 //
 // The two bucket-info calls (b2_list_buckets and b2_update_bucket) are sent
 // by this package itself: blazer drops the bucket revision after an update

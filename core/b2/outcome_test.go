@@ -182,7 +182,7 @@ func TestFinishLargeFileLost(t *testing.T) {
 		srv, url := emulator(t, b2emu.Config{MinPartSize: 1000})
 		s := open(t, srv, url, b2.Config{PartSize: 64 << 10, Transport: loseReplies("b2_finish_large_file", 1)})
 		srv.ResetStats()
-		fi, err := s.Upload(testCtx(t), "big", bytes.NewReader(data), int64(len(data)))
+		fi, err := s.Upload(testCtx(t), "big", bytes.NewReader(data), int64(len(data)), "g")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +199,7 @@ func TestFinishLargeFileLost(t *testing.T) {
 		s := open(t, srv, url, b2.Config{PartSize: 64 << 10})
 		srv.SetFault("b2_finish_large_file", b2emu.Fault{ErrorRate: 1, Status: 503, MaxConsecutive: 1})
 		srv.ResetStats()
-		fi, err := s.Upload(testCtx(t), "big", bytes.NewReader(data), int64(len(data)))
+		fi, err := s.Upload(testCtx(t), "big", bytes.NewReader(data), int64(len(data)), "g")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +227,7 @@ func checkFile(t *testing.T, s *b2.Store, name string, fi core.FileInfo, data []
 func TestDeleteLost(t *testing.T) {
 	srv, url := emulator(t, b2emu.Config{})
 	s := open(t, srv, url, b2.Config{Transport: loseReplies("b2_delete_file_version", 1)})
-	fi, err := s.Upload(testCtx(t), "f", strings.NewReader("x"), 1)
+	fi, err := s.Upload(testCtx(t), "f", strings.NewReader("x"), 1, "g")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestDeleteLost(t *testing.T) {
 func TestCopyLost(t *testing.T) {
 	srv, url := emulator(t, b2emu.Config{})
 	s := open(t, srv, url, b2.Config{Transport: loseReplies("b2_copy_file", 1)})
-	src, err := s.Upload(testCtx(t), "src", strings.NewReader("data"), 4)
+	src, err := s.Upload(testCtx(t), "src", strings.NewReader("data"), 4, "g")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func writeAll(t *testing.T, s *b2.Store, large bool) {
 			if large && i%5 == 0 {
 				data = bytes.Repeat(data, 1500) // above PartSize
 			}
-			if _, err := s.Upload(testCtx(t), fmt.Sprintf("w/%d", i), bytes.NewReader(data), int64(len(data))); err != nil {
+			if _, err := s.Upload(testCtx(t), fmt.Sprintf("w/%d", i), bytes.NewReader(data), int64(len(data)), "g"); err != nil {
 				errs <- fmt.Errorf("write %d: %w", i, err)
 			}
 		}()

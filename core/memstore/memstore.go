@@ -40,9 +40,10 @@ func (s *Store) SetFault(f func(op string) error) {
 }
 
 type version struct {
-	id   string
-	data []byte
-	at   time.Time
+	id    string
+	data  []byte
+	at    time.Time
+	group string // the mark Upload stores
 }
 
 // New returns an empty bucket at revision 1.
@@ -130,7 +131,7 @@ func (s *Store) UpdateBucketInfo(ctx context.Context, rev int64, info map[string
 	return core.BucketInfo{Revision: s.rev, Info: s.info}, nil
 }
 
-func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size int64) (core.FileInfo, error) {
+func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size int64, group string) (core.FileInfo, error) {
 	if err := s.enter(ctx, "Upload"); err != nil {
 		return core.FileInfo{}, err
 	}
@@ -143,7 +144,7 @@ func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size 
 	s.nextID++
 	id := "mem" + strconv.Itoa(s.nextID)
 	now := time.Now()
-	s.files[name] = append(s.files[name], version{id: id, data: b, at: now})
+	s.files[name] = append(s.files[name], version{id: id, data: b, at: now, group: group})
 	return core.FileInfo{Name: name, ID: id, Size: size, Modified: now}, nil
 }
 
@@ -215,7 +216,7 @@ func (s *Store) Copy(ctx context.Context, src, srcID, dst string) (core.FileInfo
 	for _, v := range s.files[src] {
 		if v.id == srcID {
 			s.nextID++
-			nv := version{id: "mem" + strconv.Itoa(s.nextID), data: v.data, at: time.Now()}
+			nv := version{id: "mem" + strconv.Itoa(s.nextID), data: v.data, at: time.Now(), group: v.group}
 			s.files[dst] = append(s.files[dst], nv)
 			return core.FileInfo{Name: dst, ID: nv.id, Size: int64(len(v.data)), Modified: nv.at}, nil
 		}
@@ -233,7 +234,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]core.FileInfo, error
 	for n, vs := range s.files {
 		if strings.HasPrefix(n, prefix) && len(vs) > 0 {
 			v := vs[len(vs)-1]
-			out = append(out, core.FileInfo{Name: n, ID: v.id, Size: int64(len(v.data)), Modified: v.at})
+			out = append(out, core.FileInfo{Name: n, ID: v.id, Size: int64(len(v.data)), Modified: v.at, Group: v.group})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"NotExist", testNotExist},
 		{"VersionsAndDelete", testVersionsAndDelete},
 		{"OddNames", testOddNames},
+		{"GroupMark", testGroupMark},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.f(t, newStore(t)) })
@@ -91,7 +92,12 @@ func testInfoRejected(t *testing.T, s core.Store) {
 
 func put(t *testing.T, s core.Store, name string, data []byte) core.FileInfo {
 	t.Helper()
-	fi, err := s.Upload(ctx(t), name, bytes.NewReader(data), int64(len(data)))
+	return putMarked(t, s, name, data, "")
+}
+
+func putMarked(t *testing.T, s core.Store, name string, data []byte, group string) core.FileInfo {
+	t.Helper()
+	fi, err := s.Upload(ctx(t), name, bytes.NewReader(data), int64(len(data)), group)
 	if err != nil {
 		t.Fatalf("upload %q: %v", name, err)
 	}
@@ -193,5 +199,38 @@ func testOddNames(t *testing.T, s core.Store) {
 		if b, _ := get(t, s, name, 0, -1); string(b) != name {
 			t.Errorf("%q read back %q", name, b)
 		}
+	}
+}
+
+func testGroupMark(t *testing.T, s core.Store) {
+	// Above the large-file threshold of the large-file conformance run too.
+	big := bytes.Repeat([]byte("m"), 200_000)
+	marked := putMarked(t, s, "marked/a", []byte("a"), "Grp-1_.~")
+	putMarked(t, s, "marked/big", big, "g2")
+	unmarked := put(t, s, "unmarked/a", []byte("u"))
+	if _, err := s.Copy(ctx(t), "marked/a", marked.ID, "marked/copy"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Copy(ctx(t), "unmarked/a", unmarked.ID, "unmarked/copy"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"marked/a": "Grp-1_.~", "marked/big": "g2", "marked/copy": "Grp-1_.~", "unmarked/a": "", "unmarked/copy": ""}
+	files, err := s.List(ctx(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		g, ok := want[f.Name]
+		if !ok {
+			t.Errorf("listed unexpected %q", f.Name)
+			continue
+		}
+		delete(want, f.Name)
+		if f.Group != g {
+			t.Errorf("%q listed with group %q, want %q", f.Name, f.Group, g)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("not listed: %v", want)
 	}
 }
