@@ -30,6 +30,7 @@ type injector struct {
 	consec  map[string]int
 	counts  map[string]int // faults injected, by kind
 	stop    func()         // cancels the context of the operation under way
+	paused  bool
 }
 
 func newInjector(seed uint64) *injector {
@@ -43,17 +44,28 @@ func (in *injector) attach(s *memstore.Store) {
 	s.SetLostReply(in.after)
 }
 
-// setStop sets the cancel function of the operation under way (nil: none).
-func (in *injector) setStop(f func()) {
+// Interrupt sets the cancel function of the operation under way (nil:
+// none), which a cancel fault calls.
+func (in *injector) Interrupt(f func()) {
 	in.mu.Lock()
 	in.stop = f
+	in.mu.Unlock()
+}
+
+// Pause and Resume stop and restart injecting.
+func (in *injector) Pause()  { in.setPaused(true) }
+func (in *injector) Resume() { in.setPaused(false) }
+
+func (in *injector) setPaused(p bool) {
+	in.mu.Lock()
+	in.paused = p
 	in.mu.Unlock()
 }
 
 // draw reports whether a fault of probability p hits op, within the bound.
 // LOCKS_REQUIRED(in.mu)
 func (in *injector) draw(op string, p float64) bool {
-	if p <= 0 || in.consec[op] >= in.max || in.rnd.Float64() >= p {
+	if p <= 0 || in.paused || in.consec[op] >= in.max || in.rnd.Float64() >= p {
 		return false
 	}
 	in.consec[op]++

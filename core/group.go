@@ -336,8 +336,9 @@ type mutation func(idx *index) error
 
 // apply commits mut with a compare-and-swap on the bucket revision. It
 // starts from the view it has, however old: a stale view fails the swap, and
-// the view is then reloaded and mut applied again. A conflict found on a
-// view that was not loaded by this call is checked again on a fresh one.
+// the view is then reloaded and mut applied again. A conflict (or a
+// missing object) found on a view that was not loaded by this call is
+// checked again on a fresh one.
 //
 // ctx bounds apply only until an update has been sent: from then on the
 // commit runs to its real outcome under its own deadline
@@ -397,7 +398,7 @@ func (g *Group) applyCAS(ctx context.Context, mut mutation) error {
 		}
 		idx := v.idx.clone()
 		if err := mut(idx); err != nil {
-			if errors.Is(err, ErrConflict) && !loaded {
+			if (errors.Is(err, ErrConflict) || errors.Is(err, ErrNotExist)) && !loaded {
 				if v, err = g.reload(ctx); err != nil {
 					return err
 				}

@@ -13,7 +13,9 @@ import (
 // exist) and replaces name with what f returns, if no other writer changed
 // name in between; otherwise it calls f again on the new contents, until
 // the commit succeeds, f fails or ctx ends, or maxOperate tries failed
-// (ErrConflict). Between tries it backs off with jitter, so that writers
+// (ErrConflict). A version that was deleted while the view still showed
+// it (superseded longer than Options.Grace ago) is read again from a
+// reloaded view. Between tries it backs off with jitter, so that writers
 // contending for one object do not spin. The reader f returns is read
 // until its first error. Changes to other objects of the group never make f
 // run again.
@@ -36,6 +38,14 @@ func (g *Group) OperateStream(ctx context.Context, name string, f func(io.Reader
 		}
 		out, err := f(in)
 		in.Close()
+		if err != nil && r != nil && errors.Is(r.err, ErrNotExist) && try+1 < maxOperate {
+			// The version was replaced and deleted after a view within
+			// IndexTTL showed it: read the current one.
+			if _, err := g.reload(ctx); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -284,3 +284,21 @@ func testUnknownOutcomeEvidenceGone(t *testing.T, format string) {
 		t.Fatalf("group after: %v, want f = mine and o", got)
 	}
 }
+
+func TestLostRepliesLocks(t *testing.T) { bothFormats(t, testLostRepliesLocks) }
+
+func testLostRepliesLocks(t *testing.T, format string) {
+	s := memstore.New()
+	in := lostReplies(3)
+	in.attach(s)
+	var hosts []*core.Group
+	for i := 0; i < 2; i++ {
+		hosts = append(hosts, newGroup(t, s, format, core.Options{Host: fmt.Sprintf("host-%d", i), Grace: time.Millisecond}))
+	}
+	check := newGroup(t, s, format, core.Options{IndexTTL: -1, Grace: -1})
+	failed := storetest.LockedIncrements(t, hosts, check, ".b2cfs/locks/counter", 25)
+	t.Logf("2 hosts x 25 locked increments: %d lost replies, %d steps failed and retried", in.injected()["lost"], failed)
+	if in.injected()["lost"] == 0 {
+		t.Fatal("no reply was lost: the test proved nothing")
+	}
+}

@@ -27,6 +27,42 @@ type Store struct {
 	nextID int
 	calls  map[string]int
 	fault  func(op string) error // GUARDED_BY(mu)
+	lost   func(op string) error // GUARDED_BY(mu)
+}
+
+// SetLostReply makes f run after every operation that changes the bucket
+// ("UpdateBucketInfo", "Upload", "Delete", "Copy") has been applied; a
+// non-nil result is returned instead of the operation's answer, as when B2
+// applied a call and its reply was lost, late or a 5xx. For
+// UpdateBucketInfo the error is wrapped in core.ErrUnknownOutcome, as the
+// Store contract says. A nil f clears it.
+//
+// Independently of f, an operation that changes the bucket and finds its
+// ctx ended once applied (an interrupt that came while B2 had the call)
+// returns the context's error the same way.
+func (s *Store) SetLostReply(f func(op string) error) {
+	s.mu.Lock()
+	s.lost = f
+	s.mu.Unlock()
+}
+
+// leave decides the answer of op once it has been applied: nil, or the
+// error that replaces the lost reply.
+func (s *Store) leave(ctx context.Context, op string) error {
+	s.mu.Lock()
+	lost := s.lost
+	s.mu.Unlock()
+	err := ctx.Err()
+	if err == nil && lost != nil {
+		err = lost(op)
+	}
+	if err == nil {
+		return nil
+	}
+	if op == "UpdateBucketInfo" {
+		return fmt.Errorf("%w: %s applied, reply lost: %w", core.ErrUnknownOutcome, op, err)
+	}
+	return fmt.Errorf("%w: %s applied, reply lost: %w", core.ErrUnavailable, op, err)
 }
 
 // SetFault makes f run before every operation with its name ("BucketInfo",
@@ -122,13 +158,18 @@ func (s *Store) UpdateBucketInfo(ctx context.Context, rev int64, info map[string
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if rev != s.rev {
+		defer s.mu.Unlock()
 		return core.BucketInfo{}, fmt.Errorf("%w: have %d, want %d", core.ErrRevisionMismatch, s.rev, rev)
 	}
 	s.rev++
 	s.info = maps.Clone(info)
-	return core.BucketInfo{Revision: s.rev, Info: s.info}, nil
+	bi := core.BucketInfo{Revision: s.rev, Info: s.info}
+	s.mu.Unlock()
+	if err := s.leave(ctx, "UpdateBucketInfo"); err != nil {
+		return core.BucketInfo{}, err
+	}
+	return bi, nil
 }
 
 func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size int64, group string) (core.FileInfo, error) {
@@ -140,11 +181,14 @@ func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size 
 		return core.FileInfo{}, fmt.Errorf("upload %q: %w", name, err)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.nextID++
 	id := "mem" + strconv.Itoa(s.nextID)
 	now := time.Now()
 	s.files[name] = append(s.files[name], version{id: id, data: b, at: now, group: group})
+	s.mu.Unlock()
+	if err := s.leave(ctx, "Upload"); err != nil {
+		return core.FileInfo{}, err
+	}
 	return core.FileInfo{Name: name, ID: id, Size: size, Modified: now}, nil
 }
 
@@ -193,7 +237,6 @@ func (s *Store) Delete(ctx context.Context, name, id string) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	vs := s.files[name]
 	for i, v := range vs {
 		if v.id == id {
@@ -201,9 +244,11 @@ func (s *Store) Delete(ctx context.Context, name, id string) error {
 			if len(s.files[name]) == 0 {
 				delete(s.files, name)
 			}
-			return nil
+			s.mu.Unlock()
+			return s.leave(ctx, "Delete")
 		}
 	}
+	s.mu.Unlock()
 	return fmt.Errorf("%q version %s: %w", name, id, core.ErrNotExist)
 }
 
@@ -212,15 +257,19 @@ func (s *Store) Copy(ctx context.Context, src, srcID, dst string) (core.FileInfo
 		return core.FileInfo{}, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, v := range s.files[src] {
 		if v.id == srcID {
 			s.nextID++
 			nv := version{id: "mem" + strconv.Itoa(s.nextID), data: v.data, at: time.Now(), group: v.group}
 			s.files[dst] = append(s.files[dst], nv)
+			s.mu.Unlock()
+			if err := s.leave(ctx, "Copy"); err != nil {
+				return core.FileInfo{}, err
+			}
 			return core.FileInfo{Name: dst, ID: nv.id, Size: int64(len(v.data)), Modified: nv.at}, nil
 		}
 	}
+	s.mu.Unlock()
 	return core.FileInfo{}, fmt.Errorf("%q version %s: %w", src, srcID, core.ErrNotExist)
 }
 

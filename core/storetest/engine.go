@@ -50,16 +50,21 @@ func increments(t *testing.T, groups []*core.Group, check *core.Group, workers, 
 		wg.Add(1)
 		go func(g *core.Group) {
 			defer wg.Done()
+			misses := 0
 			for i := 0; i < rounds; {
 				err := g.Operate(ctx, "counter", Increment)
 				switch {
 				case err == nil:
-					i++
+					i, misses = i+1, 0
 					continue
 				case errors.Is(err, core.ErrUnknownOutcome) || !retry || ctx.Err() != nil:
 					errs <- err
 					return
+				case misses > 50:
+					errs <- fmt.Errorf("50 increments in a row failed, last: %w", err)
+					return
 				}
+				misses++
 				failed.Add(1)
 			}
 		}(groups[w%len(groups)])
@@ -80,6 +85,85 @@ func increments(t *testing.T, groups []*core.Group, check *core.Group, workers, 
 	}
 	if want := strconv.Itoa(workers * rounds); string(b) != want {
 		t.Fatalf("counter = %s, want %s (%d increments reported failed)", b, want, failed.Load())
+	}
+	return int(failed.Load())
+}
+
+// LockedIncrements runs one worker per group (host), each adding rounds to
+// a counter under the group's lock on lockName: lock, read, commit with the
+// key read, unlock. Any step that fails is retried (the commit on a fresh
+// read, still under the lock). The counter must end at exactly
+// len(groups)*rounds, no commit under the lock may conflict (that would
+// mean two holders), and the lock must end free. It returns how many steps
+// failed and were retried.
+func LockedIncrements(t *testing.T, groups []*core.Group, check *core.Group, lockName string, rounds int) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	errs := make(chan error, len(groups))
+	for _, g := range groups {
+		wg.Add(1)
+		go func(g *core.Group) {
+			defer wg.Done()
+			m := g.Mutex(ctx, lockName)
+			retry := func(what string, f func() error) bool {
+				for misses := 0; ; misses++ {
+					err := f()
+					if err == nil {
+						return true
+					}
+					if errors.Is(err, core.ErrUnknownOutcome) || errors.Is(err, core.ErrConflict) || misses > 50 || ctx.Err() != nil {
+						errs <- fmt.Errorf("%s: %w", what, err)
+						return false
+					}
+					failed.Add(1)
+				}
+			}
+			for i := 0; i < rounds; i++ {
+				if !retry("lock", func() error { return m.LockContext(ctx, core.Exclusive) }) {
+					return
+				}
+				ok := retry("increment under the lock", func() error {
+					key, value, err := readObj(ctx, g, "counter")
+					if err != nil {
+						return err
+					}
+					out, err := Increment([]byte(value))
+					if err != nil {
+						return err
+					}
+					_, err = g.Commit(ctx, "counter", key, bytes.NewReader(out), int64(len(out)))
+					return err
+				})
+				if !ok || !retry("unlock", func() error { return m.UnlockContext(ctx) }) {
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	_, value, err := readObj(ctx, check, "counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strconv.Itoa(len(groups) * rounds); value != want {
+		t.Fatalf("counter = %s, want %s (%d steps failed and were retried)", value, want, failed.Load())
+	}
+	for {
+		hs, err := check.Holders(ctx, lockName)
+		if err == nil && len(hs) == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("lock not free at the end: holders %+v, %v", hs, err)
+		}
+		time.Sleep(10 * time.Millisecond) // failed attempts are undone in the background
 	}
 	return int(failed.Load())
 }
