@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -23,9 +24,9 @@ import (
 )
 
 // TestInterruptStorm runs mkdir, rmdir, create, rename and unlink on a
-// mount from a process that receives a signal every few milliseconds, so
-// that many of those calls are interrupted while the mount is talking to
-// B2. After each batch it reads the group from B2 (no cache) and checks
+// mount from a process that receives a signal (SIGALRM, caught) at a random
+// point of each call, a few milliseconds in, so that many of those calls
+// are interrupted while the mount is talking to B2. After each batch it reads the group from B2 (no cache) and checks
 // every call against what happened there: a call that returned 0 took
 // effect, a call that failed (EINTR or anything else) changed nothing, and
 // the group stays readable; at the end a new mount must work and show what
@@ -49,7 +50,8 @@ func TestInterruptStorm(t *testing.T) {
 // once.
 const stormCalls = 20
 
-// stormEvery is how often the helper is signalled.
+// stormEvery is the shortest window in which the helper is signalled once
+// per call (see TestInterruptHelper).
 const stormEvery = 3 * time.Millisecond
 
 func testInterruptStorm(t *testing.T, e *env, ttl string) {
@@ -337,14 +339,14 @@ type interruptBatch struct {
 	Op    string        `json:"op"` // mkdir, rmdir, create (open O_CREAT|O_EXCL, then close), rename, unlink
 	Paths []string      `json:"paths"`
 	To    []string      `json:"to,omitempty"` // rename targets
-	Every time.Duration `json:"every"`        // signal interval
+	Every time.Duration `json:"every"`        // the shortest window a call's signal is sent in
 }
 
 // interruptResult is the helper's answer to one batch.
 type interruptResult struct {
 	Errnos  []int `json:"errnos"`          // per call, 0 for success
 	Close   []int `json:"close,omitempty"` // create: close's errno, -1 when the open failed
-	Signals int   `json:"signals"`         // signals sent during the batch
+	Signals int   `json:"signals"`         // signals sent while a call ran
 }
 
 // TestInterruptHelper is the helper process of TestInterruptStorm; run
@@ -373,24 +375,18 @@ func TestInterruptHelper(t *testing.T) {
 			return
 		}
 		res := interruptResult{Errnos: []int{}}
-		stop, sent := make(chan struct{}), make(chan int)
-		go func() {
-			n := 0
-			tick := time.NewTicker(b.Every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					sent <- n
-					return
-				case <-tick.C:
-					if syscall.Tgkill(pid, tid, syscall.SIGALRM) == nil {
-						n++
-					}
-				}
-			}
-		}()
+		window := b.Every
 		for i, p := range b.Paths {
+			// One signal per call, at a random point of a window about as
+			// long as the calls take, so that signals land at every stage
+			// of a call (before B2 is asked, while a change is in flight,
+			// after it landed) however fast the machine is: a steady tick
+			// would catch slow calls only at their start.
+			fired := make(chan bool, 1)
+			timer := time.AfterFunc(rand.N(window), func() {
+				fired <- syscall.Tgkill(pid, tid, syscall.SIGALRM) == nil
+			})
+			start := time.Now()
 			var err error
 			switch b.Op {
 			case "mkdir":
@@ -412,10 +408,16 @@ func TestInterruptHelper(t *testing.T) {
 			default:
 				t.Fatalf("unknown op %q", b.Op)
 			}
+			took := time.Since(start)
 			res.Errnos = append(res.Errnos, errnoInt(err))
+			// A signal already on its way is sent before the next call.
+			if !timer.Stop() && <-fired {
+				res.Signals++
+				window += window / 4 // the call outlasted its signal
+			} else {
+				window = max(b.Every, 2*took)
+			}
 		}
-		close(stop)
-		res.Signals = <-sent
 		line, err := json.Marshal(res)
 		if err != nil {
 			t.Fatal(err)
