@@ -454,9 +454,12 @@ func (g *Group) send(ctx context.Context, a *attempt) (bi BucketInfo, landed boo
 		if sends > 0 && !sleep(ctx, casBackoff(sends)) {
 			break
 		}
-		bi, err = g.store.UpdateBucketInfo(ctx, a.rev, a.info)
+		var o outcome
+		bi, o, err = g.update(ctx, a)
 		switch {
-		case err == nil:
+		case o == outcomeLost:
+			return bi, false, nil
+		case o == outcomeLanded || err == nil:
 			return bi, true, nil
 		case !a.sent && errors.Is(err, ErrRevisionMismatch):
 			// B2 refused this update: the revision had moved before it.
@@ -475,7 +478,7 @@ func (g *Group) send(ctx context.Context, a *attempt) (bi BucketInfo, landed boo
 			g.opts.Metrics.UnknownOutcome("unresolved")
 			break
 		}
-		o := g.resolve(bi, a)
+		o = g.resolve(bi, a)
 		g.opts.Metrics.UnknownOutcome(o.String())
 		switch o {
 		case outcomeLanded:
@@ -494,6 +497,49 @@ func (g *Group) send(ctx context.Context, a *attempt) (bi BucketInfo, landed boo
 	}
 	return bi, false, fmt.Errorf("%w: %w: commit %s of group %q: could not learn whether it landed: %v",
 		ErrUnavailable, ErrUnknownOutcome, a.id, g.name, err)
+}
+
+// While an update gets no answer, the bucket is read back every
+// watchEvery: a reply that comes late (or never) lets other commits pile
+// up on top of the update, and the commit log only remembers logLen of
+// them.
+const watchEvery = time.Second
+
+// update sends a's update once. It returns B2's answer, or, when reading
+// the bucket back while the answer is slow shows a landed or lost for
+// good, that outcome (the request is then abandoned: it either landed or
+// can no longer land). Otherwise the outcome is outcomePending and err is
+// the answer's.
+func (g *Group) update(ctx context.Context, a *attempt) (BucketInfo, outcome, error) {
+	type answer struct {
+		bi  BucketInfo
+		err error
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan answer, 1)
+	go func() {
+		bi, err := g.store.UpdateBucketInfo(rctx, a.rev, a.info)
+		done <- answer{bi, err}
+	}()
+	watch := time.NewTicker(watchEvery)
+	defer watch.Stop()
+	for {
+		select {
+		case r := <-done:
+			return r.bi, outcomePending, r.err
+		case <-watch.C:
+			bi, err := g.store.BucketInfo(rctx)
+			if err != nil {
+				continue
+			}
+			if o := g.resolve(bi, a); o == outcomeLanded || o == outcomeLost {
+				a.sent = true
+				g.opts.Metrics.UnknownOutcome(o.String())
+				return bi, o, nil
+			}
+		}
+	}
 }
 
 // readBack reads the bucket info, retrying failures until ctx ends. The

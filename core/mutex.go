@@ -263,23 +263,61 @@ func (m *Mutex) cleanUp(ctx context.Context, done <-chan error) {
 		defer close(undone)
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		var err error
+		undo := m.dropSelf
 		if done != nil {
-			switch err = <-done; {
+			switch err := <-done; {
 			case err == nil:
-				err = m.UnlockContext(uctx)
+				undo = m.UnlockContext
 			case errors.Is(err, ErrLockHeld), errors.Is(err, errAlreadyHeld):
-				err = nil
-			default:
-				err = m.dropSelf(uctx)
+				return
 			}
-		} else {
-			err = m.dropSelf(uctx)
 		}
-		if err != nil {
-			m.g.opts.Logger.Warn("abandoned lock attempt not cleaned up; its lease will expire", "group", m.g.name, "lock", m.name, "err", err)
+		var err error
+		for try := 0; ; try++ {
+			if err = undo(uctx); err == nil || errors.Is(err, errNotHeld) {
+				return
+			}
+			if !sleep(uctx, casBackoff(try)) {
+				break
+			}
 		}
+		m.abandon()
+		m.g.opts.Logger.Warn("abandoned lock attempt not cleaned up; its lease will expire", "group", m.g.name, "lock", m.name, "err", err)
 	}()
+}
+
+// abandon stops renewing a lock this owner could not release: its lease
+// then expires and others may take it.
+func (m *Mutex) abandon() {
+	m.mu.Lock()
+	if !m.held {
+		m.mu.Unlock()
+		return
+	}
+	m.held, m.key = false, ""
+	stop, done := m.stop, m.done
+	m.mu.Unlock()
+	close(stop)
+	<-done
+}
+
+// Settle waits until the attempts that returned without a verdict
+// (interrupted, or without an answer within Options.LockTimeout) have been
+// undone in the background, or ctx ends. A program about to exit calls it
+// so that it leaves no lock record behind to wait out its lease.
+func (m *Mutex) Settle(ctx context.Context) error {
+	m.mu.Lock()
+	undo := m.undo
+	m.mu.Unlock()
+	if undo == nil {
+		return nil
+	}
+	select {
+	case <-undo:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // dropSelf removes this owner from the lock record, if a failed attempt

@@ -142,6 +142,11 @@ func runLock(ctx context.Context, c cli, args []string) error {
 	defer stopRenewal()
 	m := g.Mutex(mctx, lockPrefix+lf.name)
 	if err := acquire(ctx, m, lf); err != nil {
+		// An attempt cut short (by -w, Ctrl-C or a slow B2) is undone in
+		// the background: wait for that, so no lock record outlives us.
+		sctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+		m.Settle(sctx)
+		cancel()
 		return err
 	}
 	t.log.Debug("locked", "lock", lf.name, "mode", lf.mode)

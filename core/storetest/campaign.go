@@ -50,9 +50,8 @@ type CampaignResult struct {
 // reported failed (B2 unavailable, interrupted) changed nothing, and a
 // conflict is reported only when the object really changed. No outcome
 // may stay unknown. A failure names the seed of its history; run it alone
-// with the same seed to replay it (the faults of one history follow from
-// its seed, except after a failed lock attempt, whose clean-up runs in the
-// background).
+// with the same seed to replay it: the faults of one history follow from
+// its seed.
 func Campaign(t *testing.T, cfg CampaignConfig) CampaignResult {
 	t.Helper()
 	var res CampaignResult
@@ -83,7 +82,6 @@ type history struct {
 
 	model  map[string]modelObj // what the group must hold
 	holder int                 // host holding the lock, -1 for none
-	ghosts map[int]bool        // hosts whose failed lock attempt may linger
 }
 
 type modelObj struct{ key, value string }
@@ -119,7 +117,7 @@ func (h *history) run(cfg CampaignConfig, res *CampaignResult) bool {
 		return h.fail("%v", err)
 	}
 	defer check.Close()
-	h.check, h.model, h.holder, h.ghosts = check, map[string]modelObj{}, -1, map[int]bool{}
+	h.check, h.model, h.holder = check, map[string]modelObj{}, -1
 	for op := 0; op < cfg.Ops; op++ {
 		if !h.step(op, res) {
 			return false
@@ -250,9 +248,6 @@ func (h *history) lockStep(ctx context.Context, host int, res *CampaignResult) b
 	err := m.TryLock(ctx, core.Exclusive)
 	count(res, err)
 	others := h.holder >= 0
-	for g := range h.ghosts {
-		others = others || g != host
-	}
 	what := fmt.Sprintf("lock by host %d", host)
 	switch {
 	case err == nil && h.holder >= 0:
@@ -265,7 +260,17 @@ func (h *history) lockStep(ctx context.Context, host int, res *CampaignResult) b
 	case errors.Is(err, core.ErrUnknownOutcome):
 		return h.fail("%s: outcome left unknown: %v", what, err)
 	case errors.Is(err, core.ErrUnavailable) || errors.Is(err, context.Canceled):
-		h.ghosts[host] = true // its record may be there until the clean-up ran
+		// Its record may be there until the clean-up in the background
+		// has run: wait for it, without faults, so the history stays
+		// the same for the same seed.
+		h.faults.Pause()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		serr := m.Settle(sctx)
+		cancel()
+		h.faults.Resume()
+		if serr != nil {
+			return h.fail("%s: the failed attempt was never undone: %v", what, serr)
+		}
 	default:
 		return h.fail("%s: unexpected error: %v", what, err)
 	}
@@ -281,7 +286,6 @@ func (h *history) verifyLock(what string, err error) bool {
 	if h.holder >= 0 {
 		want = fmt.Sprintf("host-%d", h.holder)
 	}
-	h.ghosts = map[int]bool{}
 	return h.waitLock(func(hs []core.Holder) bool {
 		return (want == "" && len(hs) == 0) || (len(hs) == 1 && hs[0].Host == want)
 	}, fmt.Sprintf("after %s (%v): holder %q", what, err, want)) && h.verify(what, err)
