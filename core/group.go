@@ -502,8 +502,9 @@ func (g *Group) send(ctx context.Context, a *attempt) (bi BucketInfo, landed boo
 // While an update gets no answer, the bucket is read back every
 // watchEvery: a reply that comes late (or never) lets other commits pile
 // up on top of the update, and the commit log only remembers logLen of
-// them.
-const watchEvery = time.Second
+// them. B2 answers an update in well under a second, so only a stuck one
+// costs these reads.
+const watchEvery = 500 * time.Millisecond
 
 // update sends a's update once. It returns B2's answer, or, when reading
 // the bucket back while the answer is slow shows a landed or lost for

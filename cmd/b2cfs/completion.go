@@ -59,6 +59,7 @@ func commandFlags() map[string][]string {
 		"mv":       with(),
 		"status":   with(),
 		"gc":       with("--grace", "--dry-run"),
+		"fsck":     with("--repair"),
 		"mount":    {"--help", "--endpoint", "-o"},
 		"emulator": {"--help", "--listen", "--dir", "--key-id", "--key", "--info-value-bytes", "--min-part-size", "-v", "--bucket", "--fault"},
 	}
