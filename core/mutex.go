@@ -413,6 +413,12 @@ func (m *Mutex) UnlockContext(ctx context.Context) error {
 		}
 		return rest, nil
 	})
+	if err != nil && !m.g.opts.Now().Before(m.leaseEnd()) {
+		// The lease ran out while the release kept failing: nobody holds
+		// the lock any more, this owner included.
+		m.lose(fmt.Sprintf("lease expired, release kept failing: %v", err))
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
@@ -423,6 +429,13 @@ func (m *Mutex) UnlockContext(ctx context.Context) error {
 	}
 	m.held, m.key = false, ""
 	return nil
+}
+
+// leaseEnd is when the lease as last written ends.
+func (m *Mutex) leaseEnd() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.expires
 }
 
 // Lost is closed when a held lock is lost: its lease could not be renewed

@@ -362,3 +362,47 @@ func waitNoHolders(t *testing.T, g *core.Group, name string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestUnlockRacingLeaseLoss: during an outage, unlocks fail (and restart
+// the renewal) while the renewal gives the lease up. That once closed the
+// lost channel twice and panicked. The lock must end up released or lost,
+// exactly once, and never panic.
+func TestUnlockRacingLeaseLoss(t *testing.T) { bothFormats(t, testUnlockRacingLeaseLoss) }
+
+func testUnlockRacingLeaseLoss(t *testing.T, format string) {
+	ctx := testCtx(t)
+	for round := 0; round < 5; round++ {
+		s := memstore.New()
+		a := newGroup(t, s, format, core.Options{LeaseTTL: 90 * time.Millisecond})
+		m := a.Mutex(ctx, "lock")
+		if err := m.TryLock(ctx, core.Exclusive); err != nil {
+			t.Fatal(err)
+		}
+		lost := m.Lost()
+		s.SetFault(func(string) error { return errors.New("b2 down") })
+		deadline := time.Now().Add(time.Minute)
+		for {
+			uctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+			err := m.UnlockContext(uctx)
+			cancel()
+			if err == nil {
+				break // released: the lease was lost meanwhile
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("unlock never settled: %v", err)
+			}
+		}
+		select {
+		case <-lost:
+		default:
+			t.Fatal("unlock returned nil during an outage, but the lease was not lost")
+		}
+		s.SetFault(nil)
+		if err := m.TryLock(ctx, core.Exclusive); err != nil {
+			t.Fatalf("lock again after the outage: %v", err)
+		}
+		if err := m.UnlockContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
