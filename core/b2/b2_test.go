@@ -84,14 +84,25 @@ func TestOpenErrors(t *testing.T) {
 
 func newGroups(t *testing.T, srv *b2emu.Server, url string, n int, opts core.Options) []*core.Group {
 	t.Helper()
-	bucket := fmt.Sprintf("bucket-%d", bucketSeq.Add(1))
-	if err := srv.CreateBucket(bucket); err != nil {
+	return newGroupsWith(t, srv, url, n, opts, b2.Config{})
+}
+
+// newGroupsWith returns n groups of one new bucket, each on a store of its
+// own (separate B2 clients stand for separate hosts) configured by cfg and
+// named host-0, host-1, ... unless opts names the host.
+func newGroupsWith(t *testing.T, srv *b2emu.Server, url string, n int, opts core.Options, cfg b2.Config) []*core.Group {
+	t.Helper()
+	cfg.Bucket = fmt.Sprintf("bucket-%d", bucketSeq.Add(1))
+	if err := srv.CreateBucket(cfg.Bucket); err != nil {
 		t.Fatal(err)
 	}
 	var gs []*core.Group
 	for i := 0; i < n; i++ {
-		// A store each: separate B2 clients stand for separate hosts.
-		g, err := core.NewGroup(open(t, srv, url, b2.Config{Bucket: bucket}), "g", opts)
+		o := opts
+		if o.Host == "" {
+			o.Host = fmt.Sprintf("host-%d", i)
+		}
+		g, err := core.NewGroup(open(t, srv, url, cfg), "g", o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -59,22 +59,7 @@ func lostTotal(srv *b2emu.Server) int64 {
 // hosts returns n groups of one new bucket, each on its own store (a host).
 func hosts(t *testing.T, srv *b2emu.Server, url string, n int, opts core.Options) []*core.Group {
 	t.Helper()
-	bucket := fmt.Sprintf("bucket-%d", bucketSeq.Add(1))
-	if err := srv.CreateBucket(bucket); err != nil {
-		t.Fatal(err)
-	}
-	var gs []*core.Group
-	for i := 0; i < n; i++ {
-		o := opts
-		o.Host = fmt.Sprintf("host-%d", i)
-		g, err := core.NewGroup(open(t, srv, url, b2.Config{Bucket: bucket, CallTimeout: callTimeout}), "g", o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { g.Close() })
-		gs = append(gs, g)
-	}
-	return gs
+	return newGroupsWith(t, srv, url, n, opts, b2.Config{CallTimeout: callTimeout})
 }
 
 // readAll opens the group afresh and reads every object: the group must
