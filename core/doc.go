@@ -32,6 +32,19 @@
 // which is a conflict (ErrConflict). A successful commit installs the state B2
 // answered with, so the view is fresh after a commit or a lock.
 //
+// # Unknown outcomes
+//
+// A b2_update_bucket can be applied by B2 while its reply is lost, late or
+// a 5xx, or while the caller's context ends. The Store reports such a call
+// as ErrUnknownOutcome instead of repeating it, and the Group resolves it:
+// every saved index carries the random ids of the commits that saved its
+// last few serials (see index.stamp), so reading the bucket back tells
+// whether the index at the commit's serial is the commit's own. Until the
+// outcome is known nothing the commit may reference is deleted, and once
+// an update is sent the caller's context no longer cuts the commit short
+// (Options.CommitTimeout bounds it instead). Only when B2 cannot be read
+// back in time does a caller see ErrUnknownOutcome (with ErrUnavailable).
+//
 // # Costs
 //
 // A commit with a current view costs one upload and one b2_update_bucket.
