@@ -120,6 +120,7 @@ func (f *FS) setLock(ctx context.Context, id lockID, h *openFile, path string, m
 	switch {
 	case err == nil:
 		l.held, l.mode = true, mode
+		f.lockTaken(ctx, path)
 		return nil
 	case ctx.Err() != nil:
 		return interrupted(ctx, f.life)
