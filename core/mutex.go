@@ -431,6 +431,99 @@ func (m *Mutex) UnlockContext(ctx context.Context) error {
 	return nil
 }
 
+// TryConvert changes the mode of the held lock to mode, or returns at once
+// a *LockHeldError (matching ErrLockHeld) when another live holder's mode
+// conflicts with mode: exclusive conflicts with any other holder, shared
+// with an exclusive one. It is one compare-and-swap of the lock record that
+// rewrites this owner's holder entry (renewing its lease too), so the lock
+// is never released on the way: nobody can take it in between, and a
+// refused conversion leaves it held in its previous mode.
+//
+// Once under way, the attempt is not cut short by ctx: it runs to its
+// outcome (bounded by Options.LockTimeout until its update is sent, like a
+// lock attempt, and then by the commit's own deadline), so the caller
+// learns which mode is held. A conversion whose reply was lost is settled
+// as any commit is, by reading the bucket back. Only an error matching
+// ErrUnknownOutcome leaves the mode in doubt: the record may show either,
+// the lock stays held (and renewed) all the same, and converting again
+// settles it. A lock that is not held, or was taken over or forced open
+// meanwhile (it is then lost, see Lost), cannot be converted.
+//
+// Conversions and Unlock of one Mutex are not meant to run concurrently.
+func (m *Mutex) TryConvert(ctx context.Context, mode LockMode) error {
+	return m.convert(ctx, mode)
+}
+
+// ConvertContext converts the held lock to mode as TryConvert does,
+// waiting while another holder's mode conflicts: it polls with backoff (at
+// most about a second apart), as LockContext does, and returns ctx.Err()
+// when ctx ends, with the lock still held in its previous mode.
+func (m *Mutex) ConvertContext(ctx context.Context, mode LockMode) error {
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		err := m.convert(ctx, mode)
+		if !errors.Is(err, ErrLockHeld) {
+			return err
+		}
+		jitter := time.Duration(mrand.Int64N(int64(backoff) / 4))
+		if !sleep(ctx, backoff-jitter) {
+			return ctx.Err()
+		}
+	}
+}
+
+// convert makes one conversion attempt (see TryConvert).
+func (m *Mutex) convert(ctx context.Context, mode LockMode) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	held := m.held
+	m.mu.Unlock()
+	if !held {
+		return &OpError{Op: "convert", Group: m.g.name, Name: m.name, Err: errNotHeld}
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(m.g.opts.LockTimeout, m.g.opts.LeaseTTL))
+	defer cancel()
+	var gone bool
+	_, err := m.update(actx, true, func(hs []Holder) ([]Holder, error) {
+		now := m.g.opts.Now()
+		var live []Holder
+		var me *Holder
+		for _, h := range hs {
+			switch {
+			case h.Owner == m.owner:
+				me = &h
+			case !h.expired(now):
+				live = append(live, h)
+			}
+		}
+		if me == nil {
+			gone = true
+			return nil, errNotHeld
+		}
+		for _, h := range live {
+			if mode == Exclusive || h.Mode != Shared.String() {
+				return nil, &LockHeldError{Holders: live}
+			}
+		}
+		me.Mode = mode.String()
+		me.Expires = now.Add(m.g.opts.LeaseTTL)
+		return append(live, *me), nil
+	})
+	switch {
+	case err == nil:
+		m.mu.Lock()
+		m.mode = mode
+		m.mu.Unlock()
+		return nil
+	case gone:
+		m.lose("lock was taken over or forced open")
+	case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUnknownOutcome):
+		err = fmt.Errorf("%w: no verdict in time: %v", ErrUnavailable, err)
+	}
+	return &OpError{Op: "convert", Group: m.g.name, Name: m.name, Err: err}
+}
+
 // leaseEnd is when the lease as last written ends.
 func (m *Mutex) leaseEnd() time.Time {
 	m.mu.Lock()

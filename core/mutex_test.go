@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -405,4 +406,252 @@ func testUnlockRacingLeaseLoss(t *testing.T, format string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// holderModes returns the modes in lock name's record, as g (reloaded every
+// time) sees it, with the hosts that hold them.
+func holderModes(t *testing.T, g *core.Group, name string) map[string]string {
+	t.Helper()
+	hs, err := g.Holders(testCtx(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, h := range hs {
+		if _, dup := out[h.Host]; dup {
+			t.Fatalf("host %s holds the lock twice: %+v", h.Host, hs)
+		}
+		out[h.Host] = h.Mode
+	}
+	return out
+}
+
+// TestConvertUpgradeBlocked: an upgrade to exclusive is refused while
+// another owner holds the lock shared, leaving the lock shared; a waiting
+// upgrade ends with its context, still shared, and completes once the
+// other holder has left.
+func TestConvertUpgradeBlocked(t *testing.T) { bothFormats(t, testConvertUpgradeBlocked) }
+
+func testConvertUpgradeBlocked(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	a := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-a"})
+	b := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-b"})
+	c := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-c"})
+	check := newGroup(t, s, format, core.Options{IndexTTL: -1})
+	ma, mb := a.Mutex(ctx, "lock"), b.Mutex(ctx, "lock")
+	if err := ma.TryLock(ctx, core.Shared); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.TryLock(ctx, core.Shared); err != nil {
+		t.Fatal(err)
+	}
+	err := ma.TryConvert(ctx, core.Exclusive)
+	var held *core.LockHeldError
+	if !errors.As(err, &held) || len(held.Holders) != 1 || held.Holders[0].Host != "host-b" {
+		t.Fatalf("upgrade beside a shared holder: %v, want LockHeldError naming host-b", err)
+	}
+	if got := holderModes(t, check, "lock"); got["host-a"] != "shared" || got["host-b"] != "shared" || len(got) != 2 {
+		t.Fatalf("holders after a refused upgrade: %v", got)
+	}
+	// Still held shared: another shared owner gets in, an exclusive one not.
+	mc := c.Mutex(ctx, "lock")
+	if err := mc.TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("exclusive lock beside two shared holders: %v", err)
+	}
+	if err := mc.TryLock(ctx, core.Shared); err != nil {
+		t.Fatalf("shared lock beside two shared holders: %v", err)
+	}
+	if err := mc.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A waiting upgrade ends with its context, still shared.
+	wctx, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
+	start := time.Now()
+	err = ma.ConvertContext(wctx, core.Exclusive)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("blocked upgrade: %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("blocked upgrade returned %v after it started (context: 400ms)", d)
+	}
+	if got := holderModes(t, check, "lock"); got["host-a"] != "shared" || len(got) != 2 {
+		t.Fatalf("holders after an interrupted upgrade: %v", got)
+	}
+
+	// It completes once the other shared holder is gone.
+	done := make(chan error, 1)
+	go func() { done <- ma.ConvertContext(ctx, core.Exclusive) }()
+	select {
+	case err := <-done:
+		t.Fatalf("upgrade granted beside a shared holder: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := mb.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("upgrade not granted after the other holder left")
+	}
+	if got := holderModes(t, check, "lock"); got["host-a"] != "exclusive" || len(got) != 1 {
+		t.Fatalf("holders after the upgrade: %v", got)
+	}
+	if err := mb.TryLock(ctx, core.Shared); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("shared lock beside an upgraded holder: %v", err)
+	}
+	if err := ma.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitNoHolders(t, check, "lock")
+}
+
+// TestConvertDowngrade: an exclusive holder downgrades to shared in one
+// update of the index (never releasing the lock in between), lets other
+// shared owners in and still keeps exclusive ones out; upgrading back is
+// refused while they hold it.
+func TestConvertDowngrade(t *testing.T) { bothFormats(t, testConvertDowngrade) }
+
+func testConvertDowngrade(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	a := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-a"})
+	b := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-b"})
+	check := newGroup(t, s, format, core.Options{IndexTTL: -1})
+	ma, mb := a.Mutex(ctx, "lock"), b.Mutex(ctx, "lock")
+	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.TryLock(ctx, core.Shared); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("shared lock beside an exclusive holder: %v", err)
+	}
+	before := s.Calls()
+	if err := ma.TryConvert(ctx, core.Shared); err != nil {
+		t.Fatalf("downgrade: %v", err)
+	}
+	after := s.Calls()
+	if n := after["UpdateBucketInfo"] - before["UpdateBucketInfo"]; n != 1 {
+		t.Fatalf("downgrade made %d index updates, want 1 (one compare-and-swap)", n)
+	}
+	if got := holderModes(t, check, "lock"); got["host-a"] != "shared" || len(got) != 1 {
+		t.Fatalf("holders after the downgrade: %v", got)
+	}
+	if err := mb.TryLock(ctx, core.Shared); err != nil {
+		t.Fatalf("shared lock beside a downgraded holder: %v", err)
+	}
+	if err := b.Mutex(ctx, "lock").TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("exclusive lock beside shared holders: %v", err)
+	}
+	if err := ma.TryConvert(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("upgrade back beside a shared holder: %v", err)
+	}
+	// Converting to the mode held rewrites the entry and changes nothing.
+	if err := ma.TryConvert(ctx, core.Shared); err != nil {
+		t.Fatalf("shared to shared: %v", err)
+	}
+	if got := holderModes(t, check, "lock"); got["host-a"] != "shared" || got["host-b"] != "shared" || len(got) != 2 {
+		t.Fatalf("holders: %v", got)
+	}
+	mb.UnlockContext(ctx)
+	ma.UnlockContext(ctx)
+	waitNoHolders(t, check, "lock")
+}
+
+// TestConvertLostReplies: conversions whose replies are lost (B2 applied
+// the update, the answer never came) are settled by reading the bucket
+// back, as any commit: each reports success and the record shows the new
+// mode, with one entry for the owner.
+func TestConvertLostReplies(t *testing.T) { bothFormats(t, testConvertLostReplies) }
+
+func testConvertLostReplies(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	a := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-a"})
+	b := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-b"})
+	check := newGroup(t, s, format, core.Options{IndexTTL: -1})
+	ma := a.Mutex(ctx, "lock")
+	if err := ma.TryLock(ctx, core.Shared); err != nil {
+		t.Fatal(err)
+	}
+	var lost atomic.Int64
+	s.SetLostReply(func(op string) error {
+		if op == "UpdateBucketInfo" {
+			lost.Add(1)
+			return errors.New("connection reset")
+		}
+		return nil
+	})
+	for i, mode := range []core.LockMode{core.Exclusive, core.Shared, core.Exclusive} {
+		if err := ma.TryConvert(ctx, mode); err != nil {
+			t.Fatalf("conversion %d to %v with its reply lost: %v", i, mode, err)
+		}
+		s.SetLostReply(nil)
+		if got := holderModes(t, check, "lock"); got["host-a"] != mode.String() || len(got) != 1 {
+			t.Fatalf("holders after conversion %d to %v: %v", i, mode, got)
+		}
+		mb := b.Mutex(ctx, "lock")
+		err := mb.TryLock(ctx, core.Shared)
+		if (mode == core.Exclusive) != errors.Is(err, core.ErrLockHeld) {
+			t.Fatalf("shared lock beside a holder converted to %v: %v", mode, err)
+		}
+		if err == nil {
+			if err := mb.UnlockContext(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.SetLostReply(func(op string) error {
+			if op == "UpdateBucketInfo" {
+				lost.Add(1)
+				return errors.New("connection reset")
+			}
+			return nil
+		})
+	}
+	s.SetLostReply(nil)
+	if lost.Load() < 3 {
+		t.Fatalf("%d replies lost: the test proved nothing", lost.Load())
+	}
+	if err := ma.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitNoHolders(t, check, "lock")
+}
+
+// TestConvertNotHeld: a lock that is not held cannot be converted, and a
+// lock forced open meanwhile is reported lost by the conversion.
+func TestConvertNotHeld(t *testing.T) { bothFormats(t, testConvertNotHeld) }
+
+func testConvertNotHeld(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	a := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute})
+	m := a.Mutex(ctx, "lock")
+	if err := m.TryConvert(ctx, core.Exclusive); err == nil || errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("converting a lock not held: %v", err)
+	}
+	if err := m.TryLock(ctx, core.Shared); err != nil {
+		t.Fatal(err)
+	}
+	lost := m.Lost()
+	if _, err := newGroup(t, s, format, core.Options{IndexTTL: -1}).ForceUnlock(ctx, "lock"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.TryConvert(ctx, core.Exclusive); err == nil || errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("converting a lock forced open: %v", err)
+	}
+	select {
+	case <-lost:
+	default:
+		t.Fatal("a conversion that found the lock forced open did not report it lost")
+	}
+	if err := m.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatalf("lock again: %v", err)
+	}
+	m.UnlockContext(ctx)
 }
