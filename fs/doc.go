@@ -24,20 +24,37 @@
 // # Locks
 //
 // With flock forwarding (fuse.LockingFlock) and POSIX lock forwarding
-// (fuse.LockingPOSIX) mounted, flock(2) and whole-file fcntl locks on a file
-// take the group's lock object ".b2cfs/locks/PATH" (core.Mutex, a renewed
-// lease), so they exclude processes on every host, "b2cfs lock" and blazer's
+// (fuse.LockingPOSIX) mounted, flock(2) and fcntl locks on a file take the
+// group's lock object ".b2cfs/locks/PATH" (core.Mutex, a renewed lease), so
+// they exclude processes on every host, "b2cfs lock" and blazer's
 // x/consistent Mutex on that name. Each kernel lock owner (an open file
-// description for flock, a process for POSIX locks) is one core.Mutex.
-// LOCK_NB on a held lock answers EWOULDBLOCK at once; a blocking lock polls
-// at most a second apart and answers EINTR as soon as the caller is
-// interrupted, leaving nothing held; B2 unreachable is ENOLCK. Locks are
-// released on unlock, on the last close of the open file description
-// (flock) or any close by the owner (POSIX), and at unmount (Shutdown); a
-// dead host's locks free themselves when their lease expires. Byte-range
-// POSIX locks and atomic POSIX conversions between shared and exclusive are
-// refused with ENOLCK, never kept host-local. Linux does not forward locks
-// on directories to FUSE file systems: those stay host-local.
+// description for flock and OFD locks, a process for POSIX locks) is one
+// core.Mutex, keyed by the lock object's name (the path when the owner first
+// locked the file) and the owner, so two owners on one host exclude each
+// other through B2 as owners on two hosts do. POSIX byte-range locks
+// (F_SETLK, F_SETLKW, OFD locks) map conservatively onto that whole-file
+// lock: the owner's ranges are kept as POSIX says (a new lock replaces the
+// overlapping parts of the owner's own, an unlock of a sub-range splits
+// one), and the distributed mode is exclusive while the owner holds any
+// write range, shared while it holds only read ranges, released when it
+// holds none. A change of mode is one compare-and-swap of the lock record
+// (core.Mutex.TryConvert), never an unlock and a lock, so nobody gets in
+// between. Any other owner's range conflicts with it as if it covered the
+// whole file, so a granted lock excludes on every host at least what POSIX
+// says it excludes (and ranges that would not overlap on a local file system
+// may still conflict): nothing is ever falsely exclusive. F_GETLK answers
+// F_UNLCK when F_SETLK would be granted, and otherwise reports one
+// conflicting holder as a lock of the whole file with its process when known
+// (another owner on this mount, or the pid in the lock record of a holder on
+// this host). LOCK_NB and F_SETLK on a held lock answer EWOULDBLOCK at once;
+// a blocking lock or upgrade polls at most a second apart and answers EINTR
+// as soon as the caller is interrupted, leaving nothing held (a new lock) or
+// the former mode held (an upgrade); B2 unreachable is ENOLCK. Refusals are
+// logged at most once per process. Locks are released on unlock, on the last
+// close of the open file description (flock and OFD locks) or any close by
+// the owner (POSIX), and at unmount (Shutdown); a dead host's locks free
+// themselves when their lease expires. Linux does not forward locks on
+// directories to FUSE file systems: those stay host-local.
 //
 // # Errors
 //
