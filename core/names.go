@@ -96,7 +96,8 @@ const DirMarkers = ReservedPrefix + "dirs/"
 
 // DirMoves returns the moves that rename directory from to to in a group
 // whose index is entries: every name under from, and the markers of from
-// and of the directories under it, sorted by From.
+// and of the directories under it, sorted by From, each replacing its
+// target at the version entries shows.
 func DirMoves(entries map[string]string, from, to string) []Move {
 	var moves []Move
 	for name, key := range entries {
@@ -105,7 +106,10 @@ func DirMoves(entries map[string]string, from, to string) []Move {
 			moves = append(moves, Move{From: name, To: to + name[len(from):], Key: key})
 		case name == DirMarkers+from || strings.HasPrefix(name, DirMarkers+from+"/"):
 			moves = append(moves, Move{From: name, To: DirMarkers + to + name[len(DirMarkers+from):], Key: key})
+		default:
+			continue
 		}
+		moves[len(moves)-1].ToKey = entries[moves[len(moves)-1].To]
 	}
 	sort.Slice(moves, func(i, j int) bool { return moves[i].From < moves[j].From })
 	return moves

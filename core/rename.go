@@ -6,18 +6,22 @@ import (
 	"fmt"
 )
 
-// Move renames object From, at version Key, to To. Rename sets NewKey to
-// the key To has afterwards (Key itself in FormatB2cfs, where data does not
-// move).
+// Move renames object From, at version Key, to To, which must be at version
+// ToKey (empty: To must not exist): the version of the target the caller
+// last saw, so that a rename never replaces a change it did not see.
+// Rename sets NewKey to the key To has afterwards (Key itself in
+// FormatB2cfs, where data does not move).
 type Move struct {
 	From, To, Key string
+	ToKey         string
 	NewKey        string
 }
 
 // Rename applies moves atomically: one compare-and-swap removes every From
 // and sets every To, replacing existing targets as POSIX rename does. If any
-// From no longer has its Key the whole rename fails with ErrConflict
-// (ErrNotExist when it is gone) and nothing stored changes. In FormatB2cfs
+// From no longer has its Key, or any To no longer has its ToKey, the whole
+// rename fails with ErrConflict (ErrNotExist when a From is gone) and
+// nothing stored changes. In FormatB2cfs
 // data names do not depend on object names, so a rename is that one commit;
 // in FormatBlazer each version is first copied on the server to its new
 // name.
@@ -50,6 +54,11 @@ func (g *Group) Rename(ctx context.Context, moves []Move) error {
 	err := g.apply(ctx, func(idx *index) error {
 		moved, replaced, olds = moved[:0], replaced[:0], olds[:0]
 		news := map[string]Entry{}
+		for _, m := range moves {
+			if cur, ok := idx.Entries[m.To]; ok != (m.ToKey != "") || cur.Key != m.ToKey {
+				return fmt.Errorf("%w: target %q changed since it was seen", ErrConflict, m.To)
+			}
+		}
 		for _, m := range moves {
 			cur, ok := idx.Entries[m.From]
 			if !ok {

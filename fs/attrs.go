@@ -169,7 +169,7 @@ func (f *FS) unsaved(p string) bool {
 	n := f.nodes[p]
 	f.mu.Unlock()
 	fl, ok := n.(*file)
-	return ok && fl.changed() != nil
+	return ok && fl.changed()
 }
 
 // keepsAttrs reports whether the group records modes and times.

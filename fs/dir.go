@@ -72,7 +72,11 @@ func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.Lo
 	}
 	resp.EntryValid = f.cfg.TTL
 	if _, ok := t.files[p]; ok {
-		return f.fileNode(p), nil
+		e, err := f.entry(ctx, p)
+		if err != nil {
+			return nil, f.errno("lookup", p, err)
+		}
+		return f.fileNode(p, e), nil
 	}
 	if _, ok := t.dirs[p]; ok {
 		return f.dirNode(p), nil
@@ -101,8 +105,11 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 		de := fuse.Dirent{Inode: inode(cp), Name: name, Type: fuse.DT_File}
 		if isDir {
 			de.Type = fuse.DT_Dir
-		} else if !f.g.Cached(cp, t.files[cp]) {
-			prefetch = true
+		} else {
+			f.saw(cp, t.files[cp]) // listed: a rename over it replaces this version
+			if !f.g.Cached(cp, t.files[cp]) {
+				prefetch = true
+			}
 		}
 		out = append(out, de)
 	}
@@ -162,8 +169,8 @@ func (d *dir) checkNew(p string) error {
 }
 
 // Create makes an empty object and opens it. If someone else created the
-// name first, their object is opened if it is empty, and EBUSY answered if
-// not (EEXIST with O_EXCL).
+// name first, their object is opened (with O_TRUNC only if it is empty,
+// EBUSY if not; EEXIST with O_EXCL).
 func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.CreateResponse) (fusefs.Node, fusefs.Handle, error) {
 	f := d.fs
 	p := join(d.path(), req.Name)
@@ -192,15 +199,40 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 			return nil, nil, f.errno("create", p, err)
 		}
 	}
-	n := f.fileNode(p)
-	h := n.open(key, req.Flags)
-	n.sawKey(key)
+	e, err := f.entry(ctx, p)
+	if err != nil || e.Key != key {
+		e = core.Entry{Key: key, Mode: uint32(req.Mode.Perm() &^ req.Umask.Perm())}
+	}
+	n := f.fileNode(p, e)
+	n.mu.Lock()
+	if n.key != key && n.handles == 0 && n.dirty == nil {
+		n.setVersionLocked(e)
+	}
+	h := n.attach(req.Flags)
+	n.keepKey = n.key
+	n.mu.Unlock()
+	f.saw(p, key)
 	resp.EntryValid = f.cfg.TTL
 	return n, h, nil
 }
 
-// adoptEmpty returns the key of p, created by someone else meanwhile, if it
-// is empty.
+// entry returns the index entry of p from the current view.
+func (f *FS) entry(ctx context.Context, p string) (core.Entry, error) {
+	snap, err := f.g.Snapshot(ctx)
+	if err != nil {
+		return core.Entry{}, err
+	}
+	e, ok := snap[p]
+	if !ok {
+		return core.Entry{}, syscall.ENOENT
+	}
+	return e, nil
+}
+
+// adoptEmpty returns the key of p, created by someone else meanwhile, to
+// open it as O_CREAT without O_EXCL opens an existing file. With O_TRUNC
+// only an empty one is adopted: truncating content this host never saw
+// would replace it unseen, so that is a conflict.
 func (d *dir) adoptEmpty(ctx context.Context, p string, flags fuse.OpenFlags) (string, error) {
 	if flags&fuse.OpenExclusive != 0 {
 		return "", syscall.EEXIST
@@ -208,6 +240,9 @@ func (d *dir) adoptEmpty(ctx context.Context, p string, flags fuse.OpenFlags) (s
 	key, err := d.fs.g.Key(ctx, p)
 	if err != nil {
 		return "", err
+	}
+	if flags&fuse.OpenTruncate == 0 {
+		return key, nil
 	}
 	fi, err := d.fs.g.Stat(ctx, p, key)
 	if err != nil {
@@ -238,10 +273,11 @@ func (d *dir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 	return f.errno(op, p, err)
 }
 
+// remove removes p. A file is removed only at the version this host last
+// showed a process (lastSeen): one changed elsewhere since is EBUSY, and
+// stays. An empty directory's marker goes whatever its version.
 func (d *dir) remove(ctx context.Context, p string, isDir bool) error {
 	f := d.fs
-	// A key that changes under us is retried: unlink removes whatever is
-	// there, as POSIX says.
 	for attempt := 0; ; attempt++ {
 		t, err := f.tree(ctx)
 		if err != nil {
@@ -268,10 +304,10 @@ func (d *dir) remove(ctx context.Context, p string, isDir bool) error {
 				}
 				return syscall.ENOENT
 			}
-			name, key = p, k
+			name, key = p, f.lastSeen(p, k)
 		}
 		err = f.g.Remove(ctx, key, name)
-		if !errors.Is(err, core.ErrConflict) || attempt == 2 {
+		if !errors.Is(err, core.ErrConflict) || !isDir || attempt == 2 {
 			return err
 		}
 	}
@@ -302,6 +338,11 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs
 	if err != nil {
 		return f.errno("rename", from, err)
 	}
+	for i, m := range moves {
+		if !strings.HasPrefix(m.To, dirMarkers) {
+			moves[i].ToKey = f.lastSeen(m.To, m.ToKey)
+		}
+	}
 	for _, m := range moves {
 		if err := checkName(m.To); err != nil {
 			return f.errno("rename", from, err)
@@ -321,7 +362,7 @@ func renameMoves(t *tree, from, to string) ([]core.Move, error) {
 		if t.isDir(to) {
 			return nil, syscall.EISDIR
 		}
-		return []core.Move{{From: from, To: to, Key: key}}, nil
+		return []core.Move{{From: from, To: to, Key: key, ToKey: t.files[to]}}, nil
 	}
 	if _, ok := t.dirs[from]; !ok {
 		return nil, syscall.ENOENT
@@ -338,23 +379,24 @@ func renameMoves(t *tree, from, to string) ([]core.Move, error) {
 	return core.DirMoves(t.src, from, to), nil
 }
 
-// rekey gives open handles of moved files the key their object has under
-// its new name (what Rename reported), so that they can still commit. It
-// reads nothing: a rename that succeeded stays a success when the request
-// is interrupted right after it.
+// rekey gives the files moved the key their object has under its new
+// name (what Rename reported: a new one in FormatBlazer, where the data is
+// copied), so that they can still commit. It reads nothing: a rename that
+// succeeded stays a success when the request is interrupted right after.
 func (f *FS) rekey(moves []core.Move) {
-	f.mu.Lock()
-	var hs []*openFile
-	for h := range f.open {
-		hs = append(hs, h)
-	}
-	f.mu.Unlock()
-	for _, h := range hs {
-		p := h.n.path()
-		for _, m := range moves {
-			if m.To == p {
-				h.rekey(m.Key, m.NewKey)
-			}
+	for _, m := range moves {
+		f.mu.Lock()
+		n, _ := f.nodes[m.To].(*file)
+		f.mu.Unlock()
+		if n == nil {
+			continue
 		}
+		n.mu.Lock()
+		if n.key == m.Key && m.NewKey != "" {
+			// The local copy of the old key holds the same bytes.
+			n.key, n.entry.Key = m.NewKey, m.NewKey
+		}
+		n.mu.Unlock()
+		f.saw(m.To, m.NewKey)
 	}
 }

@@ -7,19 +7,36 @@
 //
 // # Semantics
 //
-// Open captures the object's current key; reads through that handle see
-// exactly that version, from a local copy (package cache), even if another
-// host replaces or deletes the object meanwhile. Writes and truncations
-// change a private disk-backed copy. Flush (close) and fsync of a changed
-// handle commit the copy with the captured key: when the object changed in
-// between, the store is left untouched, the bytes are moved to the cache's
-// recovery directory (its path is logged) and the caller gets EBUSY. A failure
-// to reach B2 is handled the same way with EIO. Read-only handles never
-// commit.
+// A file's state (its version, and once changed a disk-backed local copy)
+// belongs to the file node, shared by every handle on this host (file.go):
+// writes, truncations by descriptor or by path, and O_APPEND writes (at the
+// real end) from any process act on it, as on a local file system. Handles
+// hold only their flags (handle.go). Close and fsync of a descriptor open
+// for writing commit the state with compare-and-swap against the version
+// it is based on: when the object changed elsewhere, the store is left
+// untouched, the bytes go to the cache's recovery directory (its path is
+// logged) and the caller gets EBUSY; B2 unreachable is the same with EIO.
+// A read-only descriptor never commits. A truncation with no writer open
+// commits at once. Changes that only appended to their version are
+// appended to the newer one instead of conflicting. A file unlinked while
+// open keeps working until its last close and commits nothing.
+//
+// Snapshots: a version committed by another host is a new file node for
+// new opens, made by Lookup once the view shows it; handles keep reading
+// the node, and so the version, they opened, to its end, and the kernel's
+// size and page caches, which belong to one node, never cut or mix it. A
+// node nothing has open moves to the current version on open; taking a
+// lock on a file moves its unchanged node to B2's version even while it is
+// open (lockTaken), as NFS revalidates on lock.
+//
+// Renames and unlinks replace or remove only the version this host last
+// showed a process (opened, listed, created or wrote; for a name never
+// shown, the one looked up): a target changed elsewhere since is EBUSY and
+// nothing changes, so that "sed -i", editors that save by rename, and "mv"
+// see the conflict.
 //
 // Attributes and entries are valid for Config.TTL, the age the group's view
-// of the index may reach. When an open sees a key other than the one the
-// kernel's cached pages belong to, those pages are dropped.
+// of the index may reach.
 //
 // # Locks
 //

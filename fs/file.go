@@ -2,7 +2,10 @@ package fs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"syscall"
@@ -15,13 +18,36 @@ import (
 	"github.com/b2cfs/b2cfs/core"
 )
 
-// file is an object of the group.
+// file is one object on this host: one version of it and, once changed,
+// the local copy of its new content. Every handle of the file shares this
+// one state, as on a local file system: what one process writes, truncates
+// or commits, the others see at once.
+//
+// A version committed by another host is a new file node for new opens
+// (Lookup makes it), while open handles keep reading the node, and so the
+// version, they opened: the kernel's size and page caches belong to one
+// node, so they never cut or mix an open version. The node of a path
+// changes in place only when this host commits it, when nothing has it
+// open, or when a lock on it is taken (lockTaken).
 type file struct {
 	nodeBase
 
-	mu      sync.Mutex
-	lastKey string      // GUARDED_BY(mu); the version the kernel's cached pages belong to
-	handles []*openFile // GUARDED_BY(mu); open handles, oldest first
+	// mu guards the state below. Reads take it shared; writes, truncation
+	// and commits take it exclusively, a commit for its whole B2 round trip,
+	// so a commit sends exactly the content it leaves behind.
+	// LOCK ORDERING: file.mu comes before FS.mu.
+	mu       sync.RWMutex
+	key      string         // GUARDED_BY(mu); the version this node shows, the base of dirty; "" for none
+	entry    core.Entry     // GUARDED_BY(mu); its index entry as last seen (mode, time)
+	ver      *cache.Version // GUARDED_BY(mu); local copy of key, held while handles are open
+	dirty    *os.File       // GUARDED_BY(mu); the changed content, nil while unchanged
+	size     int64          // GUARDED_BY(mu); size of dirty
+	mtime    time.Time      // GUARDED_BY(mu); last change of dirty
+	baseSize int64          // GUARDED_BY(mu); size of version key, once dirty
+	appended bool           // GUARDED_BY(mu); every change to dirty appended to version key (O_APPEND, or past its non-empty end)
+	handles  int            // GUARDED_BY(mu); open handles
+	unlinked bool           // GUARDED_BY(mu); removed while open: commits nothing
+	keepKey  string         // GUARDED_BY(mu); the version the kernel's cached pages belong to
 }
 
 var (
@@ -32,8 +58,9 @@ var (
 	_ fusefs.NodeForgetter = (*file)(nil)
 )
 
-// Attr reports the size and time of the current version, or of the open
-// handle's private copy while one has unsaved changes.
+// Attr reports the size and time of the node's own state: its changed
+// content, or its version. Never another version's: the kernel would cut
+// an open version to that size.
 //
 // bazil also calls Attr to answer create and setattr (truncate) after they
 // changed B2, with the request's context: an interrupt must not then turn
@@ -45,126 +72,144 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 	p := n.path()
 	a.Valid = f.cfg.TTL
 	a.Inode = inode(p)
-	st := n.changed()
-	e, err := n.entry(ctx, p) // one view for the key and the mode
-	if err != nil && st == nil {
-		return f.errno("getattr", p, err)
-	}
-	mode, mtime, hasMtime := f.fileAttrs(p, e)
-	a.Mode = mode
 	a.Nlink = 1
 	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
 	a.BlockSize = 4096
-	if st != nil {
-		a.Size, a.Mtime = st.size, st.mtime
+	n.mu.RLock()
+	key, e, dirty, size, mtime := n.key, n.entry, n.dirty != nil, n.size, n.mtime
+	n.mu.RUnlock()
+	mode, amtime, hasMtime := f.fileAttrs(p, e)
+	a.Mode = mode
+	if dirty {
+		a.Size, a.Mtime = uint64(size), mtime
 	} else {
-		fi, err := f.g.Stat(ctx, p, e.Key)
+		fi, err := f.g.Stat(ctx, p, key)
 		if err != nil {
 			return f.errno("getattr", p, err)
 		}
 		a.Size, a.Mtime = uint64(fi.Size), fi.Modified
-		if hasMtime {
-			a.Mtime = mtime
-		}
+	}
+	if hasMtime {
+		a.Mtime = amtime
 	}
 	a.Ctime, a.Atime = a.Mtime, a.Mtime
 	a.Blocks = (a.Size + 511) / 512
 	return nil
 }
 
-// key returns the current key of the object, or the key of an open handle
-// when the object is gone (it is still readable through that handle).
-func (n *file) key(ctx context.Context, p string) (string, error) {
-	e, err := n.entry(ctx, p)
-	return e.Key, err
-}
-
-// entry returns the object's index entry, or an entry holding only the key
-// of an open handle when the object is gone.
-func (n *file) entry(ctx context.Context, p string) (core.Entry, error) {
-	snap, err := n.fs.g.Snapshot(ctx)
-	if err != nil {
-		return core.Entry{}, err
-	}
-	if e, ok := snap[p]; ok {
-		return e, nil
-	}
-	n.mu.Lock()
-	hs := append([]*openFile(nil), n.handles...)
-	n.mu.Unlock() // handle locks come before node locks
-	for i := len(hs) - 1; i >= 0; i-- {
-		if k := hs[i].capturedKey(); k != "" {
-			return core.Entry{Key: k}, nil
-		}
-	}
-	return core.Entry{}, syscall.ENOENT
-}
-
-// changed returns the state of the newest handle with unsaved changes.
-func (n *file) changed() *dirtyStat {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var best *dirtyStat
-	for _, h := range n.handles {
-		if st := h.stat.Load(); st != nil && (best == nil || !st.mtime.Before(best.mtime)) {
-			best = st
-		}
-	}
-	return best
-}
-
 func (n *file) Forget() { n.fs.forget(n) }
 
-// sawKey records that the kernel will now cache pages of version key, and
-// reports whether its cached pages already belong to that version.
-func (n *file) sawKey(key string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	same := n.lastKey == key
-	n.lastKey = key
-	return same
+// changed reports whether the file has content not committed yet.
+func (n *file) changed() bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.dirty != nil
 }
 
-// Open captures the current key. Readable handles start copying that
-// version to the local cache at once, so it stays readable to its end.
+// replaceable reports whether a lookup that finds version key may give
+// the path a new node: n shows another version and holds no changes.
+func (n *file) replaceable(key string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.key != key && n.dirty == nil
+}
+
+// Open attaches a handle to the file's state. A node nothing has open
+// moves to the current version first (within the view's age, IndexTTL);
+// one that is open keeps its version for the new handle too, until a
+// lookup gives the path a new node. Handles that were closed and wait only
+// for the kernel's (late) release do not count as open.
 func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fusefs.Handle, error) {
 	f := n.fs
 	p := n.path()
 	if !req.Flags.IsReadOnly() && f.cfg.ReadOnly {
 		return nil, f.errno("open", p, syscall.EROFS)
 	}
-	entries, err := f.g.Entries(ctx)
+	snap, err := f.g.Snapshot(ctx)
 	if err != nil {
 		return nil, f.errno("open", p, err)
 	}
-	key, ok := entries[p]
-	if !ok {
-		return nil, f.errno("open", p, syscall.ENOENT)
+	e, exists := snap[p]
+	active := n.activeHandles()
+	n.mu.Lock()
+	if !active && n.dirty == nil && !n.unlinked {
+		if !exists {
+			n.mu.Unlock()
+			return nil, f.errno("open", p, syscall.ENOENT)
+		}
+		if e.Key != n.key {
+			n.setVersionLocked(e)
+		}
 	}
-	h := n.open(key, req.Flags)
-	if n.sawKey(key) {
+	h := n.attach(req.Flags)
+	keep := n.keepKey == n.key
+	n.keepKey = n.key
+	key := n.key
+	n.mu.Unlock()
+	f.saw(p, key)
+	if keep {
 		resp.Flags |= fuse.OpenKeepCache
 	} else {
-		// The size the kernel holds may be another version's.
-		f.invalidateAttr(n)
+		f.invalidateAttr(n) // the size the kernel holds may be another version's
 	}
 	return h, nil
 }
 
-// open makes a handle on version key.
-func (n *file) open(key string, flags fuse.OpenFlags) *openFile {
-	f := n.fs
-	h := &openFile{n: n, key: key, write: !flags.IsReadOnly()}
-	if !flags.IsWriteOnly() {
-		h.base = f.version(n.path(), key)
+// setVersionLocked makes n show version e, dropping the local copy of the
+// one before. LOCKS_REQUIRED(n.mu, exclusive)
+func (n *file) setVersionLocked(e core.Entry) {
+	if n.ver != nil {
+		n.ver.Release()
+		n.ver = nil
 	}
-	n.mu.Lock()
-	n.handles = append(n.handles, h)
-	n.mu.Unlock()
+	n.key, n.entry = e.Key, e
+}
+
+// attach counts a new handle of n with flags. Readable handles start
+// copying the version to the local cache at once, so that it stays
+// readable to its end. LOCKS_REQUIRED(n.mu, exclusive)
+func (n *file) attach(flags fuse.OpenFlags) *openFile {
+	n.handles++
+	if !flags.IsWriteOnly() {
+		n.ensureVersionLocked()
+	}
+	h := &openFile{n: n, write: !flags.IsReadOnly(), append: flags&fuse.OpenAppend != 0}
+	f := n.fs
 	f.mu.Lock()
 	f.open[h] = struct{}{}
 	f.mu.Unlock()
 	return h
+}
+
+// detach drops handle h. The last handle of a file removed while open
+// discards its changes: nobody can reach them any more.
+func (n *file) detach(h *openFile) {
+	f := n.fs
+	f.mu.Lock()
+	delete(f.open, h)
+	f.mu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.handles--
+	if n.handles > 0 {
+		return
+	}
+	if n.unlinked && n.dirty != nil {
+		f.c.Discard(n.dirty)
+		n.dirty = nil
+	}
+	if n.ver != nil {
+		n.ver.Release()
+		n.ver = nil
+	}
+}
+
+// ensureVersionLocked starts the local copy of version key.
+// LOCKS_REQUIRED(n.mu, exclusive)
+func (n *file) ensureVersionLocked() {
+	if n.ver == nil && n.key != "" {
+		n.ver = n.fs.version(n.path(), n.key)
+	}
 }
 
 // version returns the local copy of version key of p, starting its
@@ -183,22 +228,233 @@ func (f *FS) version(p, key string) *cache.Version {
 	})
 }
 
-// closed forgets handle h.
-func (n *file) closed(h *openFile) {
-	n.mu.Lock()
-	for i, x := range n.handles {
-		if x == h {
-			n.handles = append(n.handles[:i], n.handles[i+1:]...)
-			break
-		}
+// read reads the file's state at off.
+func (n *file) read(ctx context.Context, buf []byte, off int64) (int, error) {
+	n.mu.RLock()
+	if n.dirty == nil && n.ver == nil && n.key != "" {
+		n.mu.RUnlock()
+		n.mu.Lock()
+		n.ensureVersionLocked()
+		n.mu.Unlock()
+		n.mu.RLock()
 	}
-	n.mu.Unlock()
+	defer n.mu.RUnlock()
+	var k int
+	var err error
+	switch {
+	case n.dirty != nil:
+		k, err = n.dirty.ReadAt(buf, off)
+	case n.ver != nil:
+		k, err = n.ver.ReadAt(ctx, buf, off)
+	default:
+		err = io.EOF // created and not written yet
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return k, err
 }
 
-// Setattr truncates (through the handle the kernel names, or as a commit of
-// its own for truncate(2) on a path). chmod and utimes are kept in groups
-// that record modes and times (attrs.go) and accepted without change in the
-// others, as chown always is.
+// ensureDirtyLocked makes the changed copy, from the version unless empty
+// is set. LOCKS_REQUIRED(n.mu, exclusive)
+func (n *file) ensureDirtyLocked(ctx context.Context, empty bool) error {
+	if n.dirty != nil {
+		return nil
+	}
+	c := n.fs.c
+	d, err := c.NewFile()
+	if err != nil {
+		return err
+	}
+	var size int64
+	if n.key != "" {
+		n.ensureVersionLocked()
+		if empty {
+			size, err = n.ver.Wait(ctx) // the base's size, for the append rule
+			if err == nil {
+				n.baseSize, size = size, 0
+			}
+		} else if size, err = n.ver.CopyTo(ctx, d); err == nil {
+			n.baseSize = size
+		}
+		if err != nil {
+			c.Discard(d)
+			return err
+		}
+	} else {
+		n.baseSize = 0
+	}
+	n.dirty, n.size, n.appended = d, size, !empty
+	n.mtime = time.Now()
+	return nil
+}
+
+// write writes data at off, or at the end of the file with atEnd
+// (O_APPEND: the real end, whatever the kernel thinks it is). It returns
+// the offset it wrote at.
+func (n *file) write(ctx context.Context, data []byte, off int64, atEnd bool) (int, int64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.ensureDirtyLocked(ctx, false); err != nil {
+		return 0, off, err
+	}
+	if atEnd {
+		off = n.size
+	}
+	if !atEnd && (off < n.baseSize || n.baseSize == 0) {
+		// Not an append: it overwrites, or starts an empty file (as
+		// "cp" and "dd" do after truncating), which is a new content.
+		n.appended = false
+	}
+	k, err := n.dirty.WriteAt(data, off)
+	if end := off + int64(k); end > n.size {
+		n.size = end
+	}
+	n.mtime = time.Now()
+	return k, off, err
+}
+
+// truncate sets the size of the file's state.
+func (n *file) truncate(ctx context.Context, size int64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.ensureDirtyLocked(ctx, size == 0); err != nil {
+		return err
+	}
+	if err := n.dirty.Truncate(size); err != nil {
+		return err
+	}
+	if size < n.baseSize {
+		n.appended = false
+	}
+	n.size, n.mtime = size, time.Now()
+	return nil
+}
+
+// commit stores the file's changes, if any, as the new version of its
+// object if the object still has the version they are based on. Changes
+// that only appended to that version are appended to a newer one instead
+// (rebase). On failure the changes go to the recovery directory, the file
+// shows its version again, and the error says where they are. A file
+// removed while open commits nothing. An interrupted caller does not stop
+// the commit.
+func (n *file) commit(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.dirty == nil || n.unlinked {
+		return nil
+	}
+	f := n.fs
+	p := n.path()
+	pending, _ := f.attrs.get(p)
+	opts := f.attrs.take(p)
+	data, size := n.dirty, n.size
+	nk, err := f.g.Commit(ctx, p, n.key, data, size, opts...)
+	rebased := false
+	if errors.Is(err, core.ErrConflict) && n.appended && n.key != "" {
+		var r *os.File
+		if nk, r, size, err = n.rebaseLocked(ctx, p, opts); err == nil {
+			f.c.Discard(n.dirty)
+			n.dirty, rebased = r, true
+		}
+	}
+	if err != nil {
+		f.attrs.restore(p, pending)
+		kept, kerr := f.keep(n.dirty, p, n.key, err)
+		n.dirty = nil
+		if kerr != nil {
+			return fmt.Errorf("%w; changes could not be kept: %v", err, kerr)
+		}
+		return fmt.Errorf("%w; changes kept in %s", err, kept)
+	}
+	v, perr := f.c.Put(p, nk, n.dirty, size)
+	if perr != nil {
+		f.c.Discard(n.dirty) // committed: only the local copy is lost
+		v = nil
+	}
+	if n.ver != nil {
+		n.ver.Release()
+	}
+	if v != nil && n.handles == 0 {
+		v.Release()
+		v = nil
+	}
+	n.ver, n.dirty, n.key = v, nil, nk
+	n.entry = core.Entry{Key: nk, Mode: n.entry.Mode, Size: size}
+	if rebased {
+		// The kernel's pages and size hold this host's bytes at the old
+		// end; the version now has the other host's bytes before them.
+		n.keepKey = ""
+		go f.invalidateData(n)
+	} else {
+		n.keepKey = nk // the kernel's pages hold what was just written
+	}
+	f.saw(p, nk)
+	return nil
+}
+
+// maxRebase bounds the attempts to append to a version that keeps
+// changing; between attempts the appender backs off with jitter, so that
+// hosts appending to one file at once take turns.
+const maxRebase = 32
+
+// rebaseLocked appends the bytes the file's changes added past its base
+// to the object's current version, and commits that, as O_APPEND means
+// writing at the end wherever the end is. If the object was truncated or
+// replaced elsewhere, the bytes go to the end of what it holds now; if it
+// was removed, the conflict stands. LOCKS_REQUIRED(n.mu, exclusive)
+func (n *file) rebaseLocked(ctx context.Context, p string, opts []core.CommitOption) (string, *os.File, int64, error) {
+	tail := io.NewSectionReader(n.dirty, n.baseSize, n.size-n.baseSize)
+	backoff := 5 * time.Millisecond
+	for try := 0; ; try++ {
+		nk, r, size, err := n.appendTo(ctx, p, tail, opts)
+		if err == nil || !errors.Is(err, core.ErrConflict) || try+1 >= maxRebase {
+			return nk, r, size, err
+		}
+		time.Sleep(backoff/2 + time.Duration(rand.Int64N(int64(backoff))))
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// appendTo commits the current version of p followed by tail.
+func (n *file) appendTo(ctx context.Context, p string, tail *io.SectionReader, opts []core.CommitOption) (string, *os.File, int64, error) {
+	f := n.fs
+	key, err := f.g.Key(ctx, p)
+	if errors.Is(err, core.ErrNotExist) {
+		return "", nil, 0, fmt.Errorf("%w: removed elsewhere", core.ErrConflict)
+	}
+	if err != nil {
+		return "", nil, 0, err
+	}
+	r, err := f.c.NewFile()
+	if err != nil {
+		return "", nil, 0, err
+	}
+	v := f.version(p, key)
+	size, err := v.CopyTo(ctx, r)
+	v.Release()
+	if err == nil {
+		var k int64
+		k, err = io.Copy(io.NewOffsetWriter(r, size), io.NewSectionReader(tail, 0, tail.Size()))
+		size += k
+	}
+	var nk string
+	if err == nil {
+		nk, err = f.g.Commit(ctx, p, key, r, size, opts...)
+	}
+	if err != nil {
+		f.c.Discard(r)
+		return "", nil, 0, err
+	}
+	return nk, r, size, nil
+}
+
+// Setattr truncates the file's state, by descriptor or by path: a
+// truncation with no handle open for writing is committed at once, since
+// no close will commit it. chmod and utimes are kept in groups that record
+// modes and times (attrs.go) and accepted without change in the others,
+// as chown always is.
 func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
 	f := n.fs
 	if f.cfg.ReadOnly {
@@ -222,113 +478,63 @@ func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse
 	if !req.Valid.Size() {
 		return nil
 	}
-	var h *openFile
-	if req.Valid.Handle() {
-		h = f.handleFor(req.Handle, n)
-	} else if req.Size == 0 {
-		h = n.opening()
+	if err := n.truncate(ctx, int64(req.Size)); err != nil {
+		return f.errno("truncate", n.path(), err)
 	}
-	if h != nil {
-		return f.errno("truncate", n.path(), h.truncate(ctx, int64(req.Size)))
+	if !req.Valid.Handle() && !n.hasWriters() {
+		return f.errno("truncate", n.path(), n.commit(ctx))
 	}
-	return f.errno("truncate", n.path(), n.truncate(ctx, int64(req.Size)))
+	return nil
 }
 
-// opening returns the handle being opened with O_TRUNC, if any. Without
-// atomic O_TRUNC support (bazil does not offer it) the kernel truncates
-// right after the open, by path and without naming the handle: the handle
-// is the newest writable one that has seen no request and no change yet.
-// Truncating it, not the object, keeps "echo x > f" one commit.
-func (n *file) opening() *openFile {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+// activeHandles reports whether a handle of n is open and not closed.
+func (n *file) activeHandles() bool {
 	n.fs.mu.Lock()
 	defer n.fs.mu.Unlock()
-	for i := len(n.handles) - 1; i >= 0; i-- {
-		if h := n.handles[i]; h.write && !h.bound && h.stat.Load() == nil {
-			return h
+	for h := range n.fs.open {
+		if h.n == n && !h.closed.Load() {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
-// truncate changes the size of the current version with a commit.
-func (n *file) truncate(ctx context.Context, size int64) error {
-	key, err := n.key(ctx, n.path())
-	if err != nil {
-		return err
+// hasWriters reports whether a handle open for writing will commit the
+// file's state when it closes.
+func (n *file) hasWriters() bool {
+	n.fs.mu.Lock()
+	defer n.fs.mu.Unlock()
+	for h := range n.fs.open {
+		if h.n == n && h.write {
+			return true
+		}
 	}
-	h := n.open(key, fuse.OpenWriteOnly)
-	defer h.release(ctx)
-	if err := h.truncate(ctx, size); err != nil {
-		return err
-	}
-	return h.commit(ctx)
+	return false
 }
 
-// Fsync commits the handle the kernel names, or all changed handles of the
-// file when it is not known.
+// Fsync commits the file's state when the descriptor is open for writing;
+// a read-only descriptor never publishes anything. bazil does not say which
+// handle an fsync names, so the handle is the one the kernel's id was
+// bound to by an earlier request (a descriptor that wrote has made one).
 func (n *file) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
 	f := n.fs
-	if h := f.handleFor(req.Handle, n); h != nil {
-		return f.errno("fsync", n.path(), h.commit(ctx))
+	f.mu.Lock()
+	h := f.handles[req.Handle]
+	f.mu.Unlock()
+	if h == nil || h.n != n || !h.write {
+		return nil
 	}
-	n.mu.Lock()
-	hs := append([]*openFile(nil), n.handles...)
-	n.mu.Unlock()
-	for _, h := range hs {
-		if err := h.commit(ctx); err != nil {
-			return f.errno("fsync", n.path(), err)
-		}
-	}
-	return nil
+	return f.errno("fsync", n.path(), n.commit(ctx))
 }
 
-// handleFor returns our handle for the kernel's handle id on n. bazil does
-// not tell node methods which handle a request names, so ids are learnt from
-// handle requests; an id not seen yet is a handle just opened (for example
-// truncation by open(O_TRUNC) comes before any read or write), taken to be
-// n's newest writable handle whose id is unknown.
-func (f *FS) handleFor(id fuse.HandleID, n *file) *openFile {
-	f.mu.Lock()
-	h, ok := f.handles[id]
-	f.mu.Unlock()
-	if ok {
-		return h
-	}
+// unlink marks the file removed while open: it keeps working until its
+// last close and commits nothing.
+func (n *file) unlink() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i := len(n.handles) - 1; i >= 0; i-- {
-		h := n.handles[i]
-		if h.write && !h.bound {
-			h.bound = true
-			f.handles[id] = h
-			return h
-		}
+	if n.handles > 0 {
+		n.unlinked = true
 	}
-	return nil
-}
-
-// bind records that the kernel calls h id.
-func (f *FS) bind(id fuse.HandleID, h *openFile) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !h.bound {
-		h.bound = true
-		f.handles[id] = h
-	}
-}
-
-// unbind forgets h.
-func (f *FS) unbind(id fuse.HandleID, h *openFile) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.handles[id] == h {
-		delete(f.handles, id)
-	}
-	delete(f.open, h)
 }
 
 // lockTaken is called once an owner has taken the distributed lock of path
@@ -336,4 +542,30 @@ func (f *FS) unbind(id fuse.HandleID, h *openFile) {
 // made under that lock before, even through a descriptor it opened earlier:
 // when this host holds no changes to the file, its state moves to the
 // version B2 holds now, as NFS revalidates its cache when a lock is taken.
-func (f *FS) lockTaken(ctx context.Context, path string) {}
+func (f *FS) lockTaken(ctx context.Context, path string) {
+	f.mu.Lock()
+	n, _ := f.nodes[path].(*file)
+	f.mu.Unlock()
+	if n == nil {
+		return
+	}
+	snap, err := f.g.Snapshot(ctx) // fresh: taking the lock installed the view
+	if err != nil {
+		return
+	}
+	e, ok := snap[path]
+	n.mu.Lock()
+	moved := ok && n.dirty == nil && !n.unlinked && e.Key != n.key
+	if moved {
+		n.setVersionLocked(e)
+		if n.handles > 0 {
+			n.ensureVersionLocked()
+		}
+		n.keepKey = ""
+	}
+	n.mu.Unlock()
+	if moved {
+		f.saw(path, e.Key)
+		f.invalidateData(n)
+	}
+}

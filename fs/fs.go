@@ -51,9 +51,10 @@ type FS struct {
 
 	mu      sync.Mutex
 	srv     *fusefs.Server              // GUARDED_BY(mu); set by Serve
-	nodes   map[string]node             // GUARDED_BY(mu); INVARIANT: nodes[p].base().rel == p
+	nodes   map[string]node             // GUARDED_BY(mu); the node lookups give; INVARIANT: nodes[p].base().rel == p
 	open    map[*openFile]struct{}      // GUARDED_BY(mu); every handle not yet released
 	handles map[fuse.HandleID]*openFile // GUARDED_BY(mu); kernel handle ids seen so far
+	seen    map[string]string           // GUARDED_BY(mu); path -> version this host last showed a process
 	tr      *tree                       // GUARDED_BY(mu); built from the last index seen
 	locks   map[lockID]*ownerLock       // GUARDED_BY(mu); distributed locks of kernel lock owners
 	attrs   *attrQueue                  // chmod and utimes changes not committed yet (attrs.go)
@@ -82,6 +83,7 @@ func New(cfg Config) *FS {
 		nodes:   map[string]node{},
 		open:    map[*openFile]struct{}{},
 		handles: map[fuse.HandleID]*openFile{},
+		seen:    map[string]string{},
 		locks:   map[lockID]*ownerLock{},
 		attrs:   newAttrQueue(),
 		life:    life, stop: stop,
@@ -126,15 +128,15 @@ func (f *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.Sta
 // logged.
 func (f *FS) Shutdown(ctx context.Context) int {
 	f.mu.Lock()
-	hs := make([]*openFile, 0, len(f.open))
+	files := map[*file]bool{}
 	for h := range f.open {
-		hs = append(hs, h)
+		files[h.n] = true
 	}
 	f.mu.Unlock()
 	failed := 0
-	for _, h := range hs {
-		if err := h.commit(ctx); err != nil {
-			f.errno("unmount", h.n.path(), err)
+	for n := range files {
+		if err := n.commit(ctx); err != nil {
+			f.errno("unmount", n.path(), err)
 			failed++
 		}
 	}
@@ -180,16 +182,59 @@ func (f *FS) dirNode(path string) *dir {
 	return d
 }
 
-// fileNode returns the one file node of path.
-func (f *FS) fileNode(path string) *file {
+// fileNode returns the file node of path for version e: the node the path
+// has, unless it shows another version and holds no changes; then a new
+// node, so that handles open on the old one keep their version (file).
+func (f *FS) fileNode(path string, e core.Entry) *file {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if n, ok := f.nodes[path].(*file); ok {
+	n, ok := f.nodes[path].(*file)
+	f.mu.Unlock()
+	if ok && !n.replaceable(e.Key) {
 		return n
 	}
-	n := &file{nodeBase: nodeBase{fs: f, rel: path}}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cur, ok := f.nodes[path].(*file); ok && cur != n {
+		return cur // another lookup got there first
+	}
+	n = &file{nodeBase: nodeBase{fs: f, rel: path}, key: e.Key, entry: e}
 	f.nodes[path] = n
 	return n
+}
+
+// saw records that this host showed version key of path to a process
+// (opened, listed, created or wrote it): a rename or unlink of path
+// replaces only that version (lastSeen).
+func (f *FS) saw(path, key string) {
+	f.mu.Lock()
+	f.seen[path] = key
+	f.mu.Unlock()
+}
+
+// lastSeen returns the version of path this host last showed a process,
+// or, for a path it never showed, fallback (what the view holds).
+func (f *FS) lastSeen(path, fallback string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k, ok := f.seen[path]; ok {
+		return k
+	}
+	return fallback
+}
+
+// invalidateData makes the kernel forget the attributes and cached pages
+// of n.
+func (f *FS) invalidateData(n node) {
+	f.mu.Lock()
+	srv := f.srv
+	f.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	if err := srv.InvalidateNodeData(n); err != nil && !errors.Is(err, fuse.ErrNotCached) {
+		f.log.Debug("invalidate data", "err", err)
+	}
+	f.invalidateAttr(n)
 }
 
 // forget drops n from the node table if it is still there.
@@ -203,33 +248,56 @@ func (f *FS) forget(n node) {
 }
 
 // unmapPath drops whatever node path has, so that a new object at the same
-// path gets a new node: the kernel has already unlinked the old one.
+// path gets a new node: the kernel has already unlinked the old one. A file
+// still open keeps working until its last close, committing nothing.
 func (f *FS) unmapPath(path string) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	n, _ := f.nodes[path].(*file)
 	delete(f.nodes, path)
+	delete(f.seen, path)
+	f.mu.Unlock()
+	if n != nil {
+		n.unlink()
+	}
 }
 
-// moved renames the nodes of from and everything below it to to.
+// moved renames the nodes of from and everything below it to to, and
+// what this host saw of them.
 func (f *FS) moved(from, to string) {
 	f.attrs.move(from, to)
+	under := func(p string) bool { return p == from || strings.HasPrefix(p, from+"/") }
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	type mv struct {
 		n    node
 		dest string
 	}
 	var mvs []mv
 	for p, n := range f.nodes {
-		if p == from || strings.HasPrefix(p, from+"/") {
+		if under(p) {
 			mvs = append(mvs, mv{n, to + p[len(from):]})
 			delete(f.nodes, p)
 		}
 	}
+	replaced, _ := f.nodes[to].(*file)
 	delete(f.nodes, to) // the replaced target, if any
+	seen := map[string]string{}
+	for p, k := range f.seen {
+		if under(p) {
+			seen[to+p[len(from):]] = k
+			delete(f.seen, p)
+		}
+	}
+	delete(f.seen, to)
+	for p, k := range seen {
+		f.seen[p] = k
+	}
 	for _, m := range mvs {
 		m.n.base().rel = m.dest
 		f.nodes[m.dest] = m.n
+	}
+	f.mu.Unlock()
+	if replaced != nil {
+		replaced.unlink() // still open: it keeps working and commits nothing
 	}
 }
 

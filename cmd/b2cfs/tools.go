@@ -552,7 +552,8 @@ func mvMoves(tree *groupTree, src target, to string) ([]core.Move, error) {
 		if tree.dirs[to] {
 			return nil, fmt.Errorf("mv %s: target %q is a directory", src, to)
 		}
-		return []core.Move{{From: from, To: to, Key: key}}, nil
+		// A target is replaced only at the version just read.
+		return []core.Move{{From: from, To: to, Key: key, ToKey: tree.files[to]}}, nil
 	}
 	if !tree.dirs[from] {
 		return nil, fmt.Errorf("%s: %w", src, core.ErrNotExist)

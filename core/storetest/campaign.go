@@ -186,7 +186,7 @@ func (h *history) step(op int, res *CampaignResult) bool {
 			to = from + ".moved"
 		}
 		what = fmt.Sprintf("rename %s (key %.6s) -> %s", from, cur.key, to)
-		moves := []core.Move{{From: from, To: to, Key: cur.key}}
+		moves := []core.Move{{From: from, To: to, Key: cur.key, ToKey: h.model[to].key}}
 		err = g.Rename(ctx, moves)
 		if !h.agree(what, err, exists) {
 			return false
