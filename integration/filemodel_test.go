@@ -64,6 +64,7 @@ type fmResult struct {
 	Done   int      // increments or lines whose close returned 0
 	EBUSY  int      // closes that returned EBUSY
 	Empty  int      // reads that found the file empty (between another process's truncate and write)
+	Zeros  int      // reads that found only NUL bytes (the kernel's zero-filled short read, see rmw)
 	Reads  []string // every value read
 	Writes []string // every value written
 	Err    string   // what stopped the helper, if anything
@@ -147,6 +148,13 @@ func helperIncrement(job fmJob, res *fmResult) error {
 	if s == "" {
 		res.Empty++
 		return nil // the open closes it; no increment made
+	}
+	if strings.Trim(s, "\x00") == "" {
+		// The kernel zero-fills a page the file system answered short,
+		// and keeps the size another process's write set meanwhile: an
+		// unlocked read racing a truncate and write on the same host.
+		res.Zeros++
+		return nil
 	}
 	res.Reads = append(res.Reads, s)
 	v, err := strconv.Atoi(strings.TrimSpace(s))
@@ -373,7 +381,7 @@ func TestFileModelIncrementsOneHostUnlocked(t *testing.T) {
 		{Op: "rmw", Path: a.path("c"), N: each, Width: width},
 	})
 	written := map[string]bool{initial: true}
-	busy, empty, reads := 0, 0, 0
+	busy, empty, zeros, reads := 0, 0, 0, 0
 	for i, r := range res {
 		if r.Err != "" {
 			t.Errorf("process %d: %s", i, r.Err)
@@ -383,7 +391,13 @@ func TestFileModelIncrementsOneHostUnlocked(t *testing.T) {
 		}
 		busy += r.EBUSY
 		empty += r.Empty
+		zeros += r.Zeros
 		reads += len(r.Reads)
+	}
+	if zeros > 0 {
+		// A known limit, kept visible: FUSE without a writeback cache
+		// cannot order a page read against another process's write.
+		t.Logf("%d reads saw only NUL bytes (the kernel's zero-filled short read racing a truncate and write of the same host)", zeros)
 	}
 	var foreign []string
 	for _, r := range res {
