@@ -12,7 +12,9 @@ import (
 // TestRenameReplacesOnlyTheTargetSeen: a rename replaces its target only
 // at the version the caller saw (Move.ToKey); a target changed or created
 // since fails the whole rename with ErrConflict and changes nothing.
-func TestRenameReplacesOnlyTheTargetSeen(t *testing.T) { bothFormats(t, testRenameReplacesOnlyTheTargetSeen) }
+func TestRenameReplacesOnlyTheTargetSeen(t *testing.T) {
+	bothFormats(t, testRenameReplacesOnlyTheTargetSeen)
+}
 
 func testRenameReplacesOnlyTheTargetSeen(t *testing.T, format string) {
 	ctx := testCtx(t)
