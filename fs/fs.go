@@ -222,20 +222,7 @@ func (f *FS) lastSeen(path, fallback string) string {
 	return fallback
 }
 
-// invalidateData makes the kernel forget the attributes and cached pages
-// of n.
-func (f *FS) invalidateData(n node) {
-	f.mu.Lock()
-	srv := f.srv
-	f.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	if err := srv.InvalidateNodeData(n); err != nil && !errors.Is(err, fuse.ErrNotCached) {
-		f.log.Debug("invalidate data", "err", err)
-	}
-	f.invalidateAttr(n)
-}
+
 
 // forget drops n from the node table if it is still there.
 func (f *FS) forget(n node) {
@@ -303,11 +290,26 @@ func (f *FS) moved(from, to string) {
 
 // invalidateAttr makes the kernel forget the attributes of n.
 func (f *FS) invalidateAttr(n node) {
+	f.invalidate(n, false)
+}
+
+// invalidateData makes the kernel forget the attributes and cached pages
+// of n.
+func (f *FS) invalidateData(n node) {
+	f.invalidate(n, true)
+}
+
+func (f *FS) invalidate(n node, data bool) {
 	f.mu.Lock()
 	srv := f.srv
 	f.mu.Unlock()
 	if srv == nil {
 		return
+	}
+	if data {
+		if err := srv.InvalidateNodeData(n); err != nil && !errors.Is(err, fuse.ErrNotCached) {
+			f.log.Debug("invalidate data", "err", err)
+		}
 	}
 	if err := srv.InvalidateNodeAttr(n); err != nil && !errors.Is(err, fuse.ErrNotCached) {
 		f.log.Debug("invalidate attributes", "err", err)
