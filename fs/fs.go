@@ -222,8 +222,6 @@ func (f *FS) lastSeen(path, fallback string) string {
 	return fallback
 }
 
-
-
 // forget drops n from the node table if it is still there.
 func (f *FS) forget(n node) {
 	f.mu.Lock()
