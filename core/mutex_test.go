@@ -433,19 +433,11 @@ func holderModes(t *testing.T, g *core.Group, name string) map[string]string {
 func TestConvertUpgradeBlocked(t *testing.T) { bothFormats(t, testConvertUpgradeBlocked) }
 
 func testConvertUpgradeBlocked(t *testing.T, format string) {
-	ctx := testCtx(t)
-	s := memstore.New()
-	a := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-a"})
-	b := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-b"})
-	c := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-c"})
-	check := newGroup(t, s, format, core.Options{IndexTTL: -1})
+	ctx, _, hosts, check := convertSetup(t, format, "host-a", "host-b", "host-c")
+	a, b, c := hosts[0], hosts[1], hosts[2]
 	ma, mb := a.Mutex(ctx, "lock"), b.Mutex(ctx, "lock")
-	if err := ma.TryLock(ctx, core.Shared); err != nil {
-		t.Fatal(err)
-	}
-	if err := mb.TryLock(ctx, core.Shared); err != nil {
-		t.Fatal(err)
-	}
+	mustTryLock(t, ctx, ma, core.Shared)
+	mustTryLock(t, ctx, mb, core.Shared)
 	err := ma.TryConvert(ctx, core.Exclusive)
 	var held *core.LockHeldError
 	if !errors.As(err, &held) || len(held.Holders) != 1 || held.Holders[0].Host != "host-b" {
@@ -462,9 +454,7 @@ func testConvertUpgradeBlocked(t *testing.T, format string) {
 	if err := mc.TryLock(ctx, core.Shared); err != nil {
 		t.Fatalf("shared lock beside two shared holders: %v", err)
 	}
-	if err := mc.UnlockContext(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustUnlock(t, ctx, mc)
 
 	// A waiting upgrade ends with its context, still shared.
 	wctx, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
@@ -489,9 +479,7 @@ func testConvertUpgradeBlocked(t *testing.T, format string) {
 		t.Fatalf("upgrade granted beside a shared holder: %v", err)
 	case <-time.After(500 * time.Millisecond):
 	}
-	if err := mb.UnlockContext(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustUnlock(t, ctx, mb)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -506,9 +494,7 @@ func testConvertUpgradeBlocked(t *testing.T, format string) {
 	if err := mb.TryLock(ctx, core.Shared); !errors.Is(err, core.ErrLockHeld) {
 		t.Fatalf("shared lock beside an upgraded holder: %v", err)
 	}
-	if err := ma.UnlockContext(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustUnlock(t, ctx, ma)
 	waitNoHolders(t, check, "lock")
 }
 
@@ -519,15 +505,10 @@ func testConvertUpgradeBlocked(t *testing.T, format string) {
 func TestConvertDowngrade(t *testing.T) { bothFormats(t, testConvertDowngrade) }
 
 func testConvertDowngrade(t *testing.T, format string) {
-	ctx := testCtx(t)
-	s := memstore.New()
-	a := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-a"})
-	b := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-b"})
-	check := newGroup(t, s, format, core.Options{IndexTTL: -1})
+	ctx, s, hosts, check := convertSetup(t, format, "host-a", "host-b")
+	a, b := hosts[0], hosts[1]
 	ma, mb := a.Mutex(ctx, "lock"), b.Mutex(ctx, "lock")
-	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
-		t.Fatal(err)
-	}
+	mustTryLock(t, ctx, ma, core.Exclusive)
 	if err := mb.TryLock(ctx, core.Shared); !errors.Is(err, core.ErrLockHeld) {
 		t.Fatalf("shared lock beside an exclusive holder: %v", err)
 	}
@@ -570,23 +551,21 @@ func testConvertDowngrade(t *testing.T, format string) {
 func TestConvertLostReplies(t *testing.T) { bothFormats(t, testConvertLostReplies) }
 
 func testConvertLostReplies(t *testing.T, format string) {
-	ctx := testCtx(t)
-	s := memstore.New()
-	a := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-a"})
-	b := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: "host-b"})
-	check := newGroup(t, s, format, core.Options{IndexTTL: -1})
+	ctx, s, hosts, check := convertSetup(t, format, "host-a", "host-b")
+	a, b := hosts[0], hosts[1]
 	ma := a.Mutex(ctx, "lock")
-	if err := ma.TryLock(ctx, core.Shared); err != nil {
-		t.Fatal(err)
-	}
+	mustTryLock(t, ctx, ma, core.Shared)
 	var lost atomic.Int64
-	s.SetLostReply(func(op string) error {
-		if op == "UpdateBucketInfo" {
-			lost.Add(1)
-			return errors.New("connection reset")
-		}
-		return nil
-	})
+	loseUpdateReplies := func() {
+		s.SetLostReply(func(op string) error {
+			if op == "UpdateBucketInfo" {
+				lost.Add(1)
+				return errors.New("connection reset")
+			}
+			return nil
+		})
+	}
+	loseUpdateReplies()
 	for i, mode := range []core.LockMode{core.Exclusive, core.Shared, core.Exclusive} {
 		if err := ma.TryConvert(ctx, mode); err != nil {
 			t.Fatalf("conversion %d to %v with its reply lost: %v", i, mode, err)
@@ -601,25 +580,15 @@ func testConvertLostReplies(t *testing.T, format string) {
 			t.Fatalf("shared lock beside a holder converted to %v: %v", mode, err)
 		}
 		if err == nil {
-			if err := mb.UnlockContext(ctx); err != nil {
-				t.Fatal(err)
-			}
+			mustUnlock(t, ctx, mb)
 		}
-		s.SetLostReply(func(op string) error {
-			if op == "UpdateBucketInfo" {
-				lost.Add(1)
-				return errors.New("connection reset")
-			}
-			return nil
-		})
+		loseUpdateReplies()
 	}
 	s.SetLostReply(nil)
 	if lost.Load() < 3 {
 		t.Fatalf("%d replies lost: the test proved nothing", lost.Load())
 	}
-	if err := ma.UnlockContext(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustUnlock(t, ctx, ma)
 	waitNoHolders(t, check, "lock")
 }
 
@@ -628,16 +597,13 @@ func testConvertLostReplies(t *testing.T, format string) {
 func TestConvertNotHeld(t *testing.T) { bothFormats(t, testConvertNotHeld) }
 
 func testConvertNotHeld(t *testing.T, format string) {
-	ctx := testCtx(t)
-	s := memstore.New()
-	a := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute})
+	ctx, s, hosts, _ := convertSetup(t, format, "")
+	a := hosts[0]
 	m := a.Mutex(ctx, "lock")
 	if err := m.TryConvert(ctx, core.Exclusive); err == nil || errors.Is(err, core.ErrLockHeld) {
 		t.Fatalf("converting a lock not held: %v", err)
 	}
-	if err := m.TryLock(ctx, core.Shared); err != nil {
-		t.Fatal(err)
-	}
+	mustTryLock(t, ctx, m, core.Shared)
 	lost := m.Lost()
 	if _, err := newGroup(t, s, format, core.Options{IndexTTL: -1}).ForceUnlock(ctx, "lock"); err != nil {
 		t.Fatal(err)
@@ -654,4 +620,32 @@ func testConvertNotHeld(t *testing.T, format string) {
 		t.Fatalf("lock again: %v", err)
 	}
 	m.UnlockContext(ctx)
+}
+
+// convertSetup returns a test context, a new store, one group on it per
+// host (with a one-minute lease; host "" leaves the group's host unset)
+// and a group that always reads the index afresh, for checking.
+func convertSetup(t *testing.T, format string, hosts ...string) (context.Context, *memstore.Store, []*core.Group, *core.Group) {
+	s := memstore.New()
+	var gs []*core.Group
+	for _, h := range hosts {
+		gs = append(gs, newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, Host: h}))
+	}
+	return testCtx(t), s, gs, newGroup(t, s, format, core.Options{IndexTTL: -1})
+}
+
+// mustTryLock takes m in mode at once or fails the test.
+func mustTryLock(t *testing.T, ctx context.Context, m *core.Mutex, mode core.LockMode) {
+	t.Helper()
+	if err := m.TryLock(ctx, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustUnlock releases m or fails the test.
+func mustUnlock(t *testing.T, ctx context.Context, m *core.Mutex) {
+	t.Helper()
+	if err := m.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
