@@ -1,18 +1,10 @@
 package integration
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"os/signal"
-	"path/filepath"
-	"runtime"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -352,28 +344,8 @@ type interruptResult struct {
 // TestInterruptHelper is the helper process of TestInterruptStorm; run
 // directly, it does nothing.
 func TestInterruptHelper(t *testing.T) {
-	if os.Getenv(interruptHelperEnv) != "1" {
-		return
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, syscall.SIGALRM)
-	defer signal.Stop(sigs)
-	go func() {
-		for range sigs {
-		}
-	}()
-	pid, tid := os.Getpid(), syscall.Gettid()
-	dec := json.NewDecoder(os.Stdin)
-	for {
-		var b interruptBatch
-		if err := dec.Decode(&b); err != nil {
-			if err != io.EOF {
-				t.Fatal(err)
-			}
-			return
-		}
+	var pid, tid int
+	serveHelper(t, interruptHelperEnv, resultPrefix, func() { pid, tid = os.Getpid(), syscall.Gettid() }, func(b interruptBatch) interruptResult {
 		res := interruptResult{Errnos: []int{}}
 		window := b.Every
 		for i, p := range b.Paths {
@@ -418,116 +390,31 @@ func TestInterruptHelper(t *testing.T) {
 				window = max(b.Every, 2*took)
 			}
 		}
-		line, err := json.Marshal(res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Printf("%s%s\n", resultPrefix, line)
-	}
-}
-
-func errnoInt(err error) int {
-	if err == nil {
-		return 0
-	}
-	if e, ok := err.(syscall.Errno); ok {
-		return int(e)
-	}
-	return int(syscall.EIO)
+		return res
+	})
 }
 
 // interruptHelper is a running helper process.
-type interruptHelper struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
-	done  chan struct{}
-}
+type interruptHelper struct{ *helperProc }
 
 func startInterruptHelper(t *testing.T) *interruptHelper {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestInterruptHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), interruptHelperEnv+"=1")
-	cmd.Dir = filepath.Dir(exe) // TestMain's build of the command fails quickly there; the helper does not need it
-	cmd.Stderr = os.Stderr
-	h := &interruptHelper{t: t, cmd: cmd, lines: make(chan string, 4), done: make(chan struct{})}
-	if h.in, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(nil, 1<<20)
-		var rest []string
-		for sc.Scan() {
-			if l, ok := strings.CutPrefix(sc.Text(), resultPrefix); ok {
-				h.lines <- l
-			} else {
-				rest = append(rest, sc.Text())
-			}
-		}
-		if slices.ContainsFunc(rest, func(l string) bool { return strings.HasPrefix(l, "---") || strings.HasPrefix(l, "FAIL") }) {
-			t.Logf("interrupt helper output:\n%s", strings.Join(rest, "\n"))
-		}
-		close(h.lines)
-	}()
-	go func() {
-		cmd.Wait()
-		close(h.done)
-	}()
-	t.Cleanup(func() {
-		h.in.Close()
-		select {
-		case <-h.done:
-		case <-time.After(time.Minute):
-			cmd.Process.Kill()
-			<-h.done
-			t.Errorf("interrupt helper still running a minute after its input ended")
-		}
-	})
-	return h
+	return &interruptHelper{startHelperProc(t, "interrupt helper", "TestInterruptHelper", interruptHelperEnv, resultPrefix, time.Minute)}
 }
 
 // do runs one batch in the helper and returns its result.
 func (h *interruptHelper) do(b interruptBatch) interruptResult {
 	h.t.Helper()
-	line, err := json.Marshal(b)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if _, err := h.in.Write(append(line, '\n')); err != nil {
-		h.t.Fatalf("interrupt helper: %v", err)
-	}
+	h.send(b)
 	// Each call is bounded by the mount's own deadlines; this bound only
 	// keeps a hung mount from hanging the test.
-	select {
-	case l, ok := <-h.lines:
-		if !ok {
-			<-h.done
-			h.t.Fatalf("interrupt helper exited during %s: %v", b.Op, h.cmd.ProcessState)
-		}
-		var res interruptResult
-		if err := json.Unmarshal([]byte(l), &res); err != nil {
-			h.t.Fatalf("interrupt helper: %v: %q", err, l)
-		}
-		if len(res.Errnos) != len(b.Paths) {
-			h.t.Fatalf("interrupt helper answered %d results for %d calls", len(res.Errnos), len(b.Paths))
-		}
-		return res
-	case <-time.After(5 * time.Minute):
+	var res interruptResult
+	if !h.recv(5*time.Minute, &res) {
 		h.cmd.Process.Kill()
 		h.t.Fatalf("interrupt helper: no answer to %s after 5 minutes", b.Op)
 	}
-	return interruptResult{}
+	if len(res.Errnos) != len(b.Paths) {
+		h.t.Fatalf("interrupt helper answered %d results for %d calls", len(res.Errnos), len(b.Paths))
+	}
+	return res
 }

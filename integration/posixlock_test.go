@@ -1,14 +1,9 @@
 package integration
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -117,32 +112,14 @@ func clearRestart(sig syscall.Signal) error {
 // TestPosixLockHelper is the helper process of the POSIX lock tests; run
 // directly, it does nothing.
 func TestPosixLockHelper(t *testing.T) {
-	if os.Getenv(posixHelperEnv) != "1" {
-		return
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, syscall.SIGALRM)
-	defer signal.Stop(sigs)
-	go func() {
-		for range sigs {
+	ready := func() {
+		restart := "restart"
+		if err := clearRestart(syscall.SIGALRM); err == nil {
+			restart = "norestart"
 		}
-	}()
-	restart := "restart"
-	if err := clearRestart(syscall.SIGALRM); err == nil {
-		restart = "norestart"
+		fmt.Printf("%sready %d %s\n", posixPrefix, syscall.Gettid(), restart)
 	}
-	fmt.Printf("%sready %d %s\n", posixPrefix, syscall.Gettid(), restart)
-	dec := json.NewDecoder(os.Stdin)
-	for {
-		var r posixReq
-		if err := dec.Decode(&r); err != nil {
-			if err != io.EOF {
-				t.Fatal(err)
-			}
-			return
-		}
+	serveHelper(t, posixHelperEnv, posixPrefix, ready, func(r posixReq) posixRes {
 		var res posixRes
 		start := time.Now()
 		var err error
@@ -166,12 +143,8 @@ func TestPosixLockHelper(t *testing.T) {
 		}
 		res.Took = int64(time.Since(start))
 		res.Errno = errnoInt(err)
-		line, err := json.Marshal(res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Printf("%s%s\n", posixPrefix, line)
-	}
+		return res
+	})
 }
 
 // lockedIncrement adds one to the number in file to under a write lock on
@@ -217,112 +190,34 @@ func lockedIncrement(lock, to string, start, length int64) error {
 
 // posixHelper is a running helper process: one POSIX lock owner.
 type posixHelper struct {
-	t         *testing.T
+	*helperProc
 	name      string
-	cmd       *exec.Cmd
-	in        io.WriteCloser
-	lines     chan string
-	done      chan struct{}
 	pid, tid  int
 	norestart bool // SIGALRM interrupts F_SETLKW with EINTR
 }
 
 func startPosixHelper(t *testing.T, name string) *posixHelper {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^TestPosixLockHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), posixHelperEnv+"=1", "GODEBUG=asyncpreemptoff=1")
-	cmd.Dir = filepath.Dir(exe) // TestMain's build of the command fails quickly there; the helper does not need it
-	cmd.Stderr = os.Stderr
-	h := &posixHelper{t: t, name: name, cmd: cmd, lines: make(chan string, 4), done: make(chan struct{})}
-	if h.in, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h.pid = cmd.Process.Pid
-	go func() {
-		sc := bufio.NewScanner(out)
-		var rest []string
-		for sc.Scan() {
-			if l, ok := strings.CutPrefix(sc.Text(), posixPrefix); ok {
-				h.lines <- l
-			} else {
-				rest = append(rest, sc.Text())
-			}
-		}
-		if slices.ContainsFunc(rest, func(l string) bool { return strings.HasPrefix(l, "---") || strings.HasPrefix(l, "FAIL") }) {
-			t.Logf("helper %s output:\n%s", name, strings.Join(rest, "\n"))
-		}
-		close(h.lines)
-	}()
-	go func() {
-		cmd.Wait()
-		close(h.done)
-	}()
-	t.Cleanup(func() {
-		h.in.Close()
-		select {
-		case <-h.done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-h.done
-			t.Errorf("helper %s still running 30s after its input ended", name)
-		}
-	})
-	select {
-	case l, ok := <-h.lines:
-		var word string
-		if !ok {
-			t.Fatalf("helper %s exited before it was ready", name)
-		}
-		if _, err := fmt.Sscanf(l, "ready %d %s", &h.tid, &word); err != nil {
-			t.Fatalf("helper %s: %q: %v", name, l, err)
-		}
-		h.norestart = word == "norestart"
-	case <-time.After(time.Minute):
+	p := startHelperProc(t, "helper "+name, "TestPosixLockHelper", posixHelperEnv, posixPrefix, 30*time.Second, "GODEBUG=asyncpreemptoff=1")
+	h := &posixHelper{helperProc: p, name: name, pid: p.cmd.Process.Pid}
+	l, ok := h.recvLine(time.Minute)
+	if !ok {
 		t.Fatalf("helper %s not ready after a minute", name)
 	}
+	var word string
+	if _, err := fmt.Sscanf(l, "ready %d %s", &h.tid, &word); err != nil {
+		t.Fatalf("helper %s: %q: %v", name, l, err)
+	}
+	h.norestart = word == "norestart"
 	return h
-}
-
-// send sends r without waiting for its answer.
-func (h *posixHelper) send(r posixReq) {
-	h.t.Helper()
-	line, err := json.Marshal(r)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if _, err := h.in.Write(append(line, '\n')); err != nil {
-		h.t.Fatalf("helper %s: %v", h.name, err)
-	}
 }
 
 // recv waits up to d for the answer to the request sent last; ok is false
 // when none came.
 func (h *posixHelper) recv(d time.Duration) (res posixRes, ok bool) {
 	h.t.Helper()
-	select {
-	case l, open := <-h.lines:
-		if !open {
-			<-h.done
-			h.t.Fatalf("helper %s exited: %v", h.name, h.cmd.ProcessState)
-		}
-		if err := json.Unmarshal([]byte(l), &res); err != nil {
-			h.t.Fatalf("helper %s: %v: %q", h.name, err, l)
-		}
-		return res, true
-	case <-time.After(d):
-		return res, false
-	}
+	ok = h.helperProc.recv(d, &res)
+	return res, ok
 }
 
 // do sends r and waits for its answer. Each call is bounded by the
@@ -394,6 +289,25 @@ func (h *posixHelper) interrupt() {
 	}
 }
 
+// posixHosts mounts group twice on a new bucket, with a file f written
+// through the first mount (the second sees it at once), and returns the
+// mounts and the group as read from B2.
+func posixHosts(t *testing.T, group string) (a, b *mount, g *core.Group) {
+	t.Helper()
+	e := newEnv(t, b2emu.Config{})
+	a = e.mount(group)
+	sh(t, a.dir, `echo data > f`)
+	b = e.mount(group)
+	return a, b, e.group(group)
+}
+
+// posixOwner starts the helper name, one lock owner, with f of m open.
+func posixOwner(t *testing.T, name string, m *mount) (*posixHelper, int) {
+	t.Helper()
+	h := startPosixHelper(t, name)
+	return h, h.open(m.path("f"))
+}
+
 // lockHolders returns the live holders of the lock of file in group, read
 // from B2, as "mode@pid" sorted, where pid is the b2cfs process (host)
 // holding it.
@@ -443,13 +357,9 @@ func refusalLines(m *mount, pid int) int {
 // whole-file; F_GETLK reports the other host's read lock (whole file, the
 // pid from the lock record) or F_UNLCK; the refusals are logged once.
 func TestPosixLockReadRangesAcrossHosts(t *testing.T) {
-	e := newEnv(t, b2emu.Config{})
-	a := e.mount("pr")
-	sh(t, a.dir, `echo data > f`)
-	b := e.mount("pr") // sees f at once
-	g := e.group("pr")
-	ha, hb := startPosixHelper(t, "a"), startPosixHelper(t, "b")
-	fa, fb := ha.open(a.path("f")), hb.open(b.path("f"))
+	a, b, g := posixHosts(t, "pr")
+	ha, fa := posixOwner(t, "a", a)
+	hb, fb := posixOwner(t, "b", b)
 
 	ha.must("setlk", fa, "r", 0, 10)
 	hb.must("setlk", fb, "r", 100, 10)
@@ -490,13 +400,9 @@ func TestPosixLockReadRangesAcrossHosts(t *testing.T) {
 // with the last range; a waiting F_SETLKW on the other host gets the lock
 // once it is free.
 func TestPosixLockWriteRange(t *testing.T) {
-	e := newEnv(t, b2emu.Config{})
-	a := e.mount("pw")
-	sh(t, a.dir, `echo data > f`)
-	b := e.mount("pw") // sees f at once
-	g := e.group("pw")
-	ha, hb := startPosixHelper(t, "a"), startPosixHelper(t, "b")
-	fa, fb := ha.open(a.path("f")), hb.open(b.path("f"))
+	a, b, g := posixHosts(t, "pw")
+	ha, fa := posixOwner(t, "a", a)
+	hb, fb := posixOwner(t, "b", b)
 
 	ha.must("setlk", fa, "w", 0, 100)
 	wantHolders(t, g, "f", held("exclusive", a))
@@ -551,13 +457,9 @@ func TestPosixLockWriteRange(t *testing.T) {
 // and once the other host lets go the upgrade completes without the lock
 // ever being free. A downgrade lets the other host in again.
 func TestPosixLockUpgradeDowngrade(t *testing.T) {
-	e := newEnv(t, b2emu.Config{})
-	a := e.mount("pu")
-	sh(t, a.dir, `echo data > f`)
-	b := e.mount("pu") // sees f at once
-	g := e.group("pu")
-	ha, hb := startPosixHelper(t, "a"), startPosixHelper(t, "b")
-	fa, fb := ha.open(a.path("f")), hb.open(b.path("f"))
+	a, b, g := posixHosts(t, "pu")
+	ha, fa := posixOwner(t, "a", a)
+	hb, fb := posixOwner(t, "b", b)
 
 	ha.must("setlk", fa, "r", 0, 0)
 	hb.must("setlk", fb, "r", 0, 0)
@@ -613,13 +515,10 @@ func TestPosixLockUpgradeDowngrade(t *testing.T) {
 // process releases its POSIX locks; an OFD lock stays until its own
 // descriptor is closed.
 func TestPosixLockSameHost(t *testing.T) {
-	e := newEnv(t, b2emu.Config{})
-	a := e.mount("ps")
-	sh(t, a.dir, `echo data > f`)
-	b := e.mount("ps") // sees f at once
-	g := e.group("ps")
-	h1, h2, hb := startPosixHelper(t, "a1"), startPosixHelper(t, "a2"), startPosixHelper(t, "b")
-	f1, f2, fb := h1.open(a.path("f")), h2.open(a.path("f")), hb.open(b.path("f"))
+	a, b, g := posixHosts(t, "ps")
+	h1, f1 := posixOwner(t, "a1", a)
+	h2, f2 := posixOwner(t, "a2", a)
+	hb, fb := posixOwner(t, "b", b)
 
 	h1.must("setlk", f1, "w", 0, 10)
 	h2.busy("setlk", f2, "w", 20, 10)
