@@ -195,6 +195,20 @@ func matrixRow(exists bool, m openMode, op string) row {
 		o.pread(0, 1<<16, want)
 		o.close(0)
 	}
+	// writtenXY is s after the descriptor writes "XY" at offset 0, if
+	// it can.
+	writtenXY := func(s string) string {
+		if m.writable() {
+			return write(s, 0, "XY")
+		}
+		return s
+	}
+	// readBack reads f whole through the descriptor, if it can.
+	readBack := func(f *ofd, want string) {
+		if m.readable() {
+			f.pread(0, 100, want)
+		}
+	}
 	wrErr, truncErr, rdErr := syscall.Errno(0), syscall.Errno(0), syscall.Errno(0)
 	if !m.writable() {
 		wrErr, truncErr = syscall.EBADF, syscall.EINVAL
@@ -221,16 +235,11 @@ func matrixRow(exists bool, m openMode, op string) row {
 		}
 		r.want["f"] = after
 	case "write":
-		after := cur
-		if m.writable() {
-			after = write(cur, 0, "XY")
-		}
+		after := writtenXY(cur)
 		r.run = func(w *world) {
 			f := w.A.open("f", flags, 0)
 			f.write("XY", wrErr)
-			if m.readable() {
-				f.pread(0, 100, after)
-			}
+			readBack(f, after)
 			observe(w, "f", after)
 			if storedKnown {
 				w.checkStored("f", stored) // not committed before the close
@@ -247,9 +256,7 @@ func matrixRow(exists bool, m openMode, op string) row {
 			f := w.A.open("f", flags, 0)
 			f.ftruncate(3, truncErr)
 			f.write("Z", wrErr)
-			if m.readable() {
-				f.pread(0, 100, after)
-			}
+			readBack(f, after)
 			observe(w, "f", after)
 			f.close(0)
 		}
@@ -263,18 +270,13 @@ func matrixRow(exists bool, m openMode, op string) row {
 				// No descriptor could commit it later: truncate(2) did.
 				w.checkStored("f", after)
 			}
-			if m.readable() {
-				f.pread(0, 100, after)
-			}
+			readBack(f, after)
 			observe(w, "f", after)
 			f.close(0)
 		}
 		r.want["f"] = after
 	case "fsync":
-		after := cur
-		if m.writable() {
-			after = write(cur, 0, "XY")
-		}
+		after := writtenXY(cur)
 		r.run = func(w *world) {
 			f := w.A.open("f", flags, 0)
 			f.write("XY", wrErr)
@@ -314,18 +316,13 @@ func matrixRow(exists bool, m openMode, op string) row {
 		}
 		r.want["f"] = after
 	case "unlink":
-		after := cur
-		if m.writable() {
-			after = write(cur, 0, "XY")
-		}
+		after := writtenXY(cur)
 		r.run = func(w *world) {
 			f := w.A.open("f", flags, 0)
 			f.write("XY", wrErr)
 			w.A.unlink("f", 0)
 			w.A.open("f", syscall.O_RDONLY, syscall.ENOENT)
-			if m.readable() {
-				f.pread(0, 100, after) // it keeps working until the last close
-			}
+			readBack(f, after) // it keeps working until the last close
 			f.write("Q", wrErr)
 			f.fsync(0)
 			w.checkStored("f", absent)
@@ -342,9 +339,7 @@ func matrixRow(exists bool, m openMode, op string) row {
 			f.write("XY", wrErr)
 			w.A.rename("f", "g", 0)
 			f.write("Z", wrErr)
-			if m.readable() {
-				f.pread(0, 100, after)
-			}
+			readBack(f, after)
 			observe(w, "g", after)
 			f.close(0)
 		}
@@ -370,466 +365,249 @@ const (
 // defect of the per-handle model is one of them.
 func scenarioRows() []row {
 	rows := []row{
-		{
-			name: "one host/two descriptors/no lost update",
-			init: map[string]string{"f": "0123456789"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a2 := w.A.open("f", rdwr, 0)
-				a1.pwrite(0, "AA", 0)
-				a2.pwrite(5, "BB", 0)
-				a1.pread(0, 100, "AA234BB789")
-				a2.pread(0, 100, "AA234BB789")
-				a1.close(0)
-				a2.close(0)
-			},
-			want: map[string]string{"f": "AA234BB789"},
-		},
-		{
-			name: "one host/two descriptors/the first close commits both",
-			init: map[string]string{"f": "0123456789"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a2 := w.A.open("f", wronly, 0)
-				a1.pwrite(0, "AA", 0)
-				a2.pwrite(5, "BB", 0)
-				a1.close(0)
-				w.checkStored("f", "AA234BB789")
-				a2.close(0)
-			},
-			want: map[string]string{"f": "AA234BB789"},
-		},
-		{
-			name: "one host/write visible to readers opened before and after it",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				r1 := w.A.open("f", rdonly, 0)
-				a1 := w.A.open("f", wronly, 0)
-				a1.write("J", 0)
-				r1.pread(0, 100, "Jello")
-				r2 := w.A.open("f", rdonly, 0)
-				r2.pread(0, 100, "Jello")
-				w.B.check("f", "hello") // not committed yet
-				r1.close(0)
-				r2.close(0)
-				a1.close(0)
-			},
-			want: map[string]string{"f": "Jello"},
-		},
-		{
-			name: "one host/O_APPEND writes at the real end",
-			init: map[string]string{"f": "abc"},
-			run: func(w *world) {
-				a1 := w.A.open("f", wronly|oappend, 0)
-				a2 := w.A.open("f", rdwr, 0)
-				a2.pwrite(3, "defg", 0)
-				a1.write("++", 0) // the kernel's offset is 3
-				a2.pread(0, 100, "abcdefg++")
-				a1.close(0)
-				a2.close(0)
-			},
-			want: map[string]string{"f": "abcdefg++"},
-		},
-		{
-			name: "one host/O_APPEND from two descriptors",
-			init: map[string]string{"f": "abc"},
-			run: func(w *world) {
-				a1 := w.A.open("f", wronly|oappend, 0)
-				a2 := w.A.open("f", wronly|oappend, 0)
-				a1.write("1", 0)
-				a2.write("2", 0)
-				a1.write("3", 0)
-				a2.close(0)
-				a1.close(0)
-			},
-			want: map[string]string{"f": "abc123"},
-		},
-		{
-			name: "one host/ftruncate visible to another descriptor",
-			init: map[string]string{"f": "hello world"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a2 := w.A.open("f", rdonly, 0)
-				a1.ftruncate(5, 0)
-				a2.pread(0, 100, "hello")
-				if size, err := a2.sizeOf(); err != nil || size != 5 {
-					w.t.Errorf("after ftruncate to 5 the file reports size %d (%v)", size, err)
-				}
-				a2.close(0)
-				a1.close(0)
-			},
-			want: map[string]string{"f": "hello"},
-		},
-		{
-			name: "one host/truncate by path and by descriptor act on one state",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a1.pwrite(5, " world", 0)
-				w.A.truncate("f", 8, 0)
-				a1.pread(0, 100, "hello wo")
-				a1.ftruncate(5, 0)
-				a1.pwrite(5, "!", 0)
-				a1.close(0)
-			},
-			want: map[string]string{"f": "hello!"},
-		},
-		{
-			name: "one host/truncate by path commits",
-			init: map[string]string{"f": "hello world"},
-			run: func(w *world) {
-				w.A.truncate("f", 5, 0)
-				w.checkStored("f", "hello")
-				w.B.check("f", "hello")
-			},
-			want: map[string]string{"f": "hello"},
-		},
-		{
-			name: "one host/truncate by path that grows commits",
-			init: map[string]string{"f": "abc"},
-			run: func(w *world) {
-				w.A.truncate("f", 5, 0)
-				w.checkStored("f", "abc\x00\x00")
-			},
-			want: map[string]string{"f": "abc\x00\x00"},
-		},
-		{
-			name: "one host/truncate by path beside a read-only descriptor commits",
-			init: map[string]string{"f": "hello world"},
-			run: func(w *world) {
-				r := w.A.open("f", rdonly, 0)
-				w.A.truncate("f", 5, 0)
-				w.checkStored("f", "hello")
-				r.pread(0, 100, "hello")
-				r.close(0)
-			},
-			want: map[string]string{"f": "hello"},
-		},
-		{
-			name: "one host/truncate by path to 0 beside an untouched writable descriptor",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				w.A.truncate("f", 0, 0)
-				a1.pread(0, 100, "")
-				a1.close(0)
-			},
-			want: map[string]string{"f": ""},
-		},
-		{
-			name: "one host/fsync on a read-only descriptor publishes nothing",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a1.pwrite(0, "J", 0)
-				r := w.A.open("f", rdonly, 0)
-				r.fsync(0)
-				w.checkStored("f", "hello")
-				r.close(0)
-				w.checkStored("f", "hello")
-				a1.fsync(0)
-				w.checkStored("f", "Jello")
-				a1.close(0)
-			},
-			want: map[string]string{"f": "Jello"},
-		},
-		{
-			name: "one host/close of a read-only descriptor publishes nothing",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", wronly, 0)
-				a1.write("J", 0)
-				r := w.A.open("f", rdonly, 0)
-				r.read(100, "Jello", 0)
-				r.close(0)
-				w.checkStored("f", "hello")
-				a1.close(0)
-			},
-			want: map[string]string{"f": "Jello"},
-		},
-		{
-			name: "one host/unlinked while open: works until the last close, commits nothing, keeps nothing",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a1.pwrite(0, "J", 0)
-				w.A.unlink("f", 0)
-				a1.pread(0, 100, "Jello")
-				a1.pwrite(5, " world", 0)
-				a1.pread(0, 100, "Jello world")
-				a1.fsync(0)
-				w.checkStored("f", absent)
-				a1.close(0)
-			},
-			want: map[string]string{"f": absent},
-		},
-		{
-			name: "one host/unlinked while open: its descriptors still share it",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", wronly, 0)
-				r := w.A.open("f", rdonly, 0)
-				w.A.unlink("f", 0)
-				a1.write("J", 0)
-				r.pread(0, 100, "Jello")
-				a1.close(0)
-				r.close(0)
-			},
-			want: map[string]string{"f": absent},
-		},
-		{
-			name: "one host/unlinked while open: a new file of that name is left alone",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a1.pwrite(0, "J", 0)
-				w.A.unlink("f", 0)
-				a2 := w.A.open("f", wronly|creat|excl, 0)
-				a2.write("new", 0)
-				a2.close(0)
-				a1.pwrite(0, "old", 0)
-				a1.pread(0, 100, "oldlo")
-				a1.close(0)
-			},
-			want: map[string]string{"f": "new"},
-		},
-		{
-			name: "one host/unlinked while open, unchanged: close commits nothing",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				w.A.unlink("f", 0)
-				a1.read(100, "hello", 0)
-				a1.close(0)
-			},
-			want: map[string]string{"f": absent},
-		},
-		{
-			name: "one host/rename while open, then write and close",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a2 := w.A.open("f", rdonly, 0)
-				a1.pwrite(0, "J", 0)
-				w.A.rename("f", "g", 0)
-				a1.pwrite(5, "!", 0)
-				a2.pread(0, 100, "Jello!")
-				a1.close(0)
-				a2.close(0)
-			},
-			want: map[string]string{"f": absent, "g": "Jello!"},
-		},
-		{
-			name: "two hosts/close commits with compare-and-swap: EBUSY, bytes kept",
-			init: map[string]string{"f": "x"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a1.pwrite(0, "A", 0)
-				w.B.put("f", "B")
-				a1.close(busy)
-			},
-			want:  map[string]string{"f": "B"},
-			keptA: 1,
-		},
-		{
-			name: "two hosts/unlinked elsewhere while changed here: EBUSY, bytes kept",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a1.pwrite(0, "J", 0)
-				w.B.unlink("f", 0)
-				a1.close(busy)
-			},
-			want:  map[string]string{"f": absent},
-			keptA: 1,
-		},
-		{
-			name: "two hosts/writes show elsewhere after close",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", wronly, 0)
-				a1.write("J", 0)
-				w.B.check("f", "hello")
-				a1.close(0)
-				w.B.check("f", "Jello")
-			},
-			want: map[string]string{"f": "Jello"},
-		},
-		{
-			name: "two hosts/fsync shows writes elsewhere before close",
-			init: map[string]string{"f": "hello"},
-			run: func(w *world) {
-				a1 := w.A.open("f", wronly, 0)
-				a1.write("J", 0)
-				a1.fsync(0)
-				w.B.check("f", "Jello")
-				a1.write("E", 0)
-				a1.close(0)
-			},
-			want: map[string]string{"f": "JEllo"},
-		},
-		{
-			name: "two hosts/rename over a target changed elsewhere: EBUSY, nothing changes",
-			init: map[string]string{"f": "one\n"},
-			run: func(w *world) {
-				w.A.check("f", "one\n") // A opens and reads f, as sed -i does
-				w.B.put("f", "two\n")
-				tmp := w.A.open("tmp", wronly|creat|excl, 0)
-				tmp.write("ONE\n", 0)
-				tmp.close(0)
-				w.A.rename("tmp", "f", busy)
-			},
-			want: map[string]string{"f": "two\n", "tmp": "ONE\n"},
-		},
-		{
-			name: "two hosts/rename over a target changed elsewhere while open here: EBUSY",
-			init: map[string]string{"f": "one\n"},
-			run: func(w *world) {
-				r := w.A.open("f", rdonly, 0)
-				r.read(100, "one\n", 0)
-				w.B.put("f", "two\n")
-				w.A.put("tmp", "ONE\n")
-				w.A.rename("tmp", "f", busy)
-				r.close(0)
-			},
-			want: map[string]string{"f": "two\n", "tmp": "ONE\n"},
-		},
-		{
-			name: "two hosts/rename over a target unchanged elsewhere replaces it",
-			init: map[string]string{"f": "one\n"},
-			run: func(w *world) {
-				w.A.check("f", "one\n")
-				w.A.put("tmp", "ONE\n")
-				w.A.rename("tmp", "f", 0)
-			},
-			want: map[string]string{"f": "ONE\n", "tmp": absent},
-		},
-		{
-			name: "two hosts/rename over a target this host wrote last replaces it",
-			init: map[string]string{"f": "one\n"},
-			run: func(w *world) {
-				w.B.check("f", "one\n")
-				w.A.put("f", "two\n")
-				w.A.put("tmp", "ONE\n")
-				w.A.rename("tmp", "f", 0)
-			},
-			want: map[string]string{"f": "ONE\n", "tmp": absent},
-		},
-		{
-			name: "two hosts/appends merge: O_APPEND",
-			init: map[string]string{"f": "a\n"},
-			run: func(w *world) {
-				a1 := w.A.open("f", wronly|oappend, 0)
-				a1.write("A\n", 0)
-				w.B.append("f", "B\n")
-				a1.close(0)
-			},
-			want: map[string]string{"f": "a\nB\nA\n"},
-		},
-		{
-			name: "two hosts/appends merge: writes past the base's end",
-			init: map[string]string{"f": "a\n"},
-			run: func(w *world) {
-				a1 := w.A.open("f", wronly, 0)
-				a1.pwrite(2, "A\n", 0)
-				w.B.append("f", "B\n")
-				a1.close(0)
-			},
-			want: map[string]string{"f": "a\nB\nA\n"},
-		},
-		{
-			name: "two hosts/appends merge: both open at once",
-			init: map[string]string{"f": "a\n"},
-			run: func(w *world) {
+		sc("one host/two descriptors/no lost update", "0123456789", files{"f": "AA234BB789"}, func(w *world) {
+			a1 := w.A.open("f", rdwr, 0)
+			a2 := w.A.open("f", rdwr, 0)
+			a1.pwrite(0, "AA", 0)
+			a2.pwrite(5, "BB", 0)
+			a1.pread(0, 100, "AA234BB789")
+			a2.pread(0, 100, "AA234BB789")
+			a1.close(0)
+			a2.close(0)
+		}),
+		sc("one host/two descriptors/the first close commits both", "0123456789", files{"f": "AA234BB789"}, func(w *world) {
+			a1 := w.A.open("f", rdwr, 0)
+			a2 := w.A.open("f", wronly, 0)
+			a1.pwrite(0, "AA", 0)
+			a2.pwrite(5, "BB", 0)
+			a1.close(0)
+			w.checkStored("f", "AA234BB789")
+			a2.close(0)
+		}),
+		sc("one host/write visible to readers opened before and after it", "hello", files{"f": "Jello"}, func(w *world) {
+			r1 := w.A.open("f", rdonly, 0)
+			a1 := w.A.open("f", wronly, 0)
+			a1.write("J", 0)
+			r1.pread(0, 100, "Jello")
+			r2 := w.A.open("f", rdonly, 0)
+			r2.pread(0, 100, "Jello")
+			w.B.check("f", "hello") // not committed yet
+			r1.close(0)
+			r2.close(0)
+			a1.close(0)
+		}),
+		sc("one host/O_APPEND writes at the real end", "abc", files{"f": "abcdefg++"}, func(w *world) {
+			a1 := w.A.open("f", wronly|oappend, 0)
+			a2 := w.A.open("f", rdwr, 0)
+			a2.pwrite(3, "defg", 0)
+			a1.write("++", 0) // the kernel's offset is 3
+			a2.pread(0, 100, "abcdefg++")
+			a1.close(0)
+			a2.close(0)
+		}),
+		sc("one host/O_APPEND from two descriptors", "abc", files{"f": "abc123"}, func(w *world) {
+			a1 := w.A.open("f", wronly|oappend, 0)
+			a2 := w.A.open("f", wronly|oappend, 0)
+			a1.write("1", 0)
+			a2.write("2", 0)
+			a1.write("3", 0)
+			a2.close(0)
+			a1.close(0)
+		}),
+		sc("one host/ftruncate visible to another descriptor", "hello world", files{"f": "hello"}, func(w *world) {
+			a1 := w.A.open("f", rdwr, 0)
+			a2 := w.A.open("f", rdonly, 0)
+			a1.ftruncate(5, 0)
+			a2.pread(0, 100, "hello")
+			if size, err := a2.sizeOf(); err != nil || size != 5 {
+				w.t.Errorf("after ftruncate to 5 the file reports size %d (%v)", size, err)
+			}
+			a2.close(0)
+			a1.close(0)
+		}),
+		sc("one host/truncate by path and by descriptor act on one state", "hello", files{"f": "hello!"}, func(w *world) {
+			a1 := w.A.open("f", rdwr, 0)
+			a1.pwrite(5, " world", 0)
+			w.A.truncate("f", 8, 0)
+			a1.pread(0, 100, "hello wo")
+			a1.ftruncate(5, 0)
+			a1.pwrite(5, "!", 0)
+			a1.close(0)
+		}),
+		sc("one host/truncate by path commits", "hello world", files{"f": "hello"}, func(w *world) {
+			w.A.truncate("f", 5, 0)
+			w.checkStored("f", "hello")
+			w.B.check("f", "hello")
+		}),
+		sc("one host/truncate by path that grows commits", "abc", files{"f": "abc\x00\x00"}, func(w *world) {
+			w.A.truncate("f", 5, 0)
+			w.checkStored("f", "abc\x00\x00")
+		}),
+		sc("one host/truncate by path beside a read-only descriptor commits", "hello world", files{"f": "hello"}, func(w *world) {
+			r := w.A.open("f", rdonly, 0)
+			w.A.truncate("f", 5, 0)
+			w.checkStored("f", "hello")
+			r.pread(0, 100, "hello")
+			r.close(0)
+		}),
+		sc("one host/truncate by path to 0 beside an untouched writable descriptor", "hello", files{"f": ""}, func(w *world) {
+			a1 := w.A.open("f", rdwr, 0)
+			w.A.truncate("f", 0, 0)
+			a1.pread(0, 100, "")
+			a1.close(0)
+		}),
+		sc("one host/fsync on a read-only descriptor publishes nothing", "hello", files{"f": "Jello"}, func(w *world) {
+			a1 := w.A.open("f", rdwr, 0)
+			a1.pwrite(0, "J", 0)
+			r := w.A.open("f", rdonly, 0)
+			r.fsync(0)
+			w.checkStored("f", "hello")
+			r.close(0)
+			w.checkStored("f", "hello")
+			a1.fsync(0)
+			w.checkStored("f", "Jello")
+			a1.close(0)
+		}),
+		sc("one host/close of a read-only descriptor publishes nothing", "hello", files{"f": "Jello"}, func(w *world) {
+			a1 := w.A.open("f", wronly, 0)
+			a1.write("J", 0)
+			r := w.A.open("f", rdonly, 0)
+			r.read(100, "Jello", 0)
+			r.close(0)
+			w.checkStored("f", "hello")
+			a1.close(0)
+		}),
+		sc("one host/unlinked while open: works until the last close, commits nothing, keeps nothing", "hello", files{"f": absent}, func(w *world) {
+			a1 := w.A.open("f", rdwr, 0)
+			a1.pwrite(0, "J", 0)
+			w.A.unlink("f", 0)
+			a1.pread(0, 100, "Jello")
+			a1.pwrite(5, " world", 0)
+			a1.pread(0, 100, "Jello world")
+			a1.fsync(0)
+			w.checkStored("f", absent)
+			a1.close(0)
+		}),
+		sc("one host/unlinked while open: its descriptors still share it", "hello", files{"f": absent}, func(w *world) {
+			a1 := w.A.open("f", wronly, 0)
+			r := w.A.open("f", rdonly, 0)
+			w.A.unlink("f", 0)
+			a1.write("J", 0)
+			r.pread(0, 100, "Jello")
+			a1.close(0)
+			r.close(0)
+		}),
+		sc("one host/unlinked while open: a new file of that name is left alone", "hello", files{"f": "new"}, func(w *world) {
+			a1 := w.A.open("f", rdwr, 0)
+			a1.pwrite(0, "J", 0)
+			w.A.unlink("f", 0)
+			a2 := w.A.open("f", wronly|creat|excl, 0)
+			a2.write("new", 0)
+			a2.close(0)
+			a1.pwrite(0, "old", 0)
+			a1.pread(0, 100, "oldlo")
+			a1.close(0)
+		}),
+		sc("one host/unlinked while open, unchanged: close commits nothing", "hello", files{"f": absent}, func(w *world) {
+			a1 := w.A.open("f", rdwr, 0)
+			w.A.unlink("f", 0)
+			a1.read(100, "hello", 0)
+			a1.close(0)
+		}),
+		sc("one host/rename while open, then write and close", "hello", files{"f": absent, "g": "Jello!"}, func(w *world) {
+			a1 := w.A.open("f", rdwr, 0)
+			a2 := w.A.open("f", rdonly, 0)
+			a1.pwrite(0, "J", 0)
+			w.A.rename("f", "g", 0)
+			a1.pwrite(5, "!", 0)
+			a2.pread(0, 100, "Jello!")
+			a1.close(0)
+			a2.close(0)
+		}),
+		sc("two hosts/writes show elsewhere after close", "hello", files{"f": "Jello"}, func(w *world) {
+			a1 := w.A.open("f", wronly, 0)
+			a1.write("J", 0)
+			w.B.check("f", "hello")
+			a1.close(0)
+			w.B.check("f", "Jello")
+		}),
+		sc("two hosts/fsync shows writes elsewhere before close", "hello", files{"f": "JEllo"}, func(w *world) {
+			a1 := w.A.open("f", wronly, 0)
+			a1.write("J", 0)
+			a1.fsync(0)
+			w.B.check("f", "Jello")
+			a1.write("E", 0)
+			a1.close(0)
+		}),
+		sc("two hosts/rename over a target changed elsewhere: EBUSY, nothing changes", "one\n", files{"f": "two\n", "tmp": "ONE\n"}, func(w *world) {
+			w.A.check("f", "one\n") // A opens and reads f, as sed -i does
+			w.B.put("f", "two\n")
+			tmp := w.A.open("tmp", wronly|creat|excl, 0)
+			tmp.write("ONE\n", 0)
+			tmp.close(0)
+			w.A.rename("tmp", "f", busy)
+		}),
+		sc("two hosts/rename over a target changed elsewhere while open here: EBUSY", "one\n", files{"f": "two\n", "tmp": "ONE\n"}, func(w *world) {
+			r := w.A.open("f", rdonly, 0)
+			r.read(100, "one\n", 0)
+			w.B.put("f", "two\n")
+			w.A.put("tmp", "ONE\n")
+			w.A.rename("tmp", "f", busy)
+			r.close(0)
+		}),
+		sc("two hosts/rename over a target unchanged elsewhere replaces it", "one\n", files{"f": "ONE\n", "tmp": absent}, func(w *world) {
+			w.A.check("f", "one\n")
+			w.A.put("tmp", "ONE\n")
+			w.A.rename("tmp", "f", 0)
+		}),
+		sc("two hosts/rename over a target this host wrote last replaces it", "one\n", files{"f": "ONE\n", "tmp": absent}, func(w *world) {
+			w.B.check("f", "one\n")
+			w.A.put("f", "two\n")
+			w.A.put("tmp", "ONE\n")
+			w.A.rename("tmp", "f", 0)
+		}),
+		sc("two hosts/appends merge: both open at once", "a\n", files{"f": "a\nB\nA\n"}, func(w *world) {
+			a1 := w.A.open("f", wronly|oappend, 0)
+			b1 := w.B.open("f", wronly|oappend, 0)
+			a1.write("A\n", 0)
+			b1.write("B\n", 0)
+			b1.close(0)
+			a1.close(0)
+		}),
+		sc("two hosts/appends merge: many rounds", "", files{"f": "A0\nB0\nA1\nB1\nA2\nB2\nA3\nB3\nA4\nB4\n"}, func(w *world) {
+			for i := range 5 {
 				a1 := w.A.open("f", wronly|oappend, 0)
 				b1 := w.B.open("f", wronly|oappend, 0)
-				a1.write("A\n", 0)
-				b1.write("B\n", 0)
+				a1.write(fmt.Sprintf("A%d\n", i), 0)
+				b1.write(fmt.Sprintf("B%d\n", i), 0)
+				a1.close(0)
 				b1.close(0)
-				a1.close(0)
-			},
-			want: map[string]string{"f": "a\nB\nA\n"},
-		},
-		{
-			name: "two hosts/appends merge: many rounds",
-			init: map[string]string{"f": ""},
-			run: func(w *world) {
-				for i := range 5 {
-					a1 := w.A.open("f", wronly|oappend, 0)
-					b1 := w.B.open("f", wronly|oappend, 0)
-					a1.write(fmt.Sprintf("A%d\n", i), 0)
-					b1.write(fmt.Sprintf("B%d\n", i), 0)
-					a1.close(0)
-					b1.close(0)
+			}
+		}),
+		// bash opens, moves the descriptor with dup2 and closes the
+		// original (a Flush with nothing changed) before it writes.
+		sc("two hosts/appends merge: the shell's >> on an empty file", "", files{"f": "B\nA\nA2\nA3\nB2\n"}, func(w *world) {
+			shell := func(h *host) (*ofd, func(data string)) {
+				f := h.open("f", wronly|oappend|creat, 0)
+				d := f.dup()
+				f.close(0)
+				return d, func(data string) {
+					d.write(data, 0)
+					d.close(0)
 				}
-			},
-			want: map[string]string{"f": "A0\nB0\nA1\nB1\nA2\nB2\nA3\nB3\nA4\nB4\n"},
-		},
-		{
-			// bash opens, moves the descriptor with dup2 and closes the
-			// original (a Flush with nothing changed) before it writes.
-			name: "two hosts/appends merge: the shell's >> on an empty file",
-			init: map[string]string{"f": ""},
-			run: func(w *world) {
-				shell := func(h *host) (*ofd, func(data string)) {
-					f := h.open("f", wronly|oappend|creat, 0)
-					d := f.dup()
-					f.close(0)
-					return d, func(data string) {
-						d.write(data, 0)
-						d.close(0)
-					}
-				}
-				_, a := shell(w.A)
-				_, b := shell(w.B)
-				b("B\n")
-				a("A\n")
-				w.A.append("f", "A2\n")
-				_, b = shell(w.B)
-				_, a = shell(w.A)
-				a("A3\n")
-				b("B2\n")
-			},
-			want: map[string]string{"f": "B\nA\nA2\nA3\nB2\n"},
-		},
-		{
-			name: "two hosts/appends merge onto a version rewritten elsewhere",
-			init: map[string]string{"f": "a\n"},
-			run: func(w *world) {
-				a1 := w.A.open("f", wronly|oappend, 0)
-				a1.write("A\n", 0)
-				w.B.put("f", "b\n")
-				a1.close(0)
-			},
-			want: map[string]string{"f": "b\nA\n"},
-		},
-		{
-			name: "two hosts/an overwrite does not merge: EBUSY",
-			init: map[string]string{"f": "a\n"},
-			run: func(w *world) {
-				a1 := w.A.open("f", rdwr, 0)
-				a1.pwrite(0, "X", 0)
-				a1.pwrite(2, "A\n", 0)
-				w.B.append("f", "B\n")
-				a1.close(busy)
-			},
-			want:  map[string]string{"f": "a\nB\n"},
-			keptA: 1,
-		},
-		{
-			name: "two hosts/a truncation does not merge: EBUSY",
-			init: map[string]string{"f": "abc\n"},
-			run: func(w *world) {
-				a1 := w.A.open("f", wronly|oappend, 0)
-				a1.ftruncate(2, 0)
-				a1.write("A\n", 0)
-				w.B.append("f", "B\n")
-				a1.close(busy)
-			},
-			want:  map[string]string{"f": "abc\nB\n"},
-			keptA: 1,
-		},
+			}
+			_, a := shell(w.A)
+			_, b := shell(w.B)
+			b("B\n")
+			a("A\n")
+			w.A.append("f", "A2\n")
+			_, b = shell(w.B)
+			_, a = shell(w.A)
+			a("A3\n")
+			b("B2\n")
+		}),
 	}
+	rows = append(rows, casRows()...)
 	// The rows where hosts meet through compare-and-swap again, with views
 	// of the index that lag as a mount's do (index_ttl): a host then opens
 	// and commits against versions it does not know are old.
@@ -845,6 +623,59 @@ func scenarioRows() []row {
 	}
 	rows = append(rows, stale...)
 	rows = append(rows, snapshotRows()...)
+	return rows
+}
+
+// files is what each name reads as after a row (absent: no such file).
+type files = map[string]string
+
+// sc is a scenario row: f holds init before run, and the names read as
+// want afterwards; no host keeps changes in its recovery directory.
+func sc(name, init string, want files, run func(w *world)) row {
+	return row{name: name, init: files{"f": init}, run: run, want: want}
+}
+
+// casRows are the rows of a commit that meets another host's change: A
+// opens f, edits it, B changes f meanwhile, then A's close merges the
+// edits onto B's version or fails with EBUSY, keeping A's bytes in its
+// recovery directory.
+func casRows() []row {
+	pwrite := func(off int64, data string) func(f *ofd) { return func(f *ofd) { f.pwrite(off, data, 0) } }
+	write := func(data string) func(f *ofd) { return func(f *ofd) { f.write(data, 0) } }
+	ftruncate := func(n int64) func(f *ofd) { return func(f *ofd) { f.ftruncate(n, 0) } }
+	put := func(data string) func(w *world) { return func(w *world) { w.B.put("f", data) } }
+	appendB := func(w *world) { w.B.append("f", "B\n") }
+	unlink := func(w *world) { w.B.unlink("f", 0) }
+	type edits []func(f *ofd)
+	var rows []row
+	for _, c := range []struct {
+		name, init string
+		flags      int
+		edits      edits          // A's, in order
+		other      func(w *world) // B's change
+		closeErr   syscall.Errno
+		want       string
+		keptA      int
+	}{
+		{"close commits with compare-and-swap: EBUSY, bytes kept", "x", rdwr, edits{pwrite(0, "A")}, put("B"), busy, "B", 1},
+		{"unlinked elsewhere while changed here: EBUSY, bytes kept", "hello", rdwr, edits{pwrite(0, "J")}, unlink, busy, absent, 1},
+		{"appends merge: O_APPEND", "a\n", wronly | oappend, edits{write("A\n")}, appendB, 0, "a\nB\nA\n", 0},
+		{"appends merge: writes past the base's end", "a\n", wronly, edits{pwrite(2, "A\n")}, appendB, 0, "a\nB\nA\n", 0},
+		{"appends merge onto a version rewritten elsewhere", "a\n", wronly | oappend, edits{write("A\n")}, put("b\n"), 0, "b\nA\n", 0},
+		{"an overwrite does not merge: EBUSY", "a\n", rdwr, edits{pwrite(0, "X"), pwrite(2, "A\n")}, appendB, busy, "a\nB\n", 1},
+		{"a truncation does not merge: EBUSY", "abc\n", wronly | oappend, edits{ftruncate(2), write("A\n")}, appendB, busy, "abc\nB\n", 1},
+	} {
+		r := sc("two hosts/"+c.name, c.init, files{"f": c.want}, func(w *world) {
+			a1 := w.A.open("f", c.flags, 0)
+			for _, e := range c.edits {
+				e(a1)
+			}
+			c.other(w)
+			a1.close(c.closeErr)
+		})
+		r.keptA = c.keptA
+		rows = append(rows, r)
+	}
 	return rows
 }
 
