@@ -261,13 +261,11 @@ func (h *history) lockStep(ctx context.Context, host int, res *CampaignResult) b
 		return h.fail("%s: outcome left unknown: %v", what, err)
 	case errors.Is(err, core.ErrUnavailable) || errors.Is(err, context.Canceled):
 		// Its record may be there until the clean-up in the background
-		// has run: wait for it, without faults, so the history stays
-		// the same for the same seed.
-		h.faults.Pause()
+		// has run: wait for it, with faults, while nothing else runs, so
+		// that the faults it meets follow from the seed too.
 		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		serr := m.Settle(sctx)
 		cancel()
-		h.faults.Resume()
 		if serr != nil {
 			return h.fail("%s: the failed attempt was never undone: %v", what, serr)
 		}
