@@ -213,6 +213,9 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 	n.mu.Unlock()
 	f.saw(p, key)
 	resp.EntryValid = f.cfg.TTL
+	if h.write {
+		resp.Flags |= fuse.OpenDirectIO // see file.Open
+	}
 	return n, h, nil
 }
 

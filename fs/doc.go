@@ -20,6 +20,8 @@
 // commits at once. Changes that only appended to their version are
 // appended to the newer one instead of conflicting. A file unlinked while
 // open keeps working until its last close and commits nothing.
+// Descriptors open for writing do direct I/O, so the page cache never
+// answers for the shared state while it changes (file.Open).
 //
 // Snapshots: a version committed by another host is a new file node for
 // new opens, made by Lookup once the view shows it; handles keep reading

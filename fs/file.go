@@ -114,7 +114,11 @@ func (n *file) replaceable(key string) bool {
 	return n.key != key && n.dirty == nil
 }
 
-// Open attaches a handle to the file's state. A node nothing has open
+// Open attaches a handle to the file's state. A descriptor open for
+// writing does direct I/O: its reads and writes reach the file's state
+// without the kernel's page cache, which cannot order a page read against
+// another process's write and would fill the page with zeros when the
+// state was answered short in between (a truncate and rewrite). A node nothing has open
 // moves to the current version first (within the view's age, IndexTTL);
 // one that is open keeps its version for the new handle too, until a
 // lookup gives the path a new node. Handles that were closed and wait only
@@ -147,9 +151,13 @@ func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenR
 	key := n.key
 	n.mu.Unlock()
 	f.saw(p, key)
-	if keep {
+	switch {
+	case h.write:
+		resp.Flags |= fuse.OpenDirectIO
+	case keep:
 		resp.Flags |= fuse.OpenKeepCache
-	} else {
+	}
+	if !keep {
 		f.invalidateAttr(n) // the size the kernel holds may be another version's
 	}
 	return h, nil
@@ -311,6 +319,11 @@ func (n *file) write(ctx context.Context, data []byte, off int64, atEnd bool) (i
 		n.size = end
 	}
 	n.mtime = time.Now()
+	n.keepKey = "" // direct I/O wrote past the kernel's pages
+	if n.handles > 1 {
+		// Other descriptors may read through the page cache.
+		go n.fs.invalidateData(n)
+	}
 	return k, off, err
 }
 
@@ -328,6 +341,7 @@ func (n *file) truncate(ctx context.Context, size int64) error {
 		n.appended = false
 	}
 	n.size, n.mtime = size, time.Now()
+	n.keepKey = ""
 	return nil
 }
 

@@ -43,19 +43,15 @@ func (h *openFile) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.R
 }
 
 // Write changes the file's state; with O_APPEND at its real end, which
-// may not be where the kernel thought (another host appended): the
-// kernel's size and pages are then corrected.
+// may not be where the kernel thought (another host appended).
 func (h *openFile) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
 	f := h.n.fs
 	f.bind(req.Handle, h)
 	atEnd := h.append || req.FileFlags&fuse.OpenAppend != 0
 	h.wrote.Store(true)
 	h.closed.Store(false)
-	k, off, err := h.n.write(ctx, req.Data, req.Offset, atEnd)
+	k, _, err := h.n.write(ctx, req.Data, req.Offset, atEnd)
 	resp.Size = k
-	if atEnd && off != req.Offset {
-		go f.invalidateData(h.n)
-	}
 	return f.errno("write", h.n.path(), err)
 }
 

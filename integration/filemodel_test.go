@@ -150,9 +150,8 @@ func helperIncrement(job fmJob, res *fmResult) error {
 		return nil // the open closes it; no increment made
 	}
 	if strings.Trim(s, "\x00") == "" {
-		// The kernel zero-fills a page the file system answered short,
-		// and keeps the size another process's write set meanwhile: an
-		// unlocked read racing a truncate and write on the same host.
+		// What the kernel's page cache would show for a page answered
+		// short while another process truncated and rewrote the file.
 		res.Zeros++
 		return nil
 	}
@@ -395,9 +394,10 @@ func TestFileModelIncrementsOneHostUnlocked(t *testing.T) {
 		reads += len(r.Reads)
 	}
 	if zeros > 0 {
-		// A known limit, kept visible: FUSE without a writeback cache
-		// cannot order a page read against another process's write.
-		t.Logf("%d reads saw only NUL bytes (the kernel's zero-filled short read racing a truncate and write of the same host)", zeros)
+		// Descriptors open for writing do direct I/O so that the
+		// kernel never zero-fills a page answered short while another
+		// process truncates and rewrites the file.
+		t.Errorf("%d reads saw only NUL bytes, which no process wrote", zeros)
 	}
 	var foreign []string
 	for _, r := range res {

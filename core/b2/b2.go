@@ -299,9 +299,11 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 	// A finish whose outcome is unknown is not repeated blindly: once the
 	// first finished, a repeat fails. The file's state is read back
 	// instead (b2_get_file_info: "upload" once finished, "start" before).
+	// B2 assembles the parts while it finishes: the deadline grows with
+	// the size, and a finish still under way is waited for.
 	for round := 1; ; round++ {
 		var f *base.File
-		err = s.retry(ctx, "b2_finish_large_file", func(ctx context.Context) error {
+		err = s.retryBudget(ctx, "b2_finish_large_file", s.budget(size), func(ctx context.Context) error {
 			var err error
 			f, err = large(s.sess.Load(), sums).FinishLargeFile(ctx)
 			return err
@@ -323,7 +325,15 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 		if st.Status == "upload" {
 			return core.FileInfo{Name: name, ID: id, Size: size, Modified: st.Timestamp}, nil
 		}
-		// Still unfinished: that finish was not applied, so another is safe.
+		// Still unfinished: that finish was not applied, or is still under
+		// way; another is safe (B2 refuses it while one runs).
+		t := time.NewTimer(time.Duration(round) * time.Second)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fail(ctx.Err())
+		}
 	}
 }
 

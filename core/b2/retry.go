@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/Backblaze/blazer/base"
@@ -88,6 +89,10 @@ func classify(call string, err error, unsure bool) (action, error) {
 		return fail, fmt.Errorf("%w: %s", core.ErrRevisionMismatch, ae.msg)
 	case ae.status == http.StatusBadRequest && ae.code == "auth_token_limit":
 		return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, ae)
+	case ae.status == http.StatusBadRequest && call == "b2_finish_large_file" && strings.Contains(ae.msg, "being finished"):
+		// An earlier finish whose reply was lost is still assembling the
+		// file: its outcome is not known yet.
+		return outcomeUnknown(call, ae)
 	case ae.status == http.StatusBadRequest && call == "b2_update_bucket":
 		return fail, fmt.Errorf("%w: %s", core.ErrInfoRejected, ae.msg)
 	case ae.status == http.StatusBadRequest && ae.code == "file_not_present":
