@@ -667,12 +667,28 @@ func (g *Group) List(ctx context.Context) ([]string, error) {
 // Entries returns the group's index (name -> key) from a view no older than
 // IndexTTL. The map must not be modified.
 func (g *Group) Entries(ctx context.Context) (map[string]string, error) {
+	keys, _, err := g.Index(ctx)
+	return keys, err
+}
+
+// Snapshot returns the group's index with each entry's attributes (in
+// FormatB2cfs; only keys in FormatBlazer) from a view no older than
+// IndexTTL. The map must not be modified.
+func (g *Group) Snapshot(ctx context.Context) (map[string]Entry, error) {
+	_, entries, err := g.Index(ctx)
+	return entries, err
+}
+
+// Index returns what Entries and Snapshot return, from one view: one index
+// read at most for both. The same view gives the same maps. They must not
+// be modified.
+func (g *Group) Index(ctx context.Context) (map[string]string, map[string]Entry, error) {
 	v, err := g.fresh(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if v.err != nil {
-		return nil, &OpError{Op: "list", Group: g.name, Err: v.err}
+		return nil, nil, &OpError{Op: "list", Group: g.name, Err: v.err}
 	}
 	v.once.Do(func() {
 		v.keys = make(map[string]string, len(v.idx.Entries))
@@ -680,21 +696,7 @@ func (g *Group) Entries(ctx context.Context) (map[string]string, error) {
 			v.keys[n] = e.Key
 		}
 	})
-	return v.keys, nil
-}
-
-// Snapshot returns the group's index with each entry's attributes (in
-// FormatB2cfs; only keys in FormatBlazer) from a view no older than
-// IndexTTL. The map must not be modified.
-func (g *Group) Snapshot(ctx context.Context) (map[string]Entry, error) {
-	v, err := g.fresh(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if v.err != nil {
-		return nil, &OpError{Op: "list", Group: g.name, Err: v.err}
-	}
-	return v.idx.Entries, nil
+	return v.keys, v.idx.Entries, nil
 }
 
 // Key returns the current key of name from a view no older than IndexTTL,

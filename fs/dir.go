@@ -72,11 +72,7 @@ func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.Lo
 	}
 	resp.EntryValid = f.cfg.TTL
 	if _, ok := t.files[p]; ok {
-		e, err := f.entry(ctx, p)
-		if err != nil {
-			return nil, f.errno("lookup", p, err)
-		}
-		return f.fileNode(p, e), nil
+		return f.fileNode(p, t.attrs[p]), nil
 	}
 	if _, ok := t.dirs[p]; ok {
 		return f.dirNode(p), nil
@@ -199,9 +195,9 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 			return nil, nil, f.errno("create", p, err)
 		}
 	}
-	e, err := f.entry(ctx, p)
-	if err != nil || e.Key != key {
-		e = core.Entry{Key: key, Mode: uint32(req.Mode.Perm() &^ req.Umask.Perm())}
+	e := core.Entry{Key: key, Mode: uint32(req.Mode.Perm() &^ req.Umask.Perm())}
+	if exists {
+		e = t.attrs[p]
 	}
 	n := f.fileNode(p, e)
 	n.mu.Lock()
@@ -217,19 +213,6 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 		resp.Flags |= fuse.OpenDirectIO // see file.Open
 	}
 	return n, h, nil
-}
-
-// entry returns the index entry of p from the current view.
-func (f *FS) entry(ctx context.Context, p string) (core.Entry, error) {
-	snap, err := f.g.Snapshot(ctx)
-	if err != nil {
-		return core.Entry{}, err
-	}
-	e, ok := snap[p]
-	if !ok {
-		return core.Entry{}, syscall.ENOENT
-	}
-	return e, nil
 }
 
 // adoptEmpty returns the key of p, created by someone else meanwhile, to

@@ -503,23 +503,21 @@ func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse
 
 // activeHandles reports whether a handle of n is open and not closed.
 func (n *file) activeHandles() bool {
-	n.fs.mu.Lock()
-	defer n.fs.mu.Unlock()
-	for h := range n.fs.open {
-		if h.n == n && !h.closed.Load() {
-			return true
-		}
-	}
-	return false
+	return n.anyHandle(func(h *openFile) bool { return !h.closed.Load() })
 }
 
 // hasWriters reports whether a handle open for writing will commit the
 // file's state when it closes.
 func (n *file) hasWriters() bool {
+	return n.anyHandle(func(h *openFile) bool { return h.write })
+}
+
+// anyHandle reports whether an open handle of n satisfies ok.
+func (n *file) anyHandle(ok func(*openFile) bool) bool {
 	n.fs.mu.Lock()
 	defer n.fs.mu.Unlock()
 	for h := range n.fs.open {
-		if h.n == n && h.write {
+		if h.n == n && ok(h) {
 			return true
 		}
 	}

@@ -316,7 +316,7 @@ func (f *FS) invalidate(n node, data bool) {
 
 // tree returns the directory structure of the current view of the index.
 func (f *FS) tree(ctx context.Context) (*tree, error) {
-	entries, err := f.g.Entries(ctx)
+	entries, attrs, err := f.g.Index(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -329,6 +329,7 @@ func (f *FS) tree(ctx context.Context) (*tree, error) {
 		return t, nil
 	}
 	t = buildTree(entries)
+	t.attrs = attrs
 	f.mu.Lock()
 	f.tr = t
 	f.mu.Unlock()

@@ -1,11 +1,16 @@
 package fs
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/b2cfs/b2cfs/core"
+)
 
 // tree is the directory structure derived from one view of the index.
 // Immutable once built.
 type tree struct {
 	src   map[string]string          // the index it was built from
+	attrs map[string]core.Entry      // the same index with attributes (nil in tests)
 	files map[string]string          // user file path -> key
 	dirs  map[string]string          // directory path -> key of its marker ("" when it has none)
 	kids  map[string]map[string]bool // directory path -> child name -> is a directory
