@@ -17,6 +17,10 @@ var (
 	ErrGroupFull = errors.New("group index full")
 	// ErrLockHeld: a lock is held by another owner.
 	ErrLockHeld = errors.New("lock held")
+	// ErrLockLost: a change fenced by a lock (Mutex.Fence) was refused,
+	// since the lock is no longer held: its lease lapsed, or it was taken
+	// over or forced open. Nothing stored changed.
+	ErrLockLost = errors.New("lock lost")
 	// ErrUnavailable: B2 could not be reached or kept failing within the
 	// retry budget and deadlines.
 	ErrUnavailable = errors.New("B2 unavailable")

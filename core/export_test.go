@@ -37,3 +37,13 @@ func BulkCreate(ctx context.Context, g *Group, prefix string, n, size int) error
 
 // LogLen is how many commits the commit log of an index remembers.
 const LogLen = logLen
+
+// QueueLen returns how many waiters of g queue for lock name.
+func (g *Group) QueueLen(name string) int {
+	g.qmu.Lock()
+	defer g.qmu.Unlock()
+	if q := g.queues[name]; q != nil {
+		return len(q.waiters)
+	}
+	return 0
+}

@@ -47,8 +47,12 @@ type Options struct {
 	// Host and PID go into lock records; default os.Hostname and os.Getpid.
 	Host string
 	PID  int
-	// Now is the clock; default time.Now.
+	// Now is the wall clock, for modification times and the times lock
+	// records show people; default time.Now.
 	Now func() time.Time
+	// Clock measures leases (see lease.go); default: the system's clock,
+	// counting time while suspended.
+	Clock Clock
 	// Logger receives events nobody else can report (lost leases, failed
 	// background deletions). Default: discard.
 	Logger *slog.Logger
@@ -84,6 +88,9 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,11 +114,15 @@ type Group struct {
 	running *load // GUARDED_BY(lmu); the load under way, if any
 	next    *load // GUARDED_BY(lmu); the load not started yet, that callers join
 
-	ids     *lru.Cache[string, string]   // "<name>/<key>" -> B2 file id; versions are immutable
-	records *lru.Cache[string, []Holder] // "<name>/<key>" -> lock record holders
-	attrs   *lru.Cache[string, FileInfo] // "<name>/<key>" -> size and time of the version
-	small   *lru.Cache[string, []byte]   // "<name>/<key>" -> content of versions up to smallMax bytes
+	ids     *lru.Cache[string, string]     // "<name>/<key>" -> B2 file id; versions are immutable
+	records *lru.Cache[string, lockRecord] // "<name>/<key>" -> lock record
+	seen    *lru.Cache[string, time.Time]  // lock record entry -> Clock reading when first seen (Group.live)
+	attrs   *lru.Cache[string, FileInfo]   // "<name>/<key>" -> size and time of the version
+	small   *lru.Cache[string, []byte]     // "<name>/<key>" -> content of versions up to smallMax bytes
 	del     *deleter
+
+	qmu    sync.Mutex
+	queues map[string]*lockQueue // GUARDED_BY(qmu); waiters by lock name
 
 	mu   sync.Mutex
 	view *view // GUARDED_BY(mu); only ever replaced by a view of a higher revision
@@ -153,7 +164,8 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 		return nil, fmt.Errorf("unknown group format %q (want %q or %q)", opts.Format, FormatB2cfs, FormatBlazer)
 	}
 	ids, _ := lru.New[string, string](4096)
-	records, _ := lru.New[string, []Holder](1024)
+	records, _ := lru.New[string, lockRecord](1024)
+	seen, _ := lru.New[string, time.Time](4096)
 	attrs, _ := lru.New[string, FileInfo](1 << 16)
 	small, _ := lru.New[string, []byte](smallEntries)
 	g := &Group{
@@ -163,6 +175,8 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 		formats: formats,
 		ids:     ids,
 		records: records,
+		seen:    seen,
+		queues:  map[string]*lockQueue{},
 		attrs:   attrs,
 		small:   small,
 	}
@@ -344,11 +358,22 @@ type mutation func(idx *index) error
 // commit runs to its real outcome under its own deadline
 // (Options.CommitTimeout), resolving lost replies (see resolve), and
 // returns ctx.Err() only if that outcome is that nothing changed.
+//
+// A change made with a context of Mutex.Fence is checked against the lock
+// in the same compare-and-swap.
 func (g *Group) apply(ctx context.Context, mut mutation) error {
-	err := g.applyCAS(ctx, mut)
+	fs := g.fences(ctx)
+	for _, m := range fs {
+		m.fence.RLock()
+		defer m.fence.RUnlock()
+	}
+	err := g.applyCAS(ctx, fenced(fs, mut))
+	loseFenced(err)
 	switch {
 	case err == nil:
 		g.opts.Metrics.Committed("ok")
+	case errors.Is(err, ErrLockLost):
+		g.opts.Metrics.Committed("fenced")
 	case errors.Is(err, ErrConflict):
 		g.opts.Metrics.Committed("conflict")
 	case errors.Is(err, ErrGroupFull):
@@ -398,7 +423,16 @@ func (g *Group) applyCAS(ctx context.Context, mut mutation) error {
 		}
 		idx := v.idx.clone()
 		if err := mut(idx); err != nil {
-			if (errors.Is(err, ErrConflict) || errors.Is(err, ErrNotExist)) && !loaded {
+			var fu *fenceUnknown
+			if errors.As(err, &fu) {
+				// A fence needs a lock record another host wrote: read
+				// it (once per version: records are cached by key).
+				if _, err := g.recordAt(ctx, fu.m.name, fu.key); err != nil {
+					return err
+				}
+				continue
+			}
+			if (errors.Is(err, ErrConflict) || errors.Is(err, ErrNotExist) || errors.Is(err, ErrLockLost)) && !loaded {
 				if v, err = g.reload(ctx); err != nil {
 					return err
 				}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -27,40 +28,6 @@ func (m LockMode) String() string {
 		return "shared"
 	}
 	return "exclusive"
-}
-
-// Holder is one entry of a lock record: who holds the lock, how, and until
-// when. A zero Expires means the lease never expires (blazer's locks).
-type Holder struct {
-	Owner    string    `json:"owner"`
-	Host     string    `json:"host"`
-	PID      int       `json:"pid"`
-	Mode     string    `json:"mode"`
-	Acquired time.Time `json:"acquired"`
-	Expires  time.Time `json:"expires"`
-}
-
-func (h Holder) expired(now time.Time) bool { return !h.Expires.IsZero() && !now.Before(h.Expires) }
-
-// lockRecord is the content of a held lock object. Blazer treats any
-// non-empty content as held, so it excludes this record's holders.
-type lockRecord struct {
-	Version int      `json:"b2cfsLock"`
-	Holders []Holder `json:"holders"`
-}
-
-// blazerHolder stands for a lock written by blazer's Mutex (content 0x01).
-var blazerHolder = Holder{Owner: "blazer", Host: "?", Mode: "exclusive"}
-
-func parseRecord(b []byte) []Holder {
-	if len(b) == 0 {
-		return nil
-	}
-	var rec lockRecord
-	if json.Unmarshal(b, &rec) == nil && rec.Version >= 1 {
-		return rec.Holders
-	}
-	return []Holder{blazerHolder}
 }
 
 // LockHeldError tells who holds a lock. It matches ErrLockHeld.
@@ -81,7 +48,8 @@ func (e *LockHeldError) Error() string {
 func (e *LockHeldError) Is(target error) bool { return target == ErrLockHeld }
 
 // Mutex is a lock on one object of a group, held as a lease that renews
-// itself in the background. One Mutex is one owner: it holds the lock at
+// itself in the background (the lease rules are in lease.go: no clocks of
+// two hosts are compared). One Mutex is one owner: it holds the lock at
 // most once. Methods are safe for concurrent use.
 //
 // Lock and Unlock make it a sync.Locker: they retry B2 failures with
@@ -93,13 +61,22 @@ type Mutex struct {
 	name  string
 	ctx   context.Context
 	owner string
+	pid   int
+
+	// fence is held shared by changes the lock fences (Fence) and
+	// exclusively by the changes of its record (renewal, conversion,
+	// release), so that a fenced change checks the record the lock wrote
+	// last.
+	fence sync.RWMutex
 
 	mu       sync.Mutex
 	held     bool      // GUARDED_BY(mu)
 	mode     LockMode  // GUARDED_BY(mu)
 	key      string    // GUARDED_BY(mu): key of the record this owner wrote last
-	acquired time.Time // GUARDED_BY(mu)
-	expires  time.Time // GUARDED_BY(mu): end of the lease as last written
+	seq      int64     // GUARDED_BY(mu): Seq of this owner's latest entry
+	trust    time.Time // GUARDED_BY(mu): Clock reading until which the lease is trusted
+	queued   bool      // GUARDED_BY(mu): the record may hold a waiter entry of this owner
+	queuedAt time.Time // GUARDED_BY(mu): Clock reading when that entry was sent
 	stop     chan struct{}
 	done     chan struct{}
 	lost     chan struct{}
@@ -107,12 +84,23 @@ type Mutex struct {
 	err      error         // GUARDED_BY(mu): last error of Lock/Unlock
 }
 
+// MutexOption sets a property of a Mutex.
+type MutexOption func(*Mutex)
+
+// LockPID names the process the lock is held for, as the lock record
+// shows it (default Options.PID).
+func LockPID(pid int) MutexOption { return func(m *Mutex) { m.pid = pid } }
+
 // Mutex returns a lock on name in the group. ctx bounds the sync.Locker
 // forms and the background renewal.
-func (g *Group) Mutex(ctx context.Context, name string) *Mutex {
+func (g *Group) Mutex(ctx context.Context, name string, opts ...MutexOption) *Mutex {
 	var b [8]byte
 	rand.Read(b[:])
-	return &Mutex{g: g, name: name, ctx: ctx, owner: hex.EncodeToString(b[:])}
+	m := &Mutex{g: g, name: name, ctx: ctx, owner: hex.EncodeToString(b[:]), pid: g.opts.PID}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // Lock acquires the lock exclusively, as sync.Locker.
@@ -156,35 +144,82 @@ func (m *Mutex) setErr(err error) {
 	m.mu.Unlock()
 }
 
+// Held reports whether this owner holds the lock and trusts its lease.
+func (m *Mutex) Held() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.held && m.g.opts.Clock.Now().Before(m.trust)
+}
+
 var (
 	errAlreadyHeld = errors.New("lock already held by this owner")
 	errNotHeld     = errors.New("lock not held by this owner")
 )
 
+// Polling bounds of LockContext.
+const (
+	pollMin = 50 * time.Millisecond
+	pollMax = time.Second
+)
+
 // LockContext acquires the lock in mode, waiting while it is held
-// elsewhere: it polls with backoff (at most about a second apart) and
-// returns ctx.Err() when ctx ends. Expired leases are taken over.
+// elsewhere, and returns ctx.Err() when ctx ends. Waiters are served in
+// order: the waiters of one Group queue in memory, the first of them polls
+// B2 (with backoff, at most pollMax apart) and holds the group's place in
+// the lock record's queue of waiters, which orders the hosts; a release by
+// another owner of the same Group wakes the first waiter at once. Leases
+// that lapsed are taken over.
 func (m *Mutex) LockContext(ctx context.Context, mode LockMode) error {
 	start := time.Now()
-	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		err := m.tryLock(ctx, mode)
+	t := m.g.joinQueue(m.name)
+	defer t.leave()
+	select {
+	case <-t.head:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for backoff := pollMin; ; backoff = min(2*backoff, pollMax) {
+		err := m.tryLock(ctx, mode, true)
 		if err == nil {
 			m.g.opts.Metrics.LockAcquired(mode, time.Since(start))
 		}
 		if !errors.Is(err, ErrLockHeld) {
+			if err != nil {
+				m.leaveRecordQueue(ctx)
+			}
 			return err
 		}
 		jitter := time.Duration(mrand.Int64N(int64(backoff) / 4))
-		if !sleep(ctx, backoff-jitter) {
+		timer := time.NewTimer(backoff - jitter)
+		select {
+		case <-timer.C:
+		case <-t.kick:
+			timer.Stop()
+			backoff = pollMin / 2
+		case <-ctx.Done():
+			timer.Stop()
+			m.leaveRecordQueue(ctx)
 			return ctx.Err()
 		}
 	}
 }
 
+// leaveRecordQueue removes, in the background, this owner's waiter entry
+// from the lock record when it may have one.
+func (m *Mutex) leaveRecordQueue(ctx context.Context) {
+	m.mu.Lock()
+	queued := m.queued
+	m.mu.Unlock()
+	if queued {
+		m.cleanUp(ctx, nil)
+	}
+}
+
 // TryLock acquires the lock in mode or returns at once: a *LockHeldError
-// (matching ErrLockHeld) when another owner holds it incompatibly.
+// (matching ErrLockHeld) when another owner holds it incompatibly, or an
+// incompatible waiter queues for it.
 func (m *Mutex) TryLock(ctx context.Context, mode LockMode) error {
-	err := m.tryLock(ctx, mode)
+	err := m.tryLock(ctx, mode, false)
 	if err == nil {
 		m.g.opts.Metrics.LockAcquired(mode, 0)
 	}
@@ -198,8 +233,9 @@ func (m *Mutex) TryLock(ctx context.Context, mode LockMode) error {
 // background. An attempt that gets no verdict within Options.LockTimeout
 // (B2 slow or unreachable) fails with ErrUnavailable, and whatever it may
 // have written is removed in the background. The next attempt waits for
-// such clean-ups.
-func (m *Mutex) tryLock(ctx context.Context, mode LockMode) error {
+// such clean-ups. With queue set, a refused attempt joins the record's
+// queue of waiters (or keeps its place there).
+func (m *Mutex) tryLock(ctx context.Context, mode LockMode, queue bool) error {
 	m.mu.Lock()
 	undo := m.undo
 	m.mu.Unlock()
@@ -215,7 +251,7 @@ func (m *Mutex) tryLock(ctx context.Context, mode LockMode) error {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	go func() {
 		defer cancel()
-		done <- m.attempt(actx, mode)
+		done <- m.attempt(actx, mode, queue)
 	}()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -253,7 +289,8 @@ func (m *Mutex) verdict(ctx context.Context, err error) error {
 
 // cleanUp undoes, in the background, an attempt whose outcome the caller
 // does not wait for (done not nil: it is still running) or does not know
-// (done nil: it failed, perhaps after writing the record).
+// (done nil: it failed, perhaps after writing the record), and a waiter
+// entry this owner may have left in the record.
 func (m *Mutex) cleanUp(ctx context.Context, done <-chan error) {
 	undone := make(chan struct{})
 	m.mu.Lock()
@@ -269,7 +306,12 @@ func (m *Mutex) cleanUp(ctx context.Context, done <-chan error) {
 			case err == nil:
 				undo = m.UnlockContext
 			case errors.Is(err, ErrLockHeld), errors.Is(err, errAlreadyHeld):
-				return
+				m.mu.Lock()
+				queued := m.queued
+				m.mu.Unlock()
+				if !queued {
+					return
+				}
 			}
 		}
 		var err error
@@ -287,7 +329,7 @@ func (m *Mutex) cleanUp(ctx context.Context, done <-chan error) {
 }
 
 // abandon stops renewing a lock this owner could not release: its lease
-// then expires and others may take it.
+// then lapses and others may take it.
 func (m *Mutex) abandon() {
 	m.mu.Lock()
 	if !m.held {
@@ -320,74 +362,143 @@ func (m *Mutex) Settle(ctx context.Context) error {
 	}
 }
 
-// dropSelf removes this owner from the lock record, if a failed attempt
-// wrote it there.
+// dropSelf removes this owner's entries, holder or waiter, from the lock
+// record, if a failed attempt or a lapsed lease left them there.
 func (m *Mutex) dropSelf(ctx context.Context) error {
 	if _, err := m.g.reload(ctx); err != nil {
 		return err
 	}
-	_, err := m.update(ctx, false, func(hs []Holder) ([]Holder, error) {
-		var rest []Holder
-		for _, h := range hs {
-			if h.Owner != m.owner {
-				rest = append(rest, h)
-			}
+	_, err := m.update(ctx, false, func(rec lockRecord) (lockRecord, error) {
+		out := rec.without(m.owner)
+		if len(out.Holders) == len(rec.Holders) && len(out.Waiters) == len(rec.Waiters) {
+			return rec, errNotHeld // not there: nothing to undo
 		}
-		if len(rest) == len(hs) {
-			return nil, errNotHeld // not there: nothing to undo
-		}
-		return rest, nil
+		return out, nil
 	})
-	if errors.Is(err, errNotHeld) {
+	if err == nil || errors.Is(err, errNotHeld) {
+		m.mu.Lock()
+		m.queued = false
+		m.mu.Unlock()
 		return nil
 	}
 	return err
 }
 
-// attempt tries once to take the lock in mode.
-func (m *Mutex) attempt(ctx context.Context, mode LockMode) error {
+// without returns r without owner's entries.
+func (r lockRecord) without(owner string) lockRecord {
+	out := lockRecord{Version: 1}
+	for _, h := range r.Holders {
+		if h.Owner != owner {
+			out.Holders = append(out.Holders, h)
+		}
+	}
+	for _, h := range r.Waiters {
+		if h.Owner != owner {
+			out.Waiters = append(out.Waiters, h)
+		}
+	}
+	return out
+}
+
+// queuedError is the refusal of an attempt that wrote its waiter entry.
+type queuedError struct{ held *LockHeldError }
+
+func (e *queuedError) Error() string { return e.held.Error() }
+func (e *queuedError) Unwrap() error { return e.held }
+
+// attempt tries once to take the lock in mode; refused, with queue set, it
+// joins the record's queue of waiters or refreshes its entry there.
+func (m *Mutex) attempt(ctx context.Context, mode LockMode, queue bool) error {
 	m.mu.Lock()
-	held := m.held
+	held, queuedAt := m.held, m.queuedAt
 	m.mu.Unlock()
 	if held {
 		return &OpError{Op: "lock", Group: m.g.name, Name: m.name, Err: errAlreadyHeld}
 	}
-	var acquired time.Time
-	key, err := m.update(ctx, true, func(hs []Holder) ([]Holder, error) {
-		now := m.g.opts.Now()
-		var live []Holder
-		for _, h := range hs {
-			if h.Owner != m.owner && !h.expired(now) {
-				live = append(live, h)
+	ttl := m.g.opts.LeaseTTL
+	var sent time.Time
+	var seq int64
+	key, err := m.update(ctx, true, func(rec lockRecord) (lockRecord, error) {
+		now := m.g.opts.Clock.Now()
+		holders := m.g.others(m.name, m.owner, rec.Holders, now)
+		var ahead, behind []Holder // live waiters of other owners, before and after this one's entry
+		var mine *Holder
+		for _, w := range rec.Waiters {
+			switch {
+			case w.Owner == m.owner:
+				mine = &w
+			case !m.g.live(m.name, w, now):
+			case mine == nil:
+				ahead = append(ahead, w)
+			default:
+				behind = append(behind, w)
 			}
 		}
-		for _, h := range live {
-			if mode == Exclusive || h.Mode != Shared.String() {
-				return nil, &LockHeldError{Holders: live}
+		var block []Holder
+		for _, h := range holders {
+			if h.conflicts(mode) {
+				block = holders
+				break
 			}
 		}
-		acquired = now
-		return append(live, m.me(mode, now)), nil
+		for _, w := range ahead {
+			if block == nil && w.conflicts(mode) {
+				block = ahead
+			}
+		}
+		seq = m.nextSeq()
+		sent = now
+		me := m.entry(mode, seq)
+		if block != nil {
+			held := &LockHeldError{Holders: block}
+			if !queue || mine != nil && now.Sub(queuedAt) < ttl/3 {
+				return rec, held
+			}
+			if mine != nil {
+				me.Acquired = mine.Acquired // waiting since
+			}
+			waiters := append(append(ahead, me), behind...)
+			return lockRecord{Version: 1, Holders: holders, Waiters: waiters}, &queuedError{held}
+		}
+		return lockRecord{Version: 1, Holders: append(holders, me), Waiters: append(ahead, behind...)}, nil
 	})
+	var qe *queuedError
+	if errors.As(err, &qe) {
+		m.mu.Lock()
+		m.queued, m.queuedAt = true, sent
+		m.mu.Unlock()
+		return &OpError{Op: "lock", Group: m.g.name, Name: m.name, Err: qe.held}
+	}
 	if err != nil {
 		return &OpError{Op: "lock", Group: m.g.name, Name: m.name, Err: err}
 	}
 	m.mu.Lock()
-	m.held, m.mode, m.key, m.acquired = true, mode, key, acquired
-	m.expires = acquired.Add(m.g.opts.LeaseTTL)
+	m.held, m.mode, m.key, m.queued = true, mode, key, false
+	m.trust = sent.Add(ttl - leaseMargin(ttl))
 	m.stop, m.done, m.lost = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go m.renew(m.stop, m.done, m.lost)
 	m.mu.Unlock()
 	return nil
 }
 
-func (m *Mutex) me(mode LockMode, now time.Time) Holder {
-	return Holder{Owner: m.owner, Host: m.g.opts.Host, PID: m.g.opts.PID, Mode: mode.String(),
-		Acquired: now, Expires: now.Add(m.g.opts.LeaseTTL)}
+// nextSeq returns the Seq of this owner's next entry.
+func (m *Mutex) nextSeq() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seq++
+	return m.seq
 }
 
-// UnlockContext releases the lock. A lock that was lost (its lease taken
-// over after expiry or forced open) is released without error.
+// entry is this owner's record entry in mode, written now.
+func (m *Mutex) entry(mode LockMode, seq int64) Holder {
+	now := m.g.opts.Now()
+	return Holder{Owner: m.owner, Host: m.g.opts.Host, PID: m.pid, Mode: mode.String(),
+		Acquired: now, Expires: now.Add(m.g.opts.LeaseTTL), Seq: seq, LeaseMS: m.g.opts.LeaseTTL.Milliseconds()}
+}
+
+// UnlockContext releases the lock, and wakes the next waiter of the same
+// Group at once. A lock that was lost (its lease taken over or lapsed, or
+// forced open) is released without error.
 func (m *Mutex) UnlockContext(ctx context.Context) error {
 	m.mu.Lock()
 	if !m.held {
@@ -404,31 +515,38 @@ func (m *Mutex) UnlockContext(ctx context.Context) error {
 	if lost {
 		return nil
 	}
-	_, err := m.update(ctx, false, func(hs []Holder) ([]Holder, error) {
-		var rest []Holder
-		for _, h := range hs {
-			if h.Owner != m.owner {
-				rest = append(rest, h)
-			}
-		}
-		return rest, nil
+	m.fence.Lock()
+	_, err := m.update(ctx, false, func(rec lockRecord) (lockRecord, error) {
+		out := rec.without(m.owner)
+		out.Waiters = rec.Waiters
+		return out, nil
 	})
-	if err != nil && !m.g.opts.Now().Before(m.leaseEnd()) {
-		// The lease ran out while the release kept failing: nobody holds
+	m.fence.Unlock()
+	if err != nil && !m.trusted() {
+		// The lease lapsed while the release kept failing: nobody holds
 		// the lock any more, this owner included.
-		m.lose(fmt.Sprintf("lease expired, release kept failing: %v", err))
+		m.lose(fmt.Sprintf("lease lapsed, release kept failing: %v", err), false)
 		return nil
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if err != nil {
 		// Still held: renew again until a later unlock succeeds.
 		m.stop, m.done = make(chan struct{}), make(chan struct{})
 		go m.renew(m.stop, m.done, m.lost)
+		m.mu.Unlock()
 		return &OpError{Op: "unlock", Group: m.g.name, Name: m.name, Err: err}
 	}
 	m.held, m.key = false, ""
+	m.mu.Unlock()
+	m.g.kickQueue(m.name)
 	return nil
+}
+
+// trusted reports whether the lease is still trusted (see lease.go).
+func (m *Mutex) trusted() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.g.opts.Clock.Now().Before(m.trust)
 }
 
 // TryConvert changes the mode of the held lock to mode, or returns at once
@@ -437,7 +555,8 @@ func (m *Mutex) UnlockContext(ctx context.Context) error {
 // with an exclusive one. It is one compare-and-swap of the lock record that
 // rewrites this owner's holder entry (renewing its lease too), so the lock
 // is never released on the way: nobody can take it in between, and a
-// refused conversion leaves it held in its previous mode.
+// refused conversion leaves it held in its previous mode. Waiters do not
+// hold up a conversion.
 //
 // Once under way, the attempt is not cut short by ctx: it runs to its
 // outcome (bounded by Options.LockTimeout until its update is sent, like a
@@ -456,10 +575,10 @@ func (m *Mutex) TryConvert(ctx context.Context, mode LockMode) error {
 
 // ConvertContext converts the held lock to mode as TryConvert does,
 // waiting while another holder's mode conflicts: it polls with backoff (at
-// most about a second apart), as LockContext does, and returns ctx.Err()
-// when ctx ends, with the lock still held in its previous mode.
+// most pollMax apart), as LockContext does, and returns ctx.Err() when ctx
+// ends, with the lock still held in its previous mode.
 func (m *Mutex) ConvertContext(ctx context.Context, mode LockMode) error {
-	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+	for backoff := pollMin; ; backoff = min(2*backoff, pollMax) {
 		err := m.convert(ctx, mode)
 		if !errors.Is(err, ErrLockHeld) {
 			return err
@@ -485,54 +604,50 @@ func (m *Mutex) convert(ctx context.Context, mode LockMode) error {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(m.g.opts.LockTimeout, m.g.opts.LeaseTTL))
 	defer cancel()
 	var gone bool
-	_, err := m.update(actx, true, func(hs []Holder) ([]Holder, error) {
-		now := m.g.opts.Now()
-		var live []Holder
+	var sent time.Time
+	m.fence.Lock()
+	_, err := m.update(actx, true, func(rec lockRecord) (lockRecord, error) {
+		now := m.g.opts.Clock.Now()
 		var me *Holder
-		for _, h := range hs {
-			switch {
-			case h.Owner == m.owner:
+		for _, h := range rec.Holders {
+			if h.Owner == m.owner {
 				me = &h
-			case !h.expired(now):
-				live = append(live, h)
 			}
 		}
 		if me == nil {
 			gone = true
-			return nil, errNotHeld
+			return rec, errNotHeld
 		}
+		live := m.g.others(m.name, m.owner, rec.Holders, now)
 		for _, h := range live {
-			if mode == Exclusive || h.Mode != Shared.String() {
-				return nil, &LockHeldError{Holders: live}
+			if h.conflicts(mode) {
+				return rec, &LockHeldError{Holders: live}
 			}
 		}
-		me.Mode = mode.String()
-		me.Expires = now.Add(m.g.opts.LeaseTTL)
-		return append(live, *me), nil
+		e := m.entry(mode, m.nextSeq())
+		e.Acquired = me.Acquired
+		sent = now
+		return lockRecord{Version: 1, Holders: append(live, e), Waiters: rec.Waiters}, nil
 	})
+	m.fence.Unlock()
 	switch {
 	case err == nil:
 		m.mu.Lock()
 		m.mode = mode
+		m.trust = sent.Add(m.g.opts.LeaseTTL - leaseMargin(m.g.opts.LeaseTTL))
 		m.mu.Unlock()
 		return nil
 	case gone:
-		m.lose("lock was taken over or forced open")
+		m.lose("lock was taken over or forced open", false)
 	case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUnknownOutcome):
 		err = fmt.Errorf("%w: no verdict in time: %v", ErrUnavailable, err)
 	}
 	return &OpError{Op: "convert", Group: m.g.name, Name: m.name, Err: err}
 }
 
-// leaseEnd is when the lease as last written ends.
-func (m *Mutex) leaseEnd() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.expires
-}
-
-// Lost is closed when a held lock is lost: its lease could not be renewed
-// before it expired.
+// Lost is closed when a held lock is lost: its lease lapsed before it
+// could be renewed, or it was taken over or forced open, or a fenced
+// change found it so.
 func (m *Mutex) Lost() <-chan struct{} {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -542,47 +657,69 @@ func (m *Mutex) Lost() <-chan struct{} {
 	return m.lost
 }
 
-// renew keeps the lease alive until stop is closed.
+// renew keeps the lease alive until stop is closed or the lock is lost.
 func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
 	defer close(done)
-	period := m.g.opts.LeaseTTL / 3
+	ttl := m.g.opts.LeaseTTL
+	period := ttl / 3
 	wait := period
 	for {
+		tick, stopTick := m.g.opts.Clock.NewTimer(wait)
+		select {
+		case <-stop:
+		case <-m.ctx.Done():
+		case <-lost:
+		case <-tick:
+		}
+		stopTick()
 		select {
 		case <-stop:
 			return
 		case <-m.ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-lost:
+			return
+		default:
 		}
-		ctx, cancel := context.WithTimeout(m.ctx, period)
+		if !m.trusted() {
+			// Paused (or starved) past the lease: another host may have
+			// taken the lock already.
+			m.lose("lease lapsed before it could be renewed (was this process paused?)", true)
+			return
+		}
 		var gone bool
-		_, err := m.update(ctx, false, func(hs []Holder) ([]Holder, error) {
-			now := m.g.opts.Now()
-			for i, h := range hs {
+		var sent time.Time
+		m.fence.Lock()
+		ctx, cancel := context.WithTimeout(m.ctx, period)
+		_, err := m.update(ctx, false, func(rec lockRecord) (lockRecord, error) {
+			for i, h := range rec.Holders {
 				if h.Owner == m.owner {
-					out := append([]Holder(nil), hs...)
-					out[i].Expires = now.Add(m.g.opts.LeaseTTL)
+					out := rec
+					out.Holders = append([]Holder(nil), rec.Holders...)
+					e := m.entry(Exclusive, m.nextSeq())
+					out.Holders[i].Expires, out.Holders[i].Seq, out.Holders[i].LeaseMS = e.Expires, e.Seq, e.LeaseMS
+					sent = m.g.opts.Clock.Now()
 					return out, nil
 				}
 			}
 			gone = true
-			return nil, errNotHeld
+			return rec, errNotHeld
 		})
 		cancel()
-		m.mu.Lock()
-		expires := m.expires
-		m.mu.Unlock()
+		m.fence.Unlock()
 		switch {
 		case err == nil:
+			m.mu.Lock()
+			m.trust = sent.Add(ttl - leaseMargin(ttl))
+			m.mu.Unlock()
 			m.g.opts.Metrics.LeaseRenewed()
 			wait = period
 			continue
 		case gone:
-			m.lose("lock was taken over or forced open")
+			m.lose("lock was taken over or forced open", false)
 			return
-		case !m.g.opts.Now().Before(expires):
-			m.lose(fmt.Sprintf("lease expired, renewal kept failing: %v", err))
+		case !m.trusted():
+			m.lose(fmt.Sprintf("lease lapsed, renewal kept failing: %v", err), true)
 			return
 		}
 		m.g.opts.Logger.Warn("lock lease renewal failed, retrying", "group", m.g.name, "lock", m.name, "err", err)
@@ -590,30 +727,72 @@ func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
 	}
 }
 
-// lose gives up a held lock whose lease could not be kept. Only a renew
-// goroutine calls it, and at most one runs at a time, but a lock is lost
-// at most once per acquisition whatever the order of events.
-func (m *Mutex) lose(why string) {
+// lose gives up a held lock whose lease could not be kept. A lock is lost
+// at most once per acquisition whatever the order of events. With drop
+// set, the record may still show this owner: its entry is removed in the
+// background, so that others need not wait for it to lapse.
+func (m *Mutex) lose(why string, drop bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if !m.held {
+		m.mu.Unlock()
 		return
 	}
 	m.held, m.key = false, ""
 	close(m.lost)
+	m.mu.Unlock()
 	m.g.opts.Metrics.LeaseLost()
 	m.g.opts.Logger.Error("LOCK LOST", "group", m.g.name, "lock", m.name, "reason", why)
+	if drop {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), m.g.opts.LockTimeout)
+			defer cancel()
+			m.dropSelf(ctx)
+		}()
+	}
 }
 
-// update rewrites the lock record with f(holders) by compare-and-swap on the
-// lock object, removing the object when no holder is left. It first tries
-// the record this owner wrote last, which costs no read. With acquire set,
-// a record that shows the lock held is checked again on a reloaded view
-// before f's verdict is returned, so a stale view never answers "held".
-// It returns the key of the new record ("" when removed).
-func (m *Mutex) update(ctx context.Context, acquire bool, f func([]Holder) ([]Holder, error)) (string, error) {
+// check is the fence of one change (see Fence): idx is the index the
+// change would replace.
+func (m *Mutex) check(idx *index) error {
 	m.mu.Lock()
-	key, expires := m.key, m.expires
+	held, key, trust := m.held, m.key, m.trust
+	m.mu.Unlock()
+	switch e, ok := idx.Entries[m.name]; {
+	case !held:
+		return &fenceError{m: m, why: "not held"}
+	case !m.g.opts.Clock.Now().Before(trust):
+		return &fenceError{m: m, why: "lease lapsed", lapsed: true}
+	case !ok:
+		return &fenceError{m: m, why: "forced open"}
+	case e.Key != key:
+		// Another host changed the record (a waiter queued, a shared
+		// holder renewed): it is still this owner's if it names it.
+		rec, ok := m.g.records.Get(m.g.file(m.name, e.Key))
+		if !ok {
+			return &fenceUnknown{m: m, key: e.Key}
+		}
+		for _, h := range rec.Holders {
+			if h.Owner == m.owner {
+				return nil
+			}
+		}
+		return &fenceError{m: m, why: "taken over or forced open"}
+	}
+	return nil
+}
+
+// update rewrites the lock record with f(record) by compare-and-swap on
+// the lock object, removing the object when no entry is left. It first
+// tries the record this owner wrote last, which costs no read. With
+// acquire set, a record that shows the lock held is checked again on a
+// reloaded view before f's verdict is returned, so a stale view never
+// answers "held". When f returns a *queuedError, its record is written
+// all the same and the error returned once it landed. update returns the
+// key of the new record ("" when removed).
+func (m *Mutex) update(ctx context.Context, acquire bool, f func(lockRecord) (lockRecord, error)) (string, error) {
+	ctx = unfenced(ctx)
+	m.mu.Lock()
+	key := m.key
 	m.mu.Unlock()
 	reloaded := false
 	for tries := 0; ; tries++ {
@@ -626,45 +805,43 @@ func (m *Mutex) update(ctx context.Context, acquire bool, f func([]Holder) ([]Ho
 		if tries > 0 && !sleep(ctx, casBackoff(tries-1)) {
 			return "", ctx.Err()
 		}
-		var hs []Holder
+		var rec lockRecord
+		ok := false
 		if key != "" {
-			hs = m.g.lockRecord(m.name, key)
+			rec, ok = m.g.records.Get(m.g.file(m.name, key))
 		}
-		if hs == nil || key == "" {
+		if !ok {
 			var err error
-			if key, hs, err = m.g.readLock(ctx, m.name); err != nil {
+			if key, rec, err = m.g.readLock(ctx, m.name); err != nil {
 				return "", err
 			}
 		}
-		out, err := f(hs)
-		if errors.Is(err, ErrLockHeld) && acquire && !reloaded {
+		out, ferr := f(rec)
+		if errors.Is(ferr, ErrLockHeld) && acquire && !reloaded {
 			if _, err := m.g.reload(ctx); err != nil {
 				return "", err
 			}
 			reloaded, key = true, ""
 			continue
 		}
-		if err != nil {
-			return "", err
+		var qe *queuedError
+		if ferr != nil && !errors.As(ferr, &qe) {
+			return "", ferr
 		}
 		var nk string
-		if len(out) == 0 {
+		var err error
+		if out.empty() {
 			if key == "" {
-				return "", nil
+				return "", ferr
 			}
 			err = m.g.Remove(ctx, key, m.name)
 		} else {
-			data, _ := json.Marshal(lockRecord{Version: 1, Holders: out})
+			out.Version = 1
+			data, _ := json.Marshal(out)
 			nk, err = m.g.Commit(ctx, m.name, key, bytes.NewReader(data), int64(len(data)))
 			if err == nil {
 				m.g.records.Add(m.g.file(m.name, nk), out)
-				for _, h := range out {
-					if h.Owner == m.owner {
-						expires = h.Expires
-					}
-				}
 				m.mu.Lock()
-				m.expires = expires
 				if m.held {
 					m.key = nk
 				}
@@ -675,28 +852,31 @@ func (m *Mutex) update(ctx context.Context, acquire bool, f func([]Holder) ([]Ho
 			key = "" // someone else changed the lock object: read it again
 			continue
 		}
-		return nk, err
+		if err != nil {
+			return "", err
+		}
+		return nk, ferr
 	}
 }
 
-// lockRecord returns the cached holders of version key of lock name.
-func (g *Group) lockRecord(name, key string) []Holder {
-	hs, _ := g.records.Get(g.file(name, key))
-	return hs
-}
-
-// readLock returns the current key and holders of lock name, from the view
+// readLock returns the current key and record of lock name, from the view
 // (reloading it when older than IndexTTL) and a cache of records by key.
-func (g *Group) readLock(ctx context.Context, name string) (string, []Holder, error) {
+func (g *Group) readLock(ctx context.Context, name string) (string, lockRecord, error) {
 	key, err := g.Key(ctx, name)
 	if errors.Is(err, ErrNotExist) {
-		return "", nil, nil
+		return "", lockRecord{}, nil
 	}
 	if err != nil {
-		return "", nil, err
+		return "", lockRecord{}, err
 	}
-	if hs, ok := g.records.Get(g.file(name, key)); ok {
-		return key, hs, nil
+	rec, err := g.recordAt(ctx, name, key)
+	return key, rec, err
+}
+
+// recordAt returns the record of version key of lock name.
+func (g *Group) recordAt(ctx context.Context, name, key string) (lockRecord, error) {
+	if rec, ok := g.records.Get(g.file(name, key)); ok {
+		return rec, nil
 	}
 	r := g.OpenVersion(ctx, name, key)
 	defer r.Close()
@@ -710,20 +890,17 @@ func (g *Group) readLock(ctx context.Context, name string) (string, []Holder, er
 		b, err = nil, nil
 	}
 	if err != nil {
-		return "", nil, err
+		return lockRecord{}, err
 	}
-	hs := parseRecord(b)
-	if hs == nil {
-		hs = []Holder{}
-	}
-	g.records.Add(g.file(name, key), hs)
-	return key, hs, nil
+	rec := parseRecord(b)
+	g.records.Add(g.file(name, key), rec)
+	return rec, nil
 }
 
 // Holders returns who holds lock name, from a view no older than IndexTTL.
 func (g *Group) Holders(ctx context.Context, name string) ([]Holder, error) {
-	_, hs, err := g.readLock(ctx, name)
-	return hs, err
+	_, rec, err := g.readLock(ctx, name)
+	return rec.Holders, err
 }
 
 // ForceUnlock clears lock name whoever holds it, blazer's locks included,
@@ -734,9 +911,9 @@ func (g *Group) ForceUnlock(ctx context.Context, name string) ([]Holder, error) 
 			return nil, &OpError{Op: "unlock", Group: g.name, Name: name,
 				Err: fmt.Errorf("%w: lock kept changing: %d tries", ErrUnavailable, tries)}
 		}
-		key, hs, err := g.readLock(ctx, name)
+		key, rec, err := g.readLock(ctx, name)
 		if err != nil || key == "" {
-			return hs, err
+			return rec.Holders, err
 		}
 		err = g.Remove(ctx, key, name)
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotExist) {
@@ -745,7 +922,61 @@ func (g *Group) ForceUnlock(ctx context.Context, name string) ([]Holder, error) 
 			}
 			continue
 		}
-		return hs, err
+		return rec.Holders, err
+	}
+}
+
+// lockQueue orders the waiters of one lock in one Group (see LockContext).
+type lockQueue struct{ waiters []*ticket } // GUARDED_BY(Group.qmu)
+
+// ticket is one waiter's place in a lockQueue: head is closed when it
+// comes first, kick wakes it when the lock was released here.
+type ticket struct {
+	g    *Group
+	name string
+	head chan struct{}
+	kick chan struct{}
+}
+
+func (g *Group) joinQueue(name string) *ticket {
+	g.qmu.Lock()
+	defer g.qmu.Unlock()
+	q := g.queues[name]
+	if q == nil {
+		q = &lockQueue{}
+		g.queues[name] = q
+	}
+	t := &ticket{g: g, name: name, head: make(chan struct{}), kick: make(chan struct{}, 1)}
+	q.waiters = append(q.waiters, t)
+	if len(q.waiters) == 1 {
+		close(t.head)
+	}
+	return t
+}
+
+func (t *ticket) leave() {
+	t.g.qmu.Lock()
+	defer t.g.qmu.Unlock()
+	q := t.g.queues[t.name]
+	i := slices.Index(q.waiters, t)
+	q.waiters = slices.Delete(q.waiters, i, i+1)
+	switch {
+	case len(q.waiters) == 0:
+		delete(t.g.queues, t.name)
+	case i == 0:
+		close(q.waiters[0].head)
+	}
+}
+
+// kickQueue wakes the first waiter for lock name, if any.
+func (g *Group) kickQueue(name string) {
+	g.qmu.Lock()
+	defer g.qmu.Unlock()
+	if q := g.queues[name]; q != nil {
+		select {
+		case q.waiters[0].kick <- struct{}{}:
+		default:
+		}
 	}
 }
 

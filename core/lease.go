@@ -1,0 +1,232 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+)
+
+// Leases never compare the clocks of two hosts. A lock record names its
+// holders (and waiters), and each entry changes whenever its owner renews
+// it (Holder.Seq). Two rules, each on one host's own Clock, make a lease:
+//
+//   - A taker counts an entry as dead when the very same entry has stayed
+//     in the record for the entry's lease TTL plus leaseMargin since the
+//     taker first saw it. The entry was written before the taker saw it, so
+//     its owner sent it earlier still.
+//   - A holder trusts its lease until TTL minus leaseMargin after it sent
+//     the last write of its entry that landed.
+//
+// So a taker takes over only after a holder stopped trusting its lease, as
+// long as the two clocks' rates differ by less than leaseMargin/TTL (10 %,
+// where real clocks differ by well under 0.01 %); wall-clock offsets, NTP
+// steps included, play no part. The wall times in a record (Acquired,
+// Expires) are for people to read. Whatever the clocks do, a commit made
+// under a lock (Mutex.Fence) lands only if the lock record is still the one
+// its holder wrote, checked in the commit's own compare-and-swap.
+//
+// A holder renews every TTL/3 and trusts its lease for 0.9 TTL, so a pause
+// of up to TTL/2 (15 s with the default TTL of 30 s) never loses a lock; a
+// longer one may, and then the holder learns it before it can commit.
+
+// leaseMargin is the margin of both rules for a lease of ttl.
+func leaseMargin(ttl time.Duration) time.Duration { return ttl / 10 }
+
+// Clock is the time source of leases. Its readings are compared only with
+// readings of the same Clock, never with another host's or with the wall
+// times in lock records.
+type Clock interface {
+	Now() time.Time
+	// NewTimer returns a channel that receives once d has passed, and a
+	// function that stops the timer.
+	NewTimer(d time.Duration) (<-chan time.Time, func())
+}
+
+// systemClock counts time while the machine is suspended, where it can
+// (bootTime), so that a host that slept does not trust a lease that lapsed
+// meanwhile.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return bootTime() }
+
+func (systemClock) NewTimer(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }
+}
+
+// Holder is one entry of a lock record: who holds the lock (or waits for
+// it), how, and, in the holder's own wall time, since and until when. A
+// zero Expires means the lease never expires (blazer's locks).
+type Holder struct {
+	Owner    string    `json:"owner"`
+	Host     string    `json:"host"`
+	PID      int       `json:"pid"`
+	Mode     string    `json:"mode"`
+	Acquired time.Time `json:"acquired"`
+	Expires  time.Time `json:"expires"`
+	// Seq counts the writes of this entry: it changes with every renewal,
+	// which is how other hosts see that the lease is kept.
+	Seq int64 `json:"seq,omitempty"`
+	// LeaseMS is the holder's lease TTL in milliseconds (0: the reader's
+	// own Options.LeaseTTL).
+	LeaseMS int64 `json:"lease_ms,omitempty"`
+}
+
+// ttl is the lease TTL of h, def when h does not say.
+func (h Holder) ttl(def time.Duration) time.Duration {
+	if h.LeaseMS > 0 {
+		return time.Duration(h.LeaseMS) * time.Millisecond
+	}
+	return def
+}
+
+// conflicts reports whether a lock in mode cannot be held beside h.
+func (h Holder) conflicts(mode LockMode) bool { return mode == Exclusive || h.Mode != Shared.String() }
+
+// lockRecord is the content of a held lock object. Blazer treats any
+// non-empty content as held, so it excludes this record's holders (and,
+// while only waiters are left, the waiters: the first of them takes the
+// lock at its next poll).
+type lockRecord struct {
+	Version int      `json:"b2cfsLock"`
+	Holders []Holder `json:"holders"`
+	// Waiters queue for the lock in order of arrival, one per host (the
+	// first waiter of each mount; the others queue in memory): a lock is
+	// taken only by a waiter that no conflicting waiter precedes.
+	Waiters []Holder `json:"waiters,omitempty"`
+}
+
+func (r lockRecord) empty() bool { return len(r.Holders) == 0 && len(r.Waiters) == 0 }
+
+// blazerHolder stands for a lock written by blazer's Mutex (content 0x01).
+var blazerHolder = Holder{Owner: "blazer", Host: "?", Mode: "exclusive"}
+
+func parseRecord(b []byte) lockRecord {
+	if len(b) == 0 {
+		return lockRecord{}
+	}
+	var rec lockRecord
+	if json.Unmarshal(b, &rec) == nil && rec.Version >= 1 {
+		return rec
+	}
+	return lockRecord{Holders: []Holder{blazerHolder}}
+}
+
+// live reports whether entry h of lock name may still be kept by its
+// owner, seen now on this group's Clock (the taker's rule above).
+// Blazer's entries never expire.
+func (g *Group) live(name string, h Holder, now time.Time) bool {
+	if h.Expires.IsZero() {
+		return true
+	}
+	id := name + "\x00" + h.Owner + "\x00" + h.Mode + "\x00" + strconv.FormatInt(h.Seq, 10) + "\x00" + h.Expires.Format(time.RFC3339Nano)
+	first, ok := g.seen.Get(id)
+	if !ok {
+		g.seen.Add(id, now) // an evicted entry is seen anew: later, never sooner
+		return true
+	}
+	ttl := h.ttl(g.opts.LeaseTTL)
+	return now.Sub(first) < ttl+leaseMargin(ttl)
+}
+
+// others returns the entries of hs that belong to other owners than owner
+// and are live.
+func (g *Group) others(name, owner string, hs []Holder, now time.Time) []Holder {
+	var out []Holder
+	for _, h := range hs {
+		if h.Owner != owner && g.live(name, h, now) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// fenceKey is the context key of the mutexes that fence a commit.
+type fenceKey struct{}
+
+// Fence returns a context derived from ctx under which every change of
+// m's group (Commit, Remove, SetAttrs, Move, a Writer's Close, Operate) is
+// fenced by m: it lands only if, at the bucket revision it replaces, m's
+// lock record is still the one m last wrote and m still trusts its lease
+// (see the lease rules above). Otherwise it changes nothing and fails with
+// an error matching ErrLockLost, and the lock is lost (Lost is closed). The
+// check is part of the change's own compare-and-swap: it costs no B2 call.
+// Fences of several mutexes add up; a mutex of another group is ignored.
+//
+// While a fenced change is under way, m's renewal, conversion and release
+// wait for it, and the other way round.
+func (m *Mutex) Fence(ctx context.Context) context.Context {
+	fs, _ := ctx.Value(fenceKey{}).([]*Mutex)
+	return context.WithValue(ctx, fenceKey{}, append(fs[:len(fs):len(fs)], m))
+}
+
+// fences returns the mutexes of g that fence changes made with ctx.
+func (g *Group) fences(ctx context.Context) []*Mutex {
+	fs, _ := ctx.Value(fenceKey{}).([]*Mutex)
+	var out []*Mutex
+	for _, m := range fs {
+		if m.g == g {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// unfenced strips the fences from ctx: a lock's own record changes are
+// not fenced by it.
+func unfenced(ctx context.Context) context.Context {
+	if ctx.Value(fenceKey{}) == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, fenceKey{}, []*Mutex(nil))
+}
+
+// fenceError is the refusal of a fenced change: m no longer holds its
+// lock, for the reason why.
+type fenceError struct {
+	m      *Mutex
+	why    string
+	lapsed bool // the record may still show m: drop it
+}
+
+func (e *fenceError) Error() string {
+	return "lock " + e.m.name + " lost (" + e.why + "): a change made under it is refused"
+}
+
+func (e *fenceError) Is(target error) bool { return target == ErrLockLost }
+
+// fenced wraps mut with the checks of the fences (see Fence).
+func fenced(fs []*Mutex, mut mutation) mutation {
+	if len(fs) == 0 {
+		return mut
+	}
+	return func(idx *index) error {
+		for _, m := range fs {
+			if err := m.check(idx); err != nil {
+				return err
+			}
+		}
+		return mut(idx)
+	}
+}
+
+// loseFenced marks as lost the lock whose fence refused err's change.
+func loseFenced(err error) {
+	var fe *fenceError
+	if errors.As(err, &fe) {
+		fe.m.lose("a change made under the lock found it "+fe.why, fe.lapsed)
+	}
+}
+
+// fenceUnknown asks for the record of version key of m's lock, which a
+// fence must read to decide (another host wrote it).
+type fenceUnknown struct {
+	m   *Mutex
+	key string
+}
+
+func (e *fenceUnknown) Error() string {
+	return "lock record " + e.key + " of " + e.m.name + " not read yet"
+}
