@@ -126,6 +126,7 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 // Mkdir stores an empty marker object for the directory, so that other
 // hosts see it while it is empty.
 func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fusefs.Node, error) {
+	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
 	p := join(d.path(), req.Name)
 	if err := d.checkNew(p); err != nil {
@@ -168,6 +169,7 @@ func (d *dir) checkNew(p string) error {
 // name first, their object is opened (with O_TRUNC only if it is empty,
 // EBUSY if not; EEXIST with O_EXCL).
 func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.CreateResponse) (fusefs.Node, fusefs.Handle, error) {
+	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
 	p := join(d.path(), req.Name)
 	if err := d.checkNew(p); err != nil {
@@ -243,6 +245,7 @@ func (d *dir) adoptEmpty(ctx context.Context, p string, flags fuse.OpenFlags) (s
 // Remove unlinks a file (one compare-and-swap) or removes an empty
 // directory's marker.
 func (d *dir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
+	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
 	p := join(d.path(), req.Name)
 	op := "unlink"
@@ -303,6 +306,7 @@ func (d *dir) remove(ctx context.Context, p string, isDir bool) error {
 // compare-and-swap after server-side copies. It replaces a target file or
 // empty directory.
 func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs.Node) error {
+	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
 	nd, ok := newDir.(*dir)
 	if !ok {

@@ -39,8 +39,10 @@ var errnoNames = map[syscall.Errno]string{
 // B2 may have applied the change and could not be read back) is EIO even if
 // the request was interrupted as well.
 //
-// Errors from core: ErrNotExist is ENOENT, ErrConflict EBUSY, ErrGroupFull
-// ENOSPC, ErrBadName EINVAL, ErrUnavailable and anything unknown EIO. Code
+// Errors from core: ErrNotExist is ENOENT, ErrConflict EBUSY, ErrLockLost
+// (a change fenced by a lock that was lost, logged as LOCK LOST) ENOLCK,
+// as NFS's lost locks but without the EIO, ErrGroupFull ENOSPC, ErrBadName
+// EINVAL, ErrUnavailable and anything unknown EIO. Code
 // in this package returns a syscall.Errno (possibly wrapped) for its own
 // refusals (EROFS, EEXIST, ENAMETOOLONG, ...).
 //
@@ -64,6 +66,11 @@ func (f *FS) errno(op, path string, err error) error {
 	case isLockOp(op):
 		e = syscall.ENOLCK
 	case errors.As(err, &e):
+	case errors.Is(err, core.ErrLockLost):
+		// The writer's lock lapsed or was taken over: its change is
+		// refused (a commit's bytes are kept in the recovery directory).
+		f.log.Error("LOCK LOST: change refused", "op", op, "path", "/"+path, "errno", "ENOLCK", "err", err.Error())
+		return syscall.ENOLCK
 	case errors.Is(err, core.ErrNotExist):
 		e = syscall.ENOENT
 	case errors.Is(err, core.ErrConflict):

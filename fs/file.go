@@ -496,7 +496,7 @@ func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse
 		return f.errno("truncate", n.path(), err)
 	}
 	if !req.Valid.Handle() && !n.hasWriters() {
-		return f.errno("truncate", n.path(), n.commit(ctx))
+		return f.errno("truncate", n.path(), n.commit(n.fs.fence(ctx, req.Pid)))
 	}
 	return nil
 }
@@ -536,7 +536,7 @@ func (n *file) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
 	if h == nil || h.n != n || !h.write {
 		return nil
 	}
-	return f.errno("fsync", n.path(), n.commit(ctx))
+	return f.errno("fsync", n.path(), n.commit(f.fence(ctx, req.Pid, h.writer.Load())))
 }
 
 // unlink marks the file removed while open: it keeps working until its

@@ -12,11 +12,12 @@ import (
 // and writes is its file's state, shared with every other handle of the
 // file on this host.
 type openFile struct {
-	n      *file       // never changes: the node (and so the version) it opened
-	write  bool        // opened for writing: its close and fsync commit
-	append bool        // O_APPEND: every write goes to the real end of the file
-	wrote  atomic.Bool // it wrote since its last close (flush)
-	closed atomic.Bool // closed (flushed) and not used since: only its release is due
+	n      *file         // never changes: the node (and so the version) it opened
+	write  bool          // opened for writing: its close and fsync commit
+	append bool          // O_APPEND: every write goes to the real end of the file
+	wrote  atomic.Bool   // it wrote since its last close (flush)
+	closed atomic.Bool   // closed (flushed) and not used since: only its release is due
+	writer atomic.Uint32 // the process that wrote last: its locks fence the commit
 }
 
 var (
@@ -50,6 +51,7 @@ func (h *openFile) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse
 	atEnd := h.append || req.FileFlags&fuse.OpenAppend != 0
 	h.wrote.Store(true)
 	h.closed.Store(false)
+	h.writer.Store(req.Pid)
 	k, _, err := h.n.write(ctx, req.Data, req.Offset, atEnd)
 	resp.Size = k
 	return f.errno("write", h.n.path(), err)
@@ -64,7 +66,7 @@ func (h *openFile) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 	var err error
 	if h.write {
 		h.wrote.Store(false)
-		err = h.n.commit(ctx)
+		err = h.n.commit(f.fence(ctx, req.Pid, h.writer.Load()))
 	}
 	f.flushLocks(ctx, h.n, req.LockOwner)
 	h.closed.Store(true)
@@ -80,7 +82,7 @@ func (h *openFile) Release(ctx context.Context, req *fuse.ReleaseRequest) error 
 	f := h.n.fs
 	var err error
 	if h.write && h.wrote.Load() {
-		err = h.n.commit(ctx)
+		err = h.n.commit(f.fence(ctx, h.writer.Load()))
 	}
 	h.n.detach(h)
 	f.releaseLocks(ctx, h, req)

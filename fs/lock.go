@@ -1,12 +1,15 @@
 package fs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -82,6 +85,17 @@ type lockState struct {
 	sure   bool          // mode is the mode the record shows
 	ranges rangeSet
 	pid    int32
+	m      *core.Mutex // fences the changes of pid and its descendants
+}
+
+// lost reports whether the lease of the lock s shows was lost.
+func (s *lockState) lost() bool {
+	select {
+	case <-s.m.Lost():
+		return true
+	default:
+		return false
+	}
 }
 
 // publish updates l.shown.
@@ -95,7 +109,7 @@ func (l *ownerLock) publish() {
 	if l.unsure {
 		mode = core.Exclusive
 	}
-	l.shown.Store(&lockState{mode: mode, sure: !l.unsure, ranges: l.ranges, pid: l.pid})
+	l.shown.Store(&lockState{mode: mode, sure: !l.unsure, ranges: l.ranges, pid: l.pid, m: l.m})
 }
 
 // lost reports whether l is held here but its lease was lost (core logged
@@ -238,9 +252,11 @@ func (f *FS) setLock(ctx context.Context, r lockReq, h *openFile, wait bool) (bo
 	l := f.lockFor(r.id, h)
 	defer l.mu.Unlock()
 	defer l.publish()
-	lost := l.lost()
-	if lost {
+	if l.lost() {
+		// Say so once: what the owner did since was not protected. The
+		// next request starts afresh.
 		l.forget()
+		return false, errLockLost
 	}
 	if r.id.flock {
 		if l.held && l.mode == r.mode {
@@ -251,21 +267,18 @@ func (f *FS) setLock(ctx context.Context, r lockReq, h *openFile, wait bool) (bo
 				return false, err
 			}
 		}
-		if err := l.acquire(ctx, f, r.mode, wait); err != nil {
+		if err := l.acquire(ctx, f, r.mode, wait, r.pid); err != nil {
 			return false, err
 		}
 		l.pid = r.pid
 		return true, nil
-	}
-	if lost {
-		return false, errLockLost // its ranges were not protected: say so once
 	}
 	next := l.ranges.with(r.start, r.end, r.mode)
 	want, _ := next.mode()
 	taken := false
 	switch {
 	case !l.held:
-		if err := l.acquire(ctx, f, want, wait); err != nil {
+		if err := l.acquire(ctx, f, want, wait, r.pid); err != nil {
 			return false, err
 		}
 		taken = true
@@ -280,12 +293,13 @@ func (f *FS) setLock(ctx context.Context, r lockReq, h *openFile, wait bool) (bo
 	return taken, nil
 }
 
-// acquire takes the lock in mode.
+// acquire takes the lock in mode for process pid (the lock record names
+// the process that first locked).
 // LOCKS_REQUIRED(l.mu)
-func (l *ownerLock) acquire(ctx context.Context, f *FS, mode core.LockMode, wait bool) error {
+func (l *ownerLock) acquire(ctx context.Context, f *FS, mode core.LockMode, wait bool, pid int32) error {
 	if l.m == nil {
 		mctx, mcancel := context.WithCancel(context.Background())
-		l.m, l.cancel = f.g.Mutex(mctx, l.name), mcancel
+		l.m, l.cancel = f.g.Mutex(mctx, l.name, core.LockPID(int(pid))), mcancel
 	}
 	// core polls a held lock with backoff (at most about a second apart)
 	// and, when ctx ends, returns at once and undoes in the background an
@@ -362,7 +376,7 @@ func (l *ownerLock) unlock(ctx context.Context) error {
 	lost := l.lost()
 	l.forget()
 	if lost {
-		return nil // nothing left to release
+		return errLockLost // nothing left to release, but the owner was not protected
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
@@ -388,7 +402,7 @@ func (l *ownerLock) unlockRange(ctx context.Context, f *FS, start, end uint64) e
 	}
 	if l.lost() {
 		l.forget()
-		return nil
+		return errLockLost
 	}
 	next := l.ranges.without(start, end)
 	want, any := next.mode()
@@ -524,13 +538,15 @@ func (h *openFile) QueryLock(ctx context.Context, req *fuse.QueryLockRequest, re
 	name := r.id.name
 	if own != nil {
 		name = own.name
-		mine = own.shown.Load()
+		if s := own.shown.Load(); s != nil && !s.lost() {
+			mine = s // a lost lock is not held: answer as B2 does
+		}
 	}
 	for _, l := range f.locks {
 		if l.name != name || l == own {
 			continue
 		}
-		if s := l.shown.Load(); s != nil {
+		if s := l.shown.Load(); s != nil && !s.lost() {
 			others = append(others, s)
 		}
 	}
@@ -719,4 +735,58 @@ func refusalsOf(f *FS) *refusalLog {
 		runtime.AddCleanup(f, func(k weak.Pointer[FS]) { refusalLogs.Delete(k) }, k)
 	}
 	return r.(*refusalLog)
+}
+
+// fence returns ctx fenced (core.Mutex.Fence) by every lock of this mount
+// held by one of pids or by an ancestor of one of them: a change such a
+// process makes lands only while those locks are held. That covers the
+// idiom "flock FILE CMD", where flock(1) holds the lock and its child
+// writes. A process nobody in its ancestry locked anything for makes
+// unfenced changes. Pids of 0 (unknown) are skipped.
+func (f *FS) fence(ctx context.Context, pids ...uint32) context.Context {
+	f.mu.Lock()
+	var held []*lockState
+	for _, l := range f.locks {
+		if s := l.shown.Load(); s != nil && s.m != nil && s.pid > 0 {
+			held = append(held, s)
+		}
+	}
+	f.mu.Unlock()
+	if len(held) == 0 {
+		return ctx
+	}
+	line := map[int32]bool{}
+	for _, pid := range pids {
+		for p, depth := int32(pid), 0; p > 1 && depth < 64 && !line[p]; depth++ {
+			line[p] = true
+			p = parentPID(p)
+		}
+	}
+	seen := map[*core.Mutex]bool{}
+	for _, s := range held {
+		if line[s.pid] && !seen[s.m] {
+			seen[s.m] = true
+			ctx = s.m.Fence(ctx)
+		}
+	}
+	return ctx
+}
+
+// parentPID returns the parent of process pid, 0 when unknown (it exited).
+func parentPID(pid int32) int32 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return int32(ppid)
 }

@@ -160,6 +160,7 @@ type host struct {
 	next  fuse.HandleID   // GUARDED_BY(mu); the next new handle id
 	free  []fuse.HandleID // GUARDED_BY(mu); released ids, reused last-in first-out
 	owner fuse.LockOwner
+	pid   uint32 // the process the requests come from (0: unknown)
 }
 
 func (w *world) newHost(name string, indexTTL time.Duration) *host {
@@ -183,6 +184,9 @@ func (w *world) newHost(name string, indexTTL time.Duration) *host {
 	}
 	return &host{w: w, name: name, g: g, c: c, fsys: fsys, root: root, next: 1, owner: fuse.LockOwner(len(name) + 100)}
 }
+
+// header is the header of h's requests.
+func (h *host) header() fuse.Header { return fuse.Header{Pid: h.pid} }
 
 func (h *host) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -340,7 +344,7 @@ func (h *host) tryOpen(name string, flags int) (*ofd, error) {
 		var n fusefs.Node
 		var hd fusefs.Handle
 		err := h.call("create", func() (err error) {
-			n, hd, err = c.Create(ctx, &fuse.CreateRequest{Name: name, Flags: fuse.OpenFlags(flags), Mode: 0o644, Umask: 0o022}, &resp)
+			n, hd, err = c.Create(ctx, &fuse.CreateRequest{Header: h.header(), Name: name, Flags: fuse.OpenFlags(flags), Mode: 0o644, Umask: 0o022}, &resp)
 			return err
 		})
 		if err != nil {
@@ -498,7 +502,7 @@ func (f *ofd) tryWrite(off int64, data string) (int, error) {
 	}
 	var resp fuse.WriteResponse
 	err := f.h.call("write", func() error {
-		return w.Write(f.h.w.ctx, &fuse.WriteRequest{Handle: f.id, Offset: off, Data: []byte(data), FileFlags: fuse.OpenFlags(f.flags), LockOwner: f.h.owner}, &resp)
+		return w.Write(f.h.w.ctx, &fuse.WriteRequest{Header: f.h.header(), Handle: f.id, Offset: off, Data: []byte(data), FileFlags: fuse.OpenFlags(f.flags), LockOwner: f.h.owner}, &resp)
 	})
 	if err == nil && resp.Size != len(data) {
 		f.h.errorf("write %s: %d of %d bytes written", f, resp.Size, len(data))
@@ -558,7 +562,7 @@ func (f *ofd) close(want syscall.Errno) {
 	}
 	var err error
 	if fl, ok := f.handle.(fusefs.HandleFlusher); ok {
-		err = f.h.call("flush", func() error { return fl.Flush(f.h.w.ctx, &fuse.FlushRequest{Handle: f.id, LockOwner: f.h.owner}) })
+		err = f.h.call("flush", func() error { return fl.Flush(f.h.w.ctx, &fuse.FlushRequest{Header: f.h.header(), Handle: f.id, LockOwner: f.h.owner}) })
 	}
 	f.h.expect(fmt.Sprintf("close %s", f), errnoOf(err), want)
 	f.refs--
@@ -597,7 +601,7 @@ func (h *host) unlink(name string, want syscall.Errno) {
 	if !ok {
 		h.w.t.Fatalf("root %T does not implement NodeRemover", h.root)
 	}
-	err := h.call("unlink", func() error { return r.Remove(h.w.ctx, &fuse.RemoveRequest{Name: name}) })
+	err := h.call("unlink", func() error { return r.Remove(h.w.ctx, &fuse.RemoveRequest{Header: h.header(), Name: name}) })
 	h.expect("unlink "+name, errnoOf(err), want)
 }
 
@@ -609,7 +613,7 @@ func (h *host) rename(from, to string, want syscall.Errno) {
 		h.w.t.Fatalf("root %T does not implement NodeRenamer", h.root)
 	}
 	err := h.call("rename", func() error {
-		return r.Rename(h.w.ctx, &fuse.RenameRequest{OldName: from, NewName: to, NewDir: 1}, h.root)
+		return r.Rename(h.w.ctx, &fuse.RenameRequest{Header: h.header(), OldName: from, NewName: to, NewDir: 1}, h.root)
 	})
 	h.expect(fmt.Sprintf("rename %s %s", from, to), errnoOf(err), want)
 }

@@ -43,6 +43,8 @@ func keepReason(err error) string {
 		return "ENOSPC: group index full"
 	case errors.Is(err, core.ErrNotExist):
 		return "ENOENT: removed elsewhere"
+	case errors.Is(err, core.ErrLockLost):
+		return "ENOLCK: the lock it was written under was lost: " + err.Error()
 	case errors.Is(err, core.ErrUnknownOutcome):
 		return "EIO: outcome unknown, the commit may have been applied: " + err.Error()
 	default:
