@@ -562,7 +562,9 @@ func (f *ofd) close(want syscall.Errno) {
 	}
 	var err error
 	if fl, ok := f.handle.(fusefs.HandleFlusher); ok {
-		err = f.h.call("flush", func() error { return fl.Flush(f.h.w.ctx, &fuse.FlushRequest{Header: f.h.header(), Handle: f.id, LockOwner: f.h.owner}) })
+		err = f.h.call("flush", func() error {
+			return fl.Flush(f.h.w.ctx, &fuse.FlushRequest{Header: f.h.header(), Handle: f.id, LockOwner: f.h.owner})
+		})
 	}
 	f.h.expect(fmt.Sprintf("close %s", f), errnoOf(err), want)
 	f.refs--
