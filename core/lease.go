@@ -121,14 +121,20 @@ func (g *Group) live(name string, h Holder, now time.Time) bool {
 	if h.Expires.IsZero() {
 		return true
 	}
+	ttl := h.ttl(g.opts.LeaseTTL)
+	return g.waited(name, h, now) < ttl+leaseMargin(ttl)
+}
+
+// waited returns how long entry h of lock name has been seen unchanged,
+// on this group's Clock (0 when first seen now).
+func (g *Group) waited(name string, h Holder, now time.Time) time.Duration {
 	id := name + "\x00" + h.Owner + "\x00" + h.Mode + "\x00" + strconv.FormatInt(h.Seq, 10) + "\x00" + h.Expires.Format(time.RFC3339Nano)
 	first, ok := g.seen.Get(id)
 	if !ok {
 		g.seen.Add(id, now) // an evicted entry is seen anew: later, never sooner
-		return true
+		return 0
 	}
-	ttl := h.ttl(g.opts.LeaseTTL)
-	return now.Sub(first) < ttl+leaseMargin(ttl)
+	return now.Sub(first)
 }
 
 // others returns the entries of hs that belong to other owners than owner

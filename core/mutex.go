@@ -162,6 +162,14 @@ const (
 	pollMax = time.Second
 )
 
+// queueAfter is how long a waiter waits before it takes its place in the
+// lock record's queue, and how long a waiter must have been seen there
+// before it holds back owners that came later: short waits (a local
+// hand-off, a lock held for a moment) cost no record writes, and a host
+// whose waiters keep handing the lock to each other lets a remote waiter
+// in after this long.
+const queueAfter = 300 * time.Millisecond
+
 // LockContext acquires the lock in mode, waiting while it is held
 // elsewhere, and returns ctx.Err() when ctx ends. Waiters are served in
 // order: the waiters of one Group queue in memory, the first of them polls
@@ -178,8 +186,9 @@ func (m *Mutex) LockContext(ctx context.Context, mode LockMode) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	since := m.g.opts.Clock.Now()
 	for backoff := pollMin; ; backoff = min(2*backoff, pollMax) {
-		err := m.tryLock(ctx, mode, true)
+		err := m.tryLock(ctx, mode, m.g.opts.Clock.Now().Sub(since) >= queueAfter)
 		if err == nil {
 			m.g.opts.Metrics.LockAcquired(mode, time.Since(start))
 		}
@@ -217,7 +226,7 @@ func (m *Mutex) leaveRecordQueue(ctx context.Context) {
 
 // TryLock acquires the lock in mode or returns at once: a *LockHeldError
 // (matching ErrLockHeld) when another owner holds it incompatibly, or an
-// incompatible waiter queues for it.
+// incompatible waiter has queued for it (for at least queueAfter).
 func (m *Mutex) TryLock(ctx context.Context, mode LockMode) error {
 	err := m.tryLock(ctx, mode, false)
 	if err == nil {
@@ -442,7 +451,7 @@ func (m *Mutex) attempt(ctx context.Context, mode LockMode, queue bool) error {
 			}
 		}
 		for _, w := range ahead {
-			if block == nil && w.conflicts(mode) {
+			if block == nil && w.conflicts(mode) && m.g.waited(m.name, w, now) >= queueAfter {
 				block = ahead
 			}
 		}
@@ -802,7 +811,8 @@ func (m *Mutex) update(ctx context.Context, acquire bool, f func(lockRecord) (lo
 		if tries >= maxSwaps {
 			return "", fmt.Errorf("%w: lock record kept changing: %d tries", ErrUnavailable, tries)
 		}
-		if tries > 0 && !sleep(ctx, casBackoff(tries-1)) {
+		// The record changes at the pace of lock hand-offs: retry soon.
+		if tries > 0 && !sleep(ctx, casBackoff(min(tries-1, 3))) {
 			return "", ctx.Err()
 		}
 		var rec lockRecord

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -757,9 +756,12 @@ func (f *FS) fence(ctx context.Context, pids ...uint32) context.Context {
 	}
 	line := map[int32]bool{}
 	for _, pid := range pids {
+		// The kernel names the calling thread; locks name its process.
 		for p, depth := int32(pid), 0; p > 1 && depth < 64 && !line[p]; depth++ {
 			line[p] = true
-			p = parentPID(p)
+			tgid, ppid := procIDs(p)
+			line[tgid] = true
+			p = ppid
 		}
 	}
 	seen := map[*core.Mutex]bool{}
@@ -772,21 +774,25 @@ func (f *FS) fence(ctx context.Context, pids ...uint32) context.Context {
 	return ctx
 }
 
-// parentPID returns the parent of process pid, 0 when unknown (it exited).
-func parentPID(pid int32) int32 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+// procIDs returns the process (thread group) and the parent process of
+// thread or process id, zeros when unknown (it exited).
+func procIDs(id int32) (tgid, ppid int32) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(id)) + "/status")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(v))
+		switch k {
+		case "Tgid":
+			tgid = int32(n)
+		case "PPid":
+			ppid = int32(n)
+		}
 	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(fields[1])
-	return int32(ppid)
+	return tgid, ppid
 }

@@ -67,7 +67,9 @@ type fmResult struct {
 	Zeros  int      // reads that found only NUL bytes (the kernel's zero-filled short read, see rmw)
 	Reads  []string // every value read
 	Writes []string // every value written
-	Err    string   // what stopped the helper, if anything
+	// MaxWait is the longest flock(LOCK_EX) wait, in nanoseconds.
+	MaxWait int64
+	Err     string // what stopped the helper, if anything
 }
 
 // TestFileModelHelper is the helper process of the file model tests; run
@@ -128,9 +130,11 @@ func helperIncrement(job fmJob, res *fmResult) error {
 		}
 	}()
 	if job.Lock {
+		start := time.Now()
 		if _, err := noEINTR(func() (int, error) { return 0, syscall.Flock(fd, syscall.LOCK_EX) }); err != nil {
 			return fmt.Errorf("flock: %w", err)
 		}
+		res.MaxWait = max(res.MaxWait, int64(time.Since(start)))
 	}
 	var buf []byte
 	chunk := make([]byte, 256)
