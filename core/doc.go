@@ -54,8 +54,13 @@
 // # Locks
 //
 // Group.Mutex returns a lock on one object of the group. Its content is a
-// JSON lease record (owner, host, pid, mode, acquired, expires) that the holder
-// renews in the background; an expired lease may be taken over. Blazer's own
+// JSON lease record (holders and waiters: owner, host, pid, mode, times,
+// renewal number) that the holder renews in the background; a lease whose
+// entry stayed unchanged for longer than its TTL plus a margin, on the
+// taker's own clock, may be taken over (lease.go: no two hosts' clocks are
+// ever compared). Mutex.Fence makes commits conditional on the lock, in
+// their own compare-and-swap, so a holder that lost its lock cannot
+// commit. Blazer's own
 // Mutex writes the single byte 0x01, which this package reads as an exclusive
 // lock held forever, so the two exclude each other; ForceUnlock clears any
 // lock.
@@ -63,6 +68,6 @@
 // # Errors
 //
 // Errors can be tested with errors.Is against ErrConflict, ErrNotExist,
-// ErrGroupFull, ErrLockHeld, ErrUnavailable, ErrCorrupt and ErrBadName.
+// ErrGroupFull, ErrLockHeld, ErrLockLost, ErrUnavailable, ErrCorrupt and ErrBadName.
 // Nothing in this package panics on a B2 error.
 package core
