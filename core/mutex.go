@@ -144,6 +144,9 @@ func (m *Mutex) setErr(err error) {
 	m.mu.Unlock()
 }
 
+// Owner returns the id of this owner in lock records (Holder.Owner).
+func (m *Mutex) Owner() string { return m.owner }
+
 // Held reports whether this owner holds the lock and trusts its lease.
 func (m *Mutex) Held() bool {
 	m.mu.Lock()

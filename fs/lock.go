@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -578,14 +577,13 @@ func (h *openFile) QueryLock(ctx context.Context, req *fuse.QueryLockRequest, re
 	if err != nil {
 		return f.errno("fcntl getlk", p, err)
 	}
-	ownModes := make([]core.LockMode, 0, len(others)+1)
-	if mine != nil {
-		ownModes = append(ownModes, mine.mode)
+	ownIDs := map[string]bool{}
+	for _, o := range append(others, mine) {
+		if o != nil && o.m != nil {
+			ownIDs[o.m.Owner()] = true
+		}
 	}
-	for _, o := range others {
-		ownModes = append(ownModes, o.mode)
-	}
-	for _, x := range foreignHolders(hs, ownModes, time.Now()) {
+	for _, x := range foreignHolders(hs, ownIDs) {
 		m := core.Exclusive
 		if x.Mode == core.Shared.String() {
 			m = core.Shared
@@ -602,38 +600,17 @@ func (h *openFile) QueryLock(ctx context.Context, req *fuse.QueryLockRequest, re
 	return nil
 }
 
-// foreignHolders returns the live holders of a lock record other than this
-// mount's own owners, whose modes are own: one entry is set aside for each,
-// preferably an entry of this process in the same mode. Entries of one
-// mode are alike for conflicts, so a wrong pick changes nothing but the
-// process reported.
-func foreignHolders(hs []core.Holder, own []core.LockMode, now time.Time) []core.Holder {
-	var live []core.Holder
+// foreignHolders returns the holders of a lock record other than this
+// mount's own owners (by their owner ids). A lapsed lease counts as held
+// until another owner takes it over, as F_SETLK finds it.
+func foreignHolders(hs []core.Holder, own map[string]bool) []core.Holder {
+	var out []core.Holder
 	for _, x := range hs {
-		if x.Expires.IsZero() || now.Before(x.Expires) {
-			live = append(live, x)
+		if !own[x.Owner] {
+			out = append(out, x)
 		}
 	}
-	ours := func(x core.Holder) bool { return x.Host == hostname() && x.PID == os.Getpid() }
-	for _, m := range own {
-		best, bestScore := -1, 0
-		for i, x := range live {
-			score := 0
-			if ours(x) {
-				score += 2
-			}
-			if x.Mode == m.String() {
-				score++
-			}
-			if score > bestScore {
-				best, bestScore = i, score
-			}
-		}
-		if best >= 0 {
-			live = slices.Delete(live, best, best+1)
-		}
-	}
-	return live
+	return out
 }
 
 // hostname is the host name lock records of this host carry (core's

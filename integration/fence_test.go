@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -91,6 +92,10 @@ func TestStaleHolderRefused(t *testing.T) {
 	}
 	if res := ask(fenceReq{Op: "hold", Lock: a.path("job.lock"), Data: a.path("data"), Content: "stale\n"}); res.Err != "" {
 		t.Fatalf("hold: %s", res.Err)
+	}
+	// The lock record names the process that took the lock.
+	if out := e.toolOutput("locks", bucket+"/fence"); !strings.Contains(out, " "+strconv.Itoa(h.cmd.Process.Pid)+" ") {
+		t.Errorf("b2cfs locks does not show the holding process %d:\n%s", h.cmd.Process.Pid, out)
 	}
 
 	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {

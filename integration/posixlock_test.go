@@ -338,7 +338,9 @@ func wantHolders(t *testing.T, g *core.Group, file string, want ...string) {
 	}
 }
 
-func held(mode string, m *mount) string { return fmt.Sprintf("%s@%d", mode, m.cmd.Process.Pid) }
+// held is a holder entry as lockHolders shows it: the lock record names
+// the process that took the lock.
+func held(mode string, h *posixHelper) string { return fmt.Sprintf("%s@%d", mode, h.pid) }
 
 // refusalLines counts the mount's log lines about refused locks of pid.
 func refusalLines(m *mount, pid int) int {
@@ -363,9 +365,9 @@ func TestPosixLockReadRangesAcrossHosts(t *testing.T) {
 
 	ha.must("setlk", fa, "r", 0, 10)
 	hb.must("setlk", fb, "r", 100, 10)
-	wantHolders(t, g, "f", held("shared", a), held("shared", b))
+	wantHolders(t, g, "f", held("shared", ha), held("shared", hb))
 	ha.must("setlk", fa, "r", 50, 0) // a second range, to the end of the file
-	wantHolders(t, g, "f", held("shared", a), held("shared", b))
+	wantHolders(t, g, "f", held("shared", ha), held("shared", hb))
 
 	for range 5 {
 		hb.busy("setlk", fb, "w", 200, 10)
@@ -373,7 +375,7 @@ func TestPosixLockReadRangesAcrossHosts(t *testing.T) {
 	if n := refusalLines(b, hb.pid); n != 1 {
 		t.Fatalf("%d log lines about refusals of helper b, want 1:\n%s", n, b.log.String())
 	}
-	wantHolders(t, g, "f", held("shared", a), held("shared", b))
+	wantHolders(t, g, "f", held("shared", ha), held("shared", hb))
 
 	// F_GETLK: a read lock is placeable; a write lock is not, because of
 	// the other host's read lock.
@@ -381,14 +383,14 @@ func TestPosixLockReadRangesAcrossHosts(t *testing.T) {
 		t.Fatalf("F_GETLK read beside read locks: %+v, want F_UNLCK", res)
 	}
 	res := hb.getlk("getlk", fb, "w", 500, 1)
-	if res.Type != "r" || res.Start != 0 || res.Len != 0 || res.PID != int32(a.cmd.Process.Pid) {
-		t.Fatalf("F_GETLK write beside host A's read lock: %+v, want a read lock of the whole file by pid %d (A's b2cfs)", res, a.cmd.Process.Pid)
+	if res.Type != "r" || res.Start != 0 || res.Len != 0 || res.PID != int32(ha.pid) {
+		t.Fatalf("F_GETLK write beside host A's read lock: %+v, want a read lock of the whole file by pid %d (the process holding it through A)", res, ha.pid)
 	}
 
 	ha.must("setlk", fa, "u", 0, 0)
-	wantHolders(t, g, "f", held("shared", b))
+	wantHolders(t, g, "f", held("shared", hb))
 	hb.must("setlk", fb, "w", 200, 10) // now the only holder: upgrades
-	wantHolders(t, g, "f", held("exclusive", b))
+	wantHolders(t, g, "f", held("exclusive", hb))
 	hb.must("setlk", fb, "u", 0, 0)
 	wantHolders(t, g, "f")
 }
@@ -405,12 +407,12 @@ func TestPosixLockWriteRange(t *testing.T) {
 	hb, fb := posixOwner(t, "b", b)
 
 	ha.must("setlk", fa, "w", 0, 100)
-	wantHolders(t, g, "f", held("exclusive", a))
+	wantHolders(t, g, "f", held("exclusive", ha))
 	hb.busy("setlk", fb, "r", 1000, 10)
 	hb.busy("setlk", fb, "w", 0, 0)
 	res := hb.getlk("getlk", fb, "r", 1000, 10)
-	if res.Type != "w" || res.Start != 0 || res.Len != 0 || res.PID != int32(a.cmd.Process.Pid) {
-		t.Fatalf("F_GETLK beside host A's write lock: %+v, want a write lock of the whole file by pid %d", res, a.cmd.Process.Pid)
+	if res.Type != "w" || res.Start != 0 || res.Len != 0 || res.PID != int32(ha.pid) {
+		t.Fatalf("F_GETLK beside host A's write lock: %+v, want a write lock of the whole file by pid %d", res, ha.pid)
 	}
 	if res := ha.getlk("getlk", fa, "w", 0, 0); res.Type != "u" {
 		t.Fatalf("F_GETLK by the holder itself: %+v, want F_UNLCK", res)
@@ -421,15 +423,15 @@ func TestPosixLockWriteRange(t *testing.T) {
 	hb.busy("setlk", fb, "r", 40, 20)
 	ha.must("setlk", fa, "u", 0, 40)
 	hb.busy("setlk", fb, "r", 0, 10)
-	wantHolders(t, g, "f", held("exclusive", a))
+	wantHolders(t, g, "f", held("exclusive", ha))
 	// A read range beside the last write range; unlocking the write range
 	// downgrades the lock, in place.
 	ha.must("setlk", fa, "r", 200, 10)
 	ha.must("setlk", fa, "u", 60, 40)
-	wantHolders(t, g, "f", held("shared", a))
+	wantHolders(t, g, "f", held("shared", ha))
 	hb.must("setlk", fb, "r", 0, 0)
 	hb.busy("setlk", fb, "w", 300, 1)
-	wantHolders(t, g, "f", held("shared", a), held("shared", b))
+	wantHolders(t, g, "f", held("shared", ha), held("shared", hb))
 	hb.must("setlk", fb, "u", 0, 0)
 
 	// A waiting F_SETLKW on B gets the lock once A releases it.
@@ -445,7 +447,7 @@ func TestPosixLockWriteRange(t *testing.T) {
 		t.Fatalf("F_SETLKW on B after A released: %+v (answered: %v)", res, ok)
 	}
 	t.Logf("B's waiting F_SETLKW got the lock %v after A released", time.Since(released))
-	wantHolders(t, g, "f", held("exclusive", b))
+	wantHolders(t, g, "f", held("exclusive", hb))
 	hb.must("setlk", fb, "u", 0, 0)
 	wantHolders(t, g, "f")
 }
@@ -464,7 +466,7 @@ func TestPosixLockUpgradeDowngrade(t *testing.T) {
 	ha.must("setlk", fa, "r", 0, 0)
 	hb.must("setlk", fb, "r", 0, 0)
 	ha.busy("setlk", fa, "w", 0, 0)
-	wantHolders(t, g, "f", held("shared", a), held("shared", b))
+	wantHolders(t, g, "f", held("shared", ha), held("shared", hb))
 
 	if ha.norestart {
 		ha.send(posixReq{Op: "setlkw", FD: fa, Type: "w", Start: 0, Len: 0})
@@ -480,7 +482,7 @@ func TestPosixLockUpgradeDowngrade(t *testing.T) {
 		t.Logf("interrupted upgrade returned EINTR %v after the signal", time.Since(start))
 		// The read lock is still A's: B cannot write, and the record
 		// still has both read locks.
-		wantHolders(t, g, "f", held("shared", a), held("shared", b))
+		wantHolders(t, g, "f", held("shared", ha), held("shared", hb))
 	} else {
 		t.Log("SA_RESTART could not be cleared on this architecture: the interrupted F_SETLKW is not checked")
 	}
@@ -496,12 +498,12 @@ func TestPosixLockUpgradeDowngrade(t *testing.T) {
 	if !ok || res.Errno != 0 {
 		t.Fatalf("F_SETLKW upgrade after B unlocked: %+v (answered: %v)", res, ok)
 	}
-	wantHolders(t, g, "f", held("exclusive", a))
+	wantHolders(t, g, "f", held("exclusive", ha))
 	hb.busy("setlk", fb, "r", 0, 0)
 
 	// Downgrade in place: B may read, not write.
 	ha.must("setlk", fa, "r", 0, 0)
-	wantHolders(t, g, "f", held("shared", a))
+	wantHolders(t, g, "f", held("shared", ha))
 	hb.must("setlk", fb, "r", 0, 0)
 	hb.busy("setlk", fb, "w", 0, 0)
 	ha.must("setlk", fa, "u", 0, 0)
@@ -529,7 +531,7 @@ func TestPosixLockSameHost(t *testing.T) {
 	}
 	h1.must("setlk", f1, "r", 0, 10) // downgrade: both may read
 	h2.must("setlk", f2, "r", 20, 10)
-	wantHolders(t, g, "f", held("shared", a), held("shared", a))
+	wantHolders(t, g, "f", held("shared", h1), held("shared", h2))
 	res = h2.getlk("getlk", f2, "w", 20, 10)
 	if res.Type != "r" || res.PID != int32(h1.pid) {
 		t.Fatalf("F_GETLK write beside another process's read lock: %+v, want a read lock by pid %d", res, h1.pid)
@@ -541,7 +543,7 @@ func TestPosixLockSameHost(t *testing.T) {
 	if e := syscall.Errno(h1.do(posixReq{Op: "close", FD: g1}).Errno); e != 0 {
 		t.Fatal(e)
 	}
-	wantHolders(t, g, "f", held("shared", a))
+	wantHolders(t, g, "f", held("shared", h2))
 	h2.must("setlk", f2, "u", 0, 0)
 	wantHolders(t, g, "f")
 
@@ -556,7 +558,7 @@ func TestPosixLockSameHost(t *testing.T) {
 	if e := syscall.Errno(h1.do(posixReq{Op: "close", FD: g1}).Errno); e != 0 {
 		t.Fatal(e)
 	}
-	wantHolders(t, g, "f", held("exclusive", a))
+	wantHolders(t, g, "f", held("exclusive", h1))
 	if e := syscall.Errno(h1.do(posixReq{Op: "close", FD: f1}).Errno); e != 0 {
 		t.Fatal(e)
 	}

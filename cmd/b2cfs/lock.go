@@ -4,16 +4,22 @@ package main
 // lists the held locks and unlock --force clears one. The lock NAME is the
 // object lockPrefix+NAME, the one a mount takes for flock on file NAME, so
 // "b2cfs lock g f.lock" and "flock MOUNT/f.lock" exclude each other.
+//
+// The command runs under a guard process (lockguard.go) that ends it and
+// the processes it started when the lock is lost or the tool dies.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -49,6 +55,15 @@ const (
 // lease is left to expire.
 const unlockTimeout = 30 * time.Second
 
+const (
+	// defaultLease is core's default lease (Options.LeaseTTL).
+	defaultLease = 30 * time.Second
+	// defaultLostGrace is the time between SIGTERM and SIGKILL for a
+	// command whose lock is lost or whose tool died; at most a third of
+	// the lease.
+	defaultLostGrace = 5 * time.Second
+)
+
 const lockHelp = `usage: b2cfs lock [options] BUCKET/GROUP NAME -- COMMAND [ARG...]
 
 Runs COMMAND while holding lock NAME of the group, then releases it, as
@@ -56,14 +71,35 @@ flock(1) does. NAME is the lock of file NAME in a mount of the group: this
 command and "flock MOUNTPOINT/NAME" on any host exclude each other, and so
 does blazer's x/consistent Mutex on object ".b2cfs/locks/NAME".
 
-The lock is a lease renewed in the background while COMMAND runs; a host that
-dies stops renewing and the lock frees itself once the lease expires. If it
-cannot be renewed until it expires, an error saying LOCK LOST is logged (the
-command keeps running). No mount is needed.
+The lock is a lease (--lease, default 30s) renewed in the background while
+COMMAND runs; a host that dies stops renewing and the lock frees itself once
+the lease expires. "b2cfs locks" shows the pid of this b2cfs process, its
+host, the mode and when the lease expires. No mount is needed.
+
+COMMAND does not go on for long without the lock. Its processes are COMMAND
+and every process it starts (on Linux, daemons that detach included):
+  - Lock lost: if the lease cannot be renewed before it expires, or the lock
+    is cleared ("b2cfs unlock --force"), an error saying LOCK LOST is
+    logged, COMMAND's processes get SIGTERM, and those still running after
+    the grace period (--lost-grace, default 5s, or a third of the lease if
+    that is shorter) get SIGKILL.
+  - b2cfs dies (kill -9 included): the same, at once: SIGTERM, and SIGKILL
+    after the grace period, so COMMAND's processes are gone within
+    --lost-grace of b2cfs's death, before its lease lets another host in.
+  - SIGINT or SIGTERM to b2cfs: passed on to COMMAND as SIGTERM; b2cfs
+    waits for COMMAND to exit, then releases the lock.
+COMMAND runs under a small guard process (b2cfs-lock-guard, this program
+again) that does this; it keeps b2cfs's process group, standard streams and
+terminal. What COMMAND leaves running in the background when it exits by
+itself is not touched.
 
 Exit status: COMMAND's (128+N when killed by signal N); 1 when the lock is
 busy with -n or still busy when -w runs out; 71 when B2 cannot be reached
-(the lock could not be checked, as ENOLCK); 64 for bad arguments.
+(the lock could not be checked, as ENOLCK); 64 for bad arguments. After
+LOCK LOST that is 143 (128+SIGTERM) when COMMAND died of the SIGTERM, 137
+(128+SIGKILL) when it was still running after the grace period, or its own
+status when it caught SIGTERM and exited in time; so a script that must
+know checks for LOCK LOST on stderr.
 `
 
 const lockExample = `
@@ -77,7 +113,8 @@ type lockFlags struct {
 	nb     bool
 	wait   time.Duration // 0: no limit
 	mode   core.LockMode
-	lease  time.Duration
+	lease  time.Duration // 0: core's default, defaultLease
+	grace  time.Duration // SIGTERM to SIGKILL when the lock is lost or the tool dies
 	target target
 	name   string
 	argv   []string
@@ -89,6 +126,7 @@ func parseLockArgs(t *tool, args []string) (*lockFlags, error) {
 	shared := t.flags.Bool("s", false, "take a shared lock")
 	t.flags.Bool("x", true, "take an exclusive lock (the default)")
 	lease := t.flags.Duration("lease", 0, "lease of the lock: how long it outlives a crashed holder (default 30s)")
+	grace := t.flags.Duration("lost-grace", defaultLostGrace, "when the lock is lost or b2cfs dies, SIGKILL the command `DUR` after SIGTERM; by default at most a third of the lease, if given less than half of it")
 	pos, err := t.parse(args, 3, 1<<20)
 	if err != nil {
 		return nil, err
@@ -101,8 +139,21 @@ func parseLockArgs(t *tool, args []string) (*lockFlags, error) {
 	if err := checkLockName(lf.name); err != nil {
 		return nil, err
 	}
-	if *wait < 0 || *lease < 0 {
-		return nil, errors.New("lock: -w and --lease must not be negative")
+	if *wait < 0 || *lease < 0 || *grace < 0 {
+		return nil, errors.New("lock: -w, --lease and --lost-grace must not be negative")
+	}
+	// The grace must end well before the lease of a dead tool lets another
+	// holder in, two thirds of the lease after the tool died at the
+	// earliest (it renewed every third of the lease).
+	ttl := cmp.Or(lf.lease, defaultLease)
+	lf.grace = *grace
+	set := false
+	t.flags.Visit(func(f *flag.Flag) { set = set || f.Name == "lost-grace" })
+	switch {
+	case !set:
+		lf.grace = min(lf.grace, ttl/3)
+	case lf.grace >= ttl/2:
+		return nil, fmt.Errorf("lock: --lost-grace %v must be less than half the lease (%v)", lf.grace, ttl)
 	}
 	if *shared {
 		lf.mode = core.Shared
@@ -119,6 +170,10 @@ func checkLockName(name string) error {
 }
 
 func runLock(ctx context.Context, c cli, args []string) error {
+	if _, ok := c.stderr.(*os.File); !ok {
+		// The log and the command's copied stderr meet in it.
+		c.stderr = &syncWriter{w: c.stderr}
+	}
 	t := newTool(c, "lock", lockHelp, lockExample)
 	lf, err := parseLockArgs(t, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -154,7 +209,13 @@ func runLock(ctx context.Context, c cli, args []string) error {
 
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
 	defer cancel()
-	if err := m.UnlockContext(uctx); err != nil {
+	lost := false
+	select {
+	case <-m.Lost():
+		lost = true // said already
+	default:
+	}
+	if err := m.UnlockContext(uctx); err != nil && !lost {
 		t.log.Warn("lock not released; it frees itself when its lease expires", "lock", lf.name, "err", err)
 	}
 	if code != 0 {
@@ -192,35 +253,46 @@ func acquire(ctx context.Context, m *core.Mutex, lf *lockFlags) error {
 	return &exitError{Code: exitNoLock, Err: fmt.Errorf("lock %s: %w", lf.name, err)}
 }
 
-// runLocked runs the command and returns its exit status. It logs loudly
-// if the lock is lost meanwhile.
+// runLocked runs the command under its guard and returns its exit status.
+// If the lock is lost meanwhile it logs loudly and has the guard end the
+// command; should this process die, the guard ends it too (lockguard.go).
 func runLocked(ctx context.Context, c cli, t *tool, m *core.Mutex, lf *lockFlags) int {
-	cmd := exec.Command(lf.argv[0], lf.argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.stdin, c.stdout, c.stderr
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(c.stderr, "b2cfs: lock: %v\n", err)
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return 127
-		}
+	guard, ctl, err := startGuard(c, lf.argv, lf.grace)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "b2cfs: lock: start the command's guard: %v\n", err)
 		return 126
 	}
+	defer ctl.Close()
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- guard.Wait() }()
 	lost := m.Lost()
 	for {
 		select {
 		case err := <-done:
 			return commandStatus(err)
 		case <-lost:
-			t.log.Error("LOCK LOST: the lease could not be renewed in time; another holder may now run alongside the command", "lock", lf.name, "pid", cmd.Process.Pid)
+			t.log.Error("LOCK LOST: another holder may now run alongside the command; it gets SIGTERM, then SIGKILL after the grace period", "lock", lf.name, "grace", lf.grace)
+			ctl.Write([]byte{guardLost})
 			lost = nil
 		case <-ctx.Done():
 			// SIGINT or SIGTERM reached this process; the command got it
 			// too if it shares the terminal. Pass SIGTERM on, then wait.
-			cmd.Process.Signal(syscall.SIGTERM)
+			ctl.Write([]byte{guardTerm})
 			ctx = context.Background()
 		}
 	}
+}
+
+// syncWriter serializes writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // commandStatus is a shell's $? for a finished command.
@@ -241,10 +313,13 @@ func commandStatus(err error) int {
 const locksHelp = `usage: b2cfs locks [options] BUCKET/GROUP
 
 Lists the held locks of a group, one holder a line: the lock's name (the
-file it locks in a mount, or the NAME given to "b2cfs lock"), mode, host
-and pid of the holder, since when, and when its lease expires ("never" for
-blazer's locks, "expired" for a lease nobody renewed: anyone may take it).
-No mount is needed.
+file it locks in a mount, or the NAME given to "b2cfs lock"), mode
+(exclusive or shared), host and pid of the holding process (for "b2cfs
+lock", that b2cfs process; its command runs under it), since when, and when
+its lease expires. Both times are the holder's own wall clock readings,
+shown in local time: "never" for blazer's locks, which do not expire,
+"expired" once the expiry has passed by this host's clock (the holder
+stopped renewing, or the clocks differ). No mount is needed.
 `
 
 const locksExample = `

@@ -4,8 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -212,5 +220,318 @@ func TestLockHelp(t *testing.T) {
 		if _, ok := commands[name]; !ok {
 			t.Errorf("%s is not registered", name)
 		}
+	}
+}
+
+func TestLockLostGraceFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		grace time.Duration // -1: a usage error
+	}{
+		{nil, defaultLostGrace},
+		{[]string{"--lease", "6s"}, 2 * time.Second}, // a third of a short lease
+		{[]string{"--lost-grace", "10s"}, 10 * time.Second},
+		{[]string{"--lost-grace", "0"}, 0},
+		{[]string{"--lease", "4s", "--lost-grace", "1s"}, time.Second},
+		{[]string{"--lease", "4s", "--lost-grace", "2s"}, -1}, // not less than half the lease
+		{[]string{"--lost-grace", "15s"}, -1},
+		{[]string{"--lost-grace", "-1s"}, -1},
+	} {
+		c := cli{stdin: strings.NewReader(""), getenv: mapEnv(nil), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+		lf, err := parseLockArgs(newTool(c, "lock", lockHelp, lockExample), append(tc.args, "my-bucket/g", "f.lock", "--", "true"))
+		switch {
+		case tc.grace < 0 && err == nil:
+			t.Errorf("%q: grace %v, want an error", tc.args, lf.grace)
+		case tc.grace >= 0 && err != nil:
+			t.Errorf("%q: %v", tc.args, err)
+		case tc.grace >= 0 && lf.grace != tc.grace:
+			t.Errorf("%q: grace %v, want %v", tc.args, lf.grace, tc.grace)
+		}
+	}
+	e := newTestEnv(t)
+	if _, _, err := e.run(runLock, "", "--lease", "4s", "--lost-grace", "3s", e.path("g"), "f.lock", "--", "true"); exitStatus(err) != exitUsage {
+		t.Fatalf("lock with --lost-grace past half the lease: status %d (%v)", exitStatus(err), err)
+	}
+}
+
+// shPids is a script for "sh -c SCRIPT sh DIR" that runs pre, writes its
+// pid to DIR/sh.pid, starts a child "sleep 1000" whose pid it writes to
+// DIR/sleep.pid, and then runs body.
+func shPids(pre, body string) string {
+	return `cd "$1" || exit 99; ` + pre + `; sleep 1000 & echo $! > sleep.pid.tmp; mv sleep.pid.tmp sleep.pid; echo $$ > sh.pid.tmp; mv sh.pid.tmp sh.pid; ` + body
+}
+
+// waitPids returns the pids shPids's script wrote to dir, waiting up to
+// a minute for them; exited is polled meanwhile and fails the test if
+// closed.
+func waitPids(t *testing.T, dir string, exited <-chan struct{}) (sh, sleep int) {
+	t.Helper()
+	read := func(name string) int {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return 0
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return pid
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		if sh, sleep = read("sh.pid"), read("sleep.pid"); sh > 0 && sleep > 0 {
+			t.Cleanup(func() {
+				// Whatever happened, leave nothing behind.
+				for _, p := range []int{sh, sleep} {
+					if !processGone(p) {
+						syscall.Kill(p, syscall.SIGKILL)
+					}
+				}
+			})
+			return sh, sleep
+		}
+		select {
+		case <-exited:
+			t.Fatal("b2cfs lock exited before its command started")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processGone reports whether pid has exited (a zombie counts as exited).
+func processGone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == syscall.ESRCH
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(f) > 0 && f[0] == "Z"
+}
+
+// logProcs logs the state of pids and of their parents (the guard).
+func logProcs(t *testing.T, pids ...int) {
+	t.Helper()
+	seen := map[int]bool{}
+	for len(pids) > 0 {
+		p := pids[0]
+		pids = pids[1:]
+		if seen[p] || p <= 1 {
+			continue
+		}
+		seen[p] = true
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		stack, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stack", p))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		t.Logf("process %d: %q\n%s\nkernel stack:\n%s", p, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}), status, stack)
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+				if pp, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+					pids = append(pids, pp)
+				}
+			}
+		}
+	}
+}
+
+// waitGone waits up to limit for every pid to exit and returns how long
+// that took; it fails the test if one is still there.
+func waitGone(t *testing.T, limit time.Duration, pids ...int) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		left := 0
+		for _, p := range pids {
+			if !processGone(p) {
+				left = p
+			}
+		}
+		if left == 0 {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			logProcs(t, pids...)
+			t.Fatalf("process %d still running %v later", left, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestLockMainProcess is not a test: it is the b2cfs binary (its main) for
+// tests that must kill "b2cfs lock", started by startMain with the command
+// line after "--".
+func TestLockMainProcess(t *testing.T) {
+	if os.Getenv("B2CFS_TEST_MAIN") != "1" {
+		t.Skip("the b2cfs process of TestLockDeadTool")
+	}
+	os.Args = append([]string{"b2cfs"}, flag.Args()...)
+	main()
+}
+
+// startMain starts "b2cfs ARGS..." as a process of its own, on the test
+// emulator, logging to DIR/b2cfs.log; exited is closed when it exits.
+func startMain(t *testing.T, e *testEnv, dir string, args ...string) (cmd *exec.Cmd, exited chan struct{}) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(dir, "b2cfs.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	cmd = exec.Command(exe, append([]string{"-test.run=^TestLockMainProcess$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), "B2CFS_TEST_MAIN=1")
+	for k, v := range e.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = log, log // files: no copying that orphans hold up
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("b2cfs log:\n%s", b)
+		}
+	})
+	return cmd, exited
+}
+
+// TestLockDeadTool: kill -9 of "b2cfs lock" ends its command, and the
+// processes the command started, within --lost-grace: the command and its
+// child ignore SIGTERM here, so they end by the SIGKILL that follows, long
+// before the lease of the dead tool lets another host take the lock.
+func TestLockDeadTool(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	tool, exited := startMain(t, e, dir, "lock", "--lost-grace", "2s", e.path("g"), "f.lock", "--",
+		"sh", "-c", shPids(`trap "" TERM`, `wait`), "sh", dir)
+	sh, sleep := waitPids(t, dir, exited)
+	if processGone(sh) || processGone(sleep) {
+		t.Fatal("the command is not running")
+	}
+	if err := tool.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	// The documented bound is the grace, 2 s; the limit is generous for
+	// a loaded machine.
+	d := waitGone(t, 30*time.Second, sh, sleep)
+	t.Logf("command and child gone %v after kill -9 of b2cfs lock", d)
+	// Gone while the dead tool's lease still holds the lock: nobody else
+	// could have run beside them.
+	ctx := context.Background()
+	m := e.group("g").Mutex(ctx, lockPrefix+"f.lock")
+	if err := m.TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
+		t.Fatalf("lock after the command was gone: %v, want it still held by the dead tool's lease", err)
+	}
+}
+
+// TestLockSignalPassedOn: SIGTERM to "b2cfs lock" reaches the command as
+// SIGTERM; b2cfs lock waits for it, releases the lock and exits with its
+// status.
+func TestLockSignalPassedOn(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	tool, exited := startMain(t, e, dir, "lock", e.path("g"), "f.lock", "--",
+		"sh", "-c", shPids(`trap "echo TERM >> got; exit 7" TERM`, `wait`), "sh", dir)
+	sh, sleep := waitPids(t, dir, exited)
+	if err := tool.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("b2cfs lock still running 30 s after SIGTERM")
+	}
+	if code := tool.ProcessState.ExitCode(); code != 7 {
+		t.Fatalf("exit status %d, want the command's 7", code)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "got")); !strings.Contains(string(got), "TERM") {
+		t.Errorf("the command's SIGTERM trap did not run (got %q)", got)
+	}
+	waitGone(t, 30*time.Second, sh)
+	if hs, err := e.group("g").Holders(context.Background(), lockPrefix+"f.lock"); err != nil || len(hs) != 0 {
+		t.Fatalf("after b2cfs lock exited: holders %v, %v", hs, err)
+	}
+	syscall.Kill(sleep, syscall.SIGKILL) // left in the background, as by any command
+}
+
+// syncBuffer is a bytes.Buffer for concurrent writers and readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLockLost: when the lock is lost while the command runs, the command
+// and its child get SIGTERM, and SIGKILL after --lost-grace if still
+// there; b2cfs lock exits with the killed command's status.
+func TestLockLost(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		pre    string // shPids's
+		body   string
+		status int
+		term   bool // the command reports SIGTERM in DIR/got
+	}{
+		{"dies of SIGTERM", `:`, `wait`, 128 + int(syscall.SIGTERM), false},
+		// The child ignores SIGTERM too, and the loop forks all along.
+		{"ignores SIGTERM", `trap "" TERM`, `trap "echo TERM >> got" TERM; while :; do sleep 0.1; done`, 128 + int(syscall.SIGKILL), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			dir := t.TempDir()
+			// Core logs its LOCK LOST from its renewal, which nothing
+			// waits for: stderr is read under a lock.
+			stderr := &syncBuffer{}
+			c := cli{stdin: strings.NewReader(""), getenv: mapEnv(e.env), stdout: io.Discard, stderr: stderr}
+			res := make(chan error, 1)
+			exited := make(chan struct{})
+			go func() {
+				defer close(exited)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				res <- runLock(ctx, c, []string{"--lease", "3s", "--lost-grace", "1s", e.path("g"), "f.lock", "--",
+					"sh", "-c", shPids(tc.pre, tc.body), "sh", dir})
+			}()
+			sh, sleep := waitPids(t, dir, exited)
+			// Another host clears the lock: the holder's next renewal (a
+			// third of the lease later) finds it gone.
+			if _, err := e.group("g").ForceUnlock(context.Background(), lockPrefix+"f.lock"); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			select {
+			case err = <-res:
+			case <-time.After(45 * time.Second):
+				t.Fatal("b2cfs lock still running 45 s after its lock was cleared")
+			}
+			if out := stderr.String(); exitStatus(err) != tc.status || !strings.Contains(out, "LOCK LOST") {
+				t.Fatalf("status %d (%v), want %d and LOCK LOST; stderr:\n%s", exitStatus(err), err, tc.status, out)
+			}
+			got, _ := os.ReadFile(filepath.Join(dir, "got"))
+			if tc.term && !strings.Contains(string(got), "TERM") {
+				t.Errorf("the command's SIGTERM trap did not run (got %q)", got)
+			}
+			waitGone(t, 30*time.Second, sh, sleep)
+		})
 	}
 }
