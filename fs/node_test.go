@@ -1,7 +1,6 @@
 package fs_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/b2cfs/b2cfs/cache"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
+	"github.com/b2cfs/b2cfs/core/storetest"
 	b2fs "github.com/b2cfs/b2cfs/fs"
 )
 
@@ -724,26 +724,5 @@ func (w *world) checkStored(name, want string) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
-}
+// lockedBuffer is the log sink of the hosts' file systems.
+type lockedBuffer = storetest.SyncBuffer

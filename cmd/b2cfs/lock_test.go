@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 // exitStatus is the status run() would exit with for err.
@@ -464,22 +464,7 @@ func TestLockSignalPassedOn(t *testing.T) {
 }
 
 // syncBuffer is a bytes.Buffer for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = storetest.SyncBuffer
 
 // TestLockLost: when the lock is lost while the command runs, the command
 // and its child get SIGTERM, and SIGKILL after --lost-grace if still
