@@ -362,12 +362,7 @@ type mutation func(idx *index) error
 // A change made with a context of Mutex.Fence is checked against the lock
 // in the same compare-and-swap.
 func (g *Group) apply(ctx context.Context, mut mutation) error {
-	fs := g.fences(ctx)
-	for _, m := range fs {
-		m.fence.RLock()
-		defer m.fence.RUnlock()
-	}
-	err := g.applyCAS(ctx, fenced(fs, mut))
+	err := g.applyCAS(ctx, fenced(g.fences(ctx), mut))
 	loseFenced(err)
 	switch {
 	case err == nil:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -160,20 +161,21 @@ type fenceKey struct{}
 // an error matching ErrLockLost, and the lock is lost (Lost is closed). The
 // check is part of the change's own compare-and-swap: it costs no B2 call.
 // Fences of several mutexes add up; a mutex of another group is ignored.
-//
-// While a fenced change is under way, m's renewal, conversion and release
-// wait for it, and the other way round.
+// A renewal that lands while a fenced change is under way is no obstacle:
+// the fence then reads the record the renewal wrote, which names m (one
+// download, cached by key).
 func (m *Mutex) Fence(ctx context.Context) context.Context {
 	fs, _ := ctx.Value(fenceKey{}).([]*Mutex)
 	return context.WithValue(ctx, fenceKey{}, append(fs[:len(fs):len(fs)], m))
 }
 
-// fences returns the mutexes of g that fence changes made with ctx.
+// fences returns the mutexes of g that fence changes made with ctx, each
+// once.
 func (g *Group) fences(ctx context.Context) []*Mutex {
 	fs, _ := ctx.Value(fenceKey{}).([]*Mutex)
 	var out []*Mutex
 	for _, m := range fs {
-		if m.g == g {
+		if m.g == g && !slices.Contains(out, m) {
 			out = append(out, m)
 		}
 	}

@@ -63,12 +63,6 @@ type Mutex struct {
 	owner string
 	pid   int
 
-	// fence is held shared by changes the lock fences (Fence) and
-	// exclusively by the changes of its record (renewal, conversion,
-	// release), so that a fenced change checks the record the lock wrote
-	// last.
-	fence sync.RWMutex
-
 	mu       sync.Mutex
 	held     bool      // GUARDED_BY(mu)
 	mode     LockMode  // GUARDED_BY(mu)
@@ -306,10 +300,14 @@ func (m *Mutex) verdict(ctx context.Context, err error) error {
 func (m *Mutex) cleanUp(ctx context.Context, done <-chan error) {
 	undone := make(chan struct{})
 	m.mu.Lock()
+	prev := m.undo
 	m.undo = undone
 	m.mu.Unlock()
 	go func() {
 		defer close(undone)
+		if prev != nil {
+			<-prev // clean-ups run one after the other, each on what the last left
+		}
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		undo := m.dropSelf
@@ -527,13 +525,11 @@ func (m *Mutex) UnlockContext(ctx context.Context) error {
 	if lost {
 		return nil
 	}
-	m.fence.Lock()
 	_, err := m.update(ctx, false, func(rec lockRecord) (lockRecord, error) {
 		out := rec.without(m.owner)
 		out.Waiters = rec.Waiters
 		return out, nil
 	})
-	m.fence.Unlock()
 	if err != nil && !m.trusted() {
 		// The lease lapsed while the release kept failing: nobody holds
 		// the lock any more, this owner included.
@@ -617,7 +613,6 @@ func (m *Mutex) convert(ctx context.Context, mode LockMode) error {
 	defer cancel()
 	var gone bool
 	var sent time.Time
-	m.fence.Lock()
 	_, err := m.update(actx, true, func(rec lockRecord) (lockRecord, error) {
 		now := m.g.opts.Clock.Now()
 		var me *Holder
@@ -641,7 +636,6 @@ func (m *Mutex) convert(ctx context.Context, mode LockMode) error {
 		sent = now
 		return lockRecord{Version: 1, Holders: append(live, e), Waiters: rec.Waiters}, nil
 	})
-	m.fence.Unlock()
 	switch {
 	case err == nil:
 		m.mu.Lock()
@@ -701,7 +695,6 @@ func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
 		}
 		var gone bool
 		var sent time.Time
-		m.fence.Lock()
 		ctx, cancel := context.WithTimeout(m.ctx, period)
 		_, err := m.update(ctx, false, func(rec lockRecord) (lockRecord, error) {
 			for i, h := range rec.Holders {
@@ -718,7 +711,6 @@ func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
 			return rec, errNotHeld
 		})
 		cancel()
-		m.fence.Unlock()
 		switch {
 		case err == nil:
 			m.mu.Lock()

@@ -75,5 +75,22 @@ func TestCommitFencedByAncestorsLock(t *testing.T) {
 	A.pid = 1
 	A.put("data", "unrelated")
 	w.checkStored("data", "unrelated")
+
+	// The file's state is shared by its descriptors: a change made under
+	// a lock stays fenced by it when another process commits it.
+	if err := lockFD.flockAs(os.Getppid(), fuse.LockWrite); err != nil {
+		t.Fatalf("flock: %v", err)
+	}
+	A.pid = uint32(os.Getpid())
+	under := A.open("data", syscall.O_WRONLY|syscall.O_TRUNC, 0)
+	under.write("written under the lock", 0)
+	if _, err := w.B.g.ForceUnlock(w.ctx, core.ReservedPrefix+"locks/job.lock"); err != nil {
+		t.Fatal(err)
+	}
+	A.pid = 1
+	other := A.open("data", syscall.O_WRONLY, 0)
+	other.close(syscall.ENOLCK)
+	w.checkStored("data", "unrelated")
+	under.close(0) // nothing left to commit
 	lockFD.close(0)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -48,6 +49,9 @@ type file struct {
 	handles  int            // GUARDED_BY(mu); open handles
 	unlinked bool           // GUARDED_BY(mu); removed while open: commits nothing
 	keepKey  string         // GUARDED_BY(mu); the version the kernel's cached pages belong to
+	// writers are the processes (as the kernel named them) that changed
+	// dirty: the locks they or their ancestors hold fence its commit.
+	writers []uint32 // GUARDED_BY(mu)
 }
 
 var (
@@ -300,12 +304,13 @@ func (n *file) ensureDirtyLocked(ctx context.Context, empty bool) error {
 // write writes data at off, or at the end of the file with atEnd
 // (O_APPEND: the real end, whatever the kernel thinks it is). It returns
 // the offset it wrote at.
-func (n *file) write(ctx context.Context, data []byte, off int64, atEnd bool) (int, int64, error) {
+func (n *file) write(ctx context.Context, data []byte, off int64, atEnd bool, pid uint32) (int, int64, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.ensureDirtyLocked(ctx, false); err != nil {
 		return 0, off, err
 	}
+	n.wroteLocked(pid)
 	if atEnd {
 		off = n.size
 	}
@@ -327,13 +332,22 @@ func (n *file) write(ctx context.Context, data []byte, off int64, atEnd bool) (i
 	return k, off, err
 }
 
+// wroteLocked records that process pid changed the file's state.
+// LOCKS_REQUIRED(n.mu, exclusive)
+func (n *file) wroteLocked(pid uint32) {
+	if pid != 0 && !slices.Contains(n.writers, pid) {
+		n.writers = append(n.writers, pid)
+	}
+}
+
 // truncate sets the size of the file's state.
-func (n *file) truncate(ctx context.Context, size int64) error {
+func (n *file) truncate(ctx context.Context, size int64, pid uint32) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.ensureDirtyLocked(ctx, size == 0); err != nil {
 		return err
 	}
+	n.wroteLocked(pid)
 	if err := n.dirty.Truncate(size); err != nil {
 		return err
 	}
@@ -351,8 +365,9 @@ func (n *file) truncate(ctx context.Context, size int64) error {
 // (rebase). On failure the changes go to the recovery directory, the file
 // shows its version again, and the error says where they are. A file
 // removed while open commits nothing. An interrupted caller does not stop
-// the commit.
-func (n *file) commit(ctx context.Context) error {
+// the commit. The commit is fenced (FS.fence) by the locks of pids and of
+// every process that changed the state since its base.
+func (n *file) commit(ctx context.Context, pids ...uint32) error {
 	ctx = context.WithoutCancel(ctx)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -360,6 +375,10 @@ func (n *file) commit(ctx context.Context) error {
 		return nil
 	}
 	f := n.fs
+	// Fenced by the locks of every process that changed the state, and of
+	// the one committing it.
+	ctx = f.fence(ctx, append(pids, n.writers...)...)
+	n.writers = nil
 	p := n.path()
 	pending, _ := f.attrs.get(p)
 	opts := f.attrs.take(p)
@@ -492,11 +511,11 @@ func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse
 	if !req.Valid.Size() {
 		return nil
 	}
-	if err := n.truncate(ctx, int64(req.Size)); err != nil {
+	if err := n.truncate(ctx, int64(req.Size), req.Pid); err != nil {
 		return f.errno("truncate", n.path(), err)
 	}
 	if !req.Valid.Handle() && !n.hasWriters() {
-		return f.errno("truncate", n.path(), n.commit(n.fs.fence(ctx, req.Pid)))
+		return f.errno("truncate", n.path(), n.commit(ctx, req.Pid))
 	}
 	return nil
 }
@@ -536,7 +555,7 @@ func (n *file) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
 	if h == nil || h.n != n || !h.write {
 		return nil
 	}
-	return f.errno("fsync", n.path(), n.commit(f.fence(ctx, req.Pid, h.writer.Load())))
+	return f.errno("fsync", n.path(), n.commit(ctx, req.Pid))
 }
 
 // unlink marks the file removed while open: it keeps working until its

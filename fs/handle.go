@@ -12,12 +12,11 @@ import (
 // and writes is its file's state, shared with every other handle of the
 // file on this host.
 type openFile struct {
-	n      *file         // never changes: the node (and so the version) it opened
-	write  bool          // opened for writing: its close and fsync commit
-	append bool          // O_APPEND: every write goes to the real end of the file
-	wrote  atomic.Bool   // it wrote since its last close (flush)
-	closed atomic.Bool   // closed (flushed) and not used since: only its release is due
-	writer atomic.Uint32 // the process that wrote last: its locks fence the commit
+	n      *file       // never changes: the node (and so the version) it opened
+	write  bool        // opened for writing: its close and fsync commit
+	append bool        // O_APPEND: every write goes to the real end of the file
+	wrote  atomic.Bool // it wrote since its last close (flush)
+	closed atomic.Bool // closed (flushed) and not used since: only its release is due
 }
 
 var (
@@ -51,8 +50,7 @@ func (h *openFile) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse
 	atEnd := h.append || req.FileFlags&fuse.OpenAppend != 0
 	h.wrote.Store(true)
 	h.closed.Store(false)
-	h.writer.Store(req.Pid)
-	k, _, err := h.n.write(ctx, req.Data, req.Offset, atEnd)
+	k, _, err := h.n.write(ctx, req.Data, req.Offset, atEnd, req.Pid)
 	resp.Size = k
 	return f.errno("write", h.n.path(), err)
 }
@@ -66,7 +64,7 @@ func (h *openFile) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 	var err error
 	if h.write {
 		h.wrote.Store(false)
-		err = h.n.commit(f.fence(ctx, req.Pid, h.writer.Load()))
+		err = h.n.commit(ctx, req.Pid)
 	}
 	f.flushLocks(ctx, h.n, req.LockOwner)
 	h.closed.Store(true)
@@ -82,7 +80,7 @@ func (h *openFile) Release(ctx context.Context, req *fuse.ReleaseRequest) error 
 	f := h.n.fs
 	var err error
 	if h.write && h.wrote.Load() {
-		err = h.n.commit(f.fence(ctx, h.writer.Load()))
+		err = h.n.commit(ctx)
 	}
 	h.n.detach(h)
 	f.releaseLocks(ctx, h, req)

@@ -418,7 +418,7 @@ func (l *ownerLock) unlockRange(ctx context.Context, f *FS, start, end uint64) e
 		return nil
 	case l.lost():
 		l.forget()
-		return nil
+		return errLockLost
 	case errors.Is(err, core.ErrUnknownOutcome):
 		l.unsure = true
 	}
