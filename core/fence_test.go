@@ -192,8 +192,11 @@ func TestFenceAcrossForeignRecordChanges(t *testing.T) {
 func testFenceAcrossForeignRecordChanges(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	a := newGroup(t, s, format, core.Options{LeaseTTL: lease})
-	b := newGroup(t, s, format, core.Options{LeaseTTL: lease, IndexTTL: -1})
+	// Renewals every second; a lease long enough that a loaded machine
+	// does not lose it.
+	const renewing = 3 * time.Second
+	a := newGroup(t, s, format, core.Options{LeaseTTL: renewing})
+	b := newGroup(t, s, format, core.Options{LeaseTTL: renewing, IndexTTL: -1})
 	ma, mb := a.Mutex(ctx, "lock"), b.Mutex(ctx, "lock")
 	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
