@@ -427,7 +427,6 @@ func (m *Mutex) attempt(ctx context.Context, mode LockMode, queue bool) error {
 	}
 	ttl := m.g.opts.LeaseTTL
 	var sent time.Time
-	var seq int64
 	key, err := m.update(ctx, true, func(rec lockRecord) (lockRecord, error) {
 		now := m.g.opts.Clock.Now()
 		holders := m.g.others(m.name, m.owner, rec.Holders, now)
@@ -456,21 +455,16 @@ func (m *Mutex) attempt(ctx context.Context, mode LockMode, queue bool) error {
 				block = ahead
 			}
 		}
-		seq = m.nextSeq()
 		sent = now
-		me := m.entry(mode, seq)
 		if block != nil {
 			held := &LockHeldError{Holders: block}
 			if !queue || mine != nil && now.Sub(queuedAt) < ttl/3 {
 				return rec, held
 			}
-			if mine != nil {
-				me.Acquired = mine.Acquired // waiting since
-			}
-			waiters := append(append(ahead, me), behind...)
+			waiters := append(append(ahead, m.entry(mode, mine)), behind...) // waiting since mine's time
 			return lockRecord{Version: 1, Holders: holders, Waiters: waiters}, &queuedError{held}
 		}
-		return lockRecord{Version: 1, Holders: append(holders, me), Waiters: append(ahead, behind...)}, nil
+		return lockRecord{Version: 1, Holders: append(holders, m.entry(mode, nil)), Waiters: append(ahead, behind...)}, nil
 	})
 	var qe *queuedError
 	if errors.As(err, &qe) {
@@ -499,11 +493,17 @@ func (m *Mutex) nextSeq() int64 {
 	return m.seq
 }
 
-// entry is this owner's record entry in mode, written now.
-func (m *Mutex) entry(mode LockMode, seq int64) Holder {
+// entry is this owner's next record entry in mode, written now, with the
+// next Seq; an entry that rewrites prev (a renewal, a conversion, a
+// waiter's refresh) keeps prev's Acquired.
+func (m *Mutex) entry(mode LockMode, prev *Holder) Holder {
 	now := m.g.opts.Now()
-	return Holder{Owner: m.owner, Host: m.g.opts.Host, PID: m.pid, Mode: mode.String(),
-		Acquired: now, Expires: now.Add(m.g.opts.LeaseTTL), Seq: seq, LeaseMS: m.g.opts.LeaseTTL.Milliseconds()}
+	h := Holder{Owner: m.owner, Host: m.g.opts.Host, PID: m.pid, Mode: mode.String(),
+		Acquired: now, Expires: now.Add(m.g.opts.LeaseTTL), Seq: m.nextSeq(), LeaseMS: m.g.opts.LeaseTTL.Milliseconds()}
+	if prev != nil {
+		h.Acquired = prev.Acquired
+	}
+	return h
 }
 
 // UnlockContext releases the lock, and wakes the next waiter of the same
@@ -631,10 +631,8 @@ func (m *Mutex) convert(ctx context.Context, mode LockMode) error {
 				return rec, &LockHeldError{Holders: live}
 			}
 		}
-		e := m.entry(mode, m.nextSeq())
-		e.Acquired = me.Acquired
 		sent = now
-		return lockRecord{Version: 1, Holders: append(live, e), Waiters: rec.Waiters}, nil
+		return lockRecord{Version: 1, Holders: append(live, m.entry(mode, me)), Waiters: rec.Waiters}, nil
 	})
 	switch {
 	case err == nil:
@@ -700,9 +698,8 @@ func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
 			for i, h := range rec.Holders {
 				if h.Owner == m.owner {
 					out := rec
-					out.Holders = append([]Holder(nil), rec.Holders...)
-					e := m.entry(Exclusive, m.nextSeq())
-					out.Holders[i].Expires, out.Holders[i].Seq, out.Holders[i].LeaseMS = e.Expires, e.Seq, e.LeaseMS
+					out.Holders = slices.Clone(rec.Holders)
+					out.Holders[i] = m.entry(h.LockMode(), &h)
 					sent = m.g.opts.Clock.Now()
 					return out, nil
 				}

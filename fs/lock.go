@@ -87,9 +87,13 @@ type lockState struct {
 }
 
 // lost reports whether the lease of the lock s shows was lost.
-func (s *lockState) lost() bool {
+func (s *lockState) lost() bool { return mutexLost(s.m) }
+
+// mutexLost reports whether m lost the lock it held (core logged LOCK
+// LOST).
+func mutexLost(m *core.Mutex) bool {
 	select {
-	case <-s.m.Lost():
+	case <-m.Lost():
 		return true
 	default:
 		return false
@@ -114,15 +118,7 @@ func (l *ownerLock) publish() {
 // LOCK LOST): nothing protects what its owner does any more.
 // LOCKS_REQUIRED(l.mu)
 func (l *ownerLock) lost() bool {
-	if !l.held || l.m == nil {
-		return false
-	}
-	select {
-	case <-l.m.Lost():
-		return true
-	default:
-		return false
-	}
+	return l.held && l.m != nil && mutexLost(l.m)
 }
 
 // forget drops the state of a lock that is no longer held.
@@ -584,11 +580,7 @@ func (h *openFile) QueryLock(ctx context.Context, req *fuse.QueryLockRequest, re
 		}
 	}
 	for _, x := range foreignHolders(hs, ownIDs) {
-		m := core.Exclusive
-		if x.Mode == core.Shared.String() {
-			m = core.Shared
-		}
-		if conflicts(m) {
+		if m := x.LockMode(); conflicts(m) {
 			var pid int32
 			if x.Host == hostname() {
 				pid = int32(x.PID)
