@@ -415,3 +415,39 @@ func skewedHistory(t *testing.T, seed uint64) bool {
 	}
 	return true
 }
+
+// A waiter that queued in the lock record and is then interrupted takes
+// its entry out again: once the holder releases, nothing is left.
+func TestInterruptedWaiterLeavesQueue(t *testing.T) { bothFormats(t, testInterruptedWaiterLeavesQueue) }
+
+func testInterruptedWaiterLeavesQueue(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	a := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute})
+	b := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, IndexTTL: -1})
+	ma, mb := a.Mutex(ctx, "lock"), b.Mutex(ctx, "lock")
+	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	key0, _ := b.Key(ctx, "lock")
+	wctx, cancel := context.WithCancel(ctx)
+	got := make(chan error, 1)
+	go func() { got <- mb.LockContext(wctx, core.Exclusive) }()
+	waitUntil(t, "B queued in the record", func() bool {
+		k, _ := b.Key(ctx, "lock")
+		return k != key0
+	})
+	cancel()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted wait: %v", err)
+	}
+	if err := mb.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ma.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Key(ctx, "lock"); !errors.Is(err, core.ErrNotExist) {
+		t.Fatalf("lock object after the holder released and the waiter gave up: %v, want none", err)
+	}
+}
