@@ -356,8 +356,13 @@ func sh(tb testing.TB, dir, script string) string {
 	return out
 }
 
+// shTimeout bounds one script: against hangs only, so generous enough for
+// 300 MiB through a mount under the race detector on a loaded machine
+// (about 2 minutes on 2 idle cores).
+const shTimeout = 10 * time.Minute
+
 func shErr(dir, script string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), shTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = dir
