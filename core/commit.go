@@ -14,15 +14,22 @@ import (
 // attributes (FormatBlazer) ignore them.
 type CommitOption func(*Entry)
 
-// WithMode records the permission bits of the version.
+// WithMode records the type (os.ModeDir, os.ModeSymlink, else a regular
+// file) and permission bits of the version; 0000 is kept as such.
 func WithMode(mode os.FileMode) CommitOption {
-	return func(e *Entry) { e.Mode = uint32(mode.Perm()) }
+	return func(e *Entry) { e.Mode = stMode(mode) }
 }
 
 // WithMTime records the modification time of the version (default: the
 // commit time).
 func WithMTime(t time.Time) CommitOption {
 	return func(e *Entry) { e.MTime = t.UnixNano() }
+}
+
+// WithATime records the access time of the version (default: its
+// modification time). Reads never change it.
+func WithATime(t time.Time) CommitOption {
+	return func(e *Entry) { e.ATime = t.UnixNano() }
 }
 
 // Commit stores size bytes of data as the new version of name, if name
@@ -58,7 +65,8 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
 	g.remember(file, fi)
-	ne := Entry{Key: nk, Size: size, MTime: g.opts.Now().UnixNano(), ID: fi.ID}
+	now := g.opts.Now().UnixNano()
+	ne := Entry{Key: nk, Size: size, MTime: now, CTime: now, ID: fi.ID}
 	for _, o := range opts {
 		o(&ne)
 	}
@@ -67,6 +75,9 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 		cur, ok := idx.Entries[name]
 		if ok != (key != "") || cur.Key != key {
 			return ErrConflict
+		}
+		if cur.IsLink() {
+			return fmt.Errorf("%w: %q is a symbolic link", ErrConflict, name)
 		}
 		if ne.Mode == 0 {
 			ne.Mode = cur.Mode
@@ -83,6 +94,9 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 	}
 	if small != nil {
 		g.small.Add(file, small)
+	}
+	if g.format().hasAttrs() {
+		g.attrs.Add(file, FileInfo{Name: file, ID: fi.ID, Size: size, Modified: time.Unix(0, ne.MTime)})
 	}
 	if key != "" {
 		g.supersede(name, old)
@@ -126,6 +140,7 @@ func (g *Group) SetAttrs(ctx context.Context, changes []AttrChange) error {
 	if !g.format().hasAttrs() || len(changes) == 0 {
 		return nil
 	}
+	now := g.opts.Now().UnixNano()
 	err := g.apply(ctx, func(idx *index) error {
 		for _, c := range changes {
 			e, ok := idx.Entries[c.Name]
@@ -135,6 +150,10 @@ func (g *Group) SetAttrs(ctx context.Context, changes []AttrChange) error {
 			for _, o := range c.Opts {
 				o(&e)
 			}
+			if e.IsLink() != idx.Entries[c.Name].IsLink() {
+				continue // a mode never changes a file's type
+			}
+			e.CTime = now
 			idx.Entries[c.Name] = e
 		}
 		return nil
@@ -144,6 +163,43 @@ func (g *Group) SetAttrs(ctx context.Context, changes []AttrChange) error {
 	}
 	return nil
 }
+
+// Symlink makes name a symbolic link to target, if name does not exist
+// (ErrConflict if it does): one b2_update_bucket, no data file, since the
+// index entry holds the target. Formats without attributes (FormatBlazer)
+// cannot record a link: ErrNotSupported.
+func (g *Group) Symlink(ctx context.Context, name, target string, opts ...CommitOption) (string, error) {
+	op := func(err error) error { return &OpError{Op: "symlink", Group: g.name, Name: name, Err: err} }
+	if err := CheckName(name); err != nil {
+		return "", op(err)
+	}
+	if !g.format().hasAttrs() {
+		return "", op(fmt.Errorf("%w: the %s format cannot record symbolic links", ErrNotSupported, FormatBlazer))
+	}
+	if target == "" || len(target) > MaxLinkBytes {
+		return "", op(fmt.Errorf("%w: a link target is 1 to %d bytes", ErrBadName, MaxLinkBytes))
+	}
+	now := g.opts.Now().UnixNano()
+	ne := Entry{Key: newKey(), Size: int64(len(target)), MTime: now, CTime: now, Link: target}
+	for _, o := range opts {
+		o(&ne)
+	}
+	ne.Mode = ModeLink | 0o777
+	err := g.apply(ctx, func(idx *index) error {
+		if _, ok := idx.Entries[name]; ok {
+			return ErrConflict
+		}
+		idx.Entries[name] = ne
+		return nil
+	})
+	if err != nil {
+		return "", op(err)
+	}
+	return ne.Key, nil
+}
+
+// MaxLinkBytes is the longest symbolic link target, as Linux's PATH_MAX.
+const MaxLinkBytes = 4095
 
 // precheck fails early, before any upload, when adding name would overflow
 // the index as the view shows it. The commit itself checks again.
@@ -167,6 +223,9 @@ func (g *Group) precheck(ctx context.Context, name string) error {
 
 // supersede schedules the deletion of the version e of name.
 func (g *Group) supersede(name string, e Entry) {
+	if e.IsLink() {
+		return // no data file
+	}
 	fn := g.file(name, e.Key)
 	id, ok := g.ids.Get(fn)
 	if !ok {

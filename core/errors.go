@@ -29,6 +29,9 @@ var (
 	ErrCorrupt = errors.New("group index corrupt")
 	// ErrBadName: a group or object name B2 would not accept.
 	ErrBadName = errors.New("bad name")
+	// ErrNotSupported: the group's format cannot record what was asked
+	// (a symbolic link in FormatBlazer); nothing stored changed.
+	ErrNotSupported = errors.New("not supported by the group's format")
 )
 
 // Errors a Store returns to the engine.

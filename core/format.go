@@ -6,17 +6,63 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"sort"
 )
 
 // Entry is one object of a group's index: the key of its current version
 // and, in formats that record them, the version's attributes.
+//
+// Mode is the POSIX st_mode: a file type (ModeRegular, ModeLink, ModeDir)
+// and the permission bits, so that 0000 is a mode like any other; 0 is
+// unset. Entries written before types were recorded hold the permission
+// bits alone, which are a regular file's (FileMode reads both). A symbolic
+// link (ModeLink) holds its target in Link and has no data file.
 type Entry struct {
 	Key   string `json:"k"`
 	Size  int64  `json:"s,omitempty"`
 	MTime int64  `json:"t,omitempty"` // modification time, ns since the epoch
-	Mode  uint32 `json:"m,omitempty"` // permission bits; 0: unset
+	ATime int64  `json:"a,omitempty"` // access time as last set (utimes), ns; 0: MTime
+	CTime int64  `json:"c,omitempty"` // when the entry last changed, ns; 0: MTime
+	Mode  uint32 `json:"m,omitempty"` // st_mode; 0: unset
+	Link  string `json:"l,omitempty"` // symbolic link target
 	ID    string `json:"i,omitempty"` // B2 file id of the version
+}
+
+// File types of Entry.Mode (the S_IFMT bits of st_mode).
+const (
+	ModeRegular = 0o100000
+	ModeDir     = 0o040000
+	ModeLink    = 0o120000
+	modeType    = 0o170000
+)
+
+// FileMode returns the entry's type and permission bits as an os.FileMode,
+// and whether the entry records a mode at all.
+func (e Entry) FileMode() (os.FileMode, bool) {
+	m := os.FileMode(e.Mode & 0o7777).Perm()
+	switch e.Mode & modeType {
+	case ModeDir:
+		m |= os.ModeDir
+	case ModeLink:
+		m |= os.ModeSymlink
+	}
+	return m, e.Mode != 0
+}
+
+// IsLink reports whether the entry is a symbolic link.
+func (e Entry) IsLink() bool { return e.Mode&modeType == ModeLink }
+
+// stMode returns mode as st_mode bits: type and permissions.
+func stMode(mode os.FileMode) uint32 {
+	t := uint32(ModeRegular)
+	switch {
+	case mode&os.ModeDir != 0:
+		t = ModeDir
+	case mode&os.ModeSymlink != 0:
+		t = ModeLink
+	}
+	return t | uint32(mode.Perm())
 }
 
 // index is a group's map from object name to entry, plus the serial number

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -158,7 +159,7 @@ func TestAttrsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := snap["f"]
-	if e.Key != k || e.Size != 3 || e.Mode != 0o640 || e.MTime != mt.UnixNano() || e.ID == "" {
+	if m, ok := e.FileMode(); e.Key != k || e.Size != 3 || !ok || m != 0o640 || e.MTime != mt.UnixNano() || e.ID == "" {
 		t.Fatalf("entry %+v", e)
 	}
 	if err := g2.SetAttrs(ctx, []core.AttrChange{{Name: "f", Opts: []core.CommitOption{core.WithMode(0o600)}}}); err != nil {
@@ -172,8 +173,63 @@ func TestAttrsKept(t *testing.T) {
 		t.Fatalf("stat looked files up in B2: %v", s.Calls())
 	}
 	snap, _ = newGroup(t, s, core.FormatB2cfs, core.Options{}).Snapshot(ctx)
-	if snap["f"].Mode != 0o600 || snap["f"].Key != k {
+	if m, _ := snap["f"].FileMode(); m != 0o600 || snap["f"].Key != k {
 		t.Fatalf("after chmod: %+v (key must not change)", snap["f"])
+	}
+
+	// Mode 0000 is a mode, and a new time shows on the group that set it,
+	// though the version is the same.
+	mt2 := mt.Add(time.Hour)
+	if err := g.SetAttrs(ctx, []core.AttrChange{{Name: "f", Opts: []core.CommitOption{core.WithMode(0), core.WithMTime(mt2)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := g.Stat(ctx, "f", k); err != nil || !fi.Modified.Equal(mt2) {
+		t.Fatalf("stat after utimes on the same group: %+v %v, want %v", fi, err, mt2)
+	}
+	snap, _ = newGroup(t, s, core.FormatB2cfs, core.Options{}).Snapshot(ctx)
+	if m, ok := snap["f"].FileMode(); !ok || m != 0 || snap["f"].CTime == 0 {
+		t.Fatalf("after chmod 000: %+v", snap["f"])
+	}
+}
+
+func TestSymlink(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	g := newGroup(t, s, core.FormatB2cfs, core.Options{})
+	k, err := g.Symlink(ctx, "dir/link", "../target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files, err := s.List(ctx, ".b2cfs/data/"); err != nil || len(files) != 0 {
+		t.Fatalf("a link stored data files: %v %v", files, err)
+	}
+	if _, err := g.Symlink(ctx, "dir/link", "other"); !errors.Is(err, core.ErrConflict) {
+		t.Fatalf("second link over the first: %v", err)
+	}
+	if _, err := g.Commit(ctx, "dir/link", k, strings.NewReader("x"), 1); !errors.Is(err, core.ErrConflict) {
+		t.Fatalf("commit over a link: %v", err)
+	}
+	snap, err := newGroup(t, s, core.FormatB2cfs, core.Options{}).Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := snap["dir/link"]
+	if m, _ := e.FileMode(); !e.IsLink() || e.Link != "../target" || m != os.ModeSymlink|0o777 || e.Key != k {
+		t.Fatalf("link entry %+v", e)
+	}
+	if err := g.Rename(ctx, []core.Move{{From: "dir/link", To: "link2", Key: k}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Remove(ctx, k, "link2"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := core.Fsck(ctx, s, "test", core.FsckOptions{}); err != nil || len(r.Problems) != 0 {
+		t.Fatalf("fsck: %+v %v", r, err)
+	}
+
+	b := newGroup(t, memstore.New(), core.FormatBlazer, core.Options{})
+	if _, err := b.Symlink(ctx, "link", "target"); !errors.Is(err, core.ErrNotSupported) {
+		t.Fatalf("symlink in the blazer format: %v", err)
 	}
 }
 

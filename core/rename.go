@@ -51,6 +51,7 @@ func (g *Group) Rename(ctx context.Context, moves []Move) error {
 	}
 	var moved, replaced []Move
 	var olds []Entry
+	now := g.opts.Now().UnixNano()
 	err := g.apply(ctx, func(idx *index) error {
 		moved, replaced, olds = moved[:0], replaced[:0], olds[:0]
 		news := map[string]Entry{}
@@ -74,6 +75,7 @@ func (g *Group) Rename(ctx context.Context, moves []Move) error {
 				c.Mode, c.MTime = cur.Mode, cur.MTime
 				cur = c
 			}
+			cur.CTime = now // as Linux's rename does
 			news[m.To] = cur
 		}
 		for to, e := range news {

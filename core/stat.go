@@ -6,21 +6,22 @@ import (
 	"time"
 )
 
-// Stat returns the size and upload time of version key of name. Versions
-// never change, so the answer is cached for good; a miss costs one look-up
-// (Class B), or none after Prefetch.
+// Stat returns the size and modification time of version key of name.
+// In FormatB2cfs they come from the newest view that has that version,
+// since utimes changes a version's time (SetAttrs): the view as it is,
+// then a reload when the key is not in it. Elsewhere, and for versions no
+// view has any more, the answer is B2's upload time, cached for good; a
+// miss costs one look-up (Class B), or none after Prefetch.
 func (g *Group) Stat(ctx context.Context, name, key string) (FileInfo, error) {
 	fn := g.file(name, key)
-	if fi, ok := g.attrs.Get(fn); ok {
-		return fi, nil
-	}
 	if g.format().hasAttrs() {
-		// The index has the attributes; a key it does not show yet may be
-		// newer than the view.
-		for _, load := range []func() (*view, error){
+		for i, load := range []func() (*view, error){
 			func() (*view, error) { return g.current(ctx, -1) },
 			func() (*view, error) { return g.reload(ctx) },
 		} {
+			if _, ok := g.attrs.Get(fn); ok && i > 0 {
+				break // a version no longer current: its last known attributes
+			}
 			v, err := load()
 			if err != nil {
 				return FileInfo{}, &OpError{Op: "stat", Group: g.name, Name: name, Err: err}
@@ -29,9 +30,14 @@ func (g *Group) Stat(ctx context.Context, name, key string) (FileInfo, error) {
 				break
 			}
 			if e, ok := v.idx.Entries[name]; ok && e.Key == key {
-				return FileInfo{Name: fn, ID: e.ID, Size: e.Size, Modified: time.Unix(0, e.MTime)}, nil
+				fi := FileInfo{Name: fn, ID: e.ID, Size: e.Size, Modified: time.Unix(0, e.MTime)}
+				g.attrs.Add(fn, fi)
+				return fi, nil
 			}
 		}
+	}
+	if fi, ok := g.attrs.Get(fn); ok {
+		return fi, nil
 	}
 	fi, err := g.store.Stat(ctx, fn)
 	if err != nil {
