@@ -26,6 +26,14 @@ func WithMTime(t time.Time) CommitOption {
 	return func(e *Entry) { e.MTime = t.UnixNano() }
 }
 
+// WithPrev records that the version begins with every byte of version
+// key, the one it replaces: it only appended. A host reading key can then
+// go on reading the new version where key ends (as a local file grows
+// under a reader) instead of opening it anew.
+func WithPrev(key string) CommitOption {
+	return func(e *Entry) { e.Prev = key }
+}
+
 // WithATime records the access time of the version (default: its
 // modification time). Reads never change it.
 func WithATime(t time.Time) CommitOption {

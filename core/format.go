@@ -26,6 +26,7 @@ type Entry struct {
 	CTime int64  `json:"c,omitempty"` // when the entry last changed, ns; 0: MTime
 	Mode  uint32 `json:"m,omitempty"` // st_mode; 0: unset
 	Link  string `json:"l,omitempty"` // symbolic link target
+	Prev  string `json:"p,omitempty"` // the version this one extends: its bytes begin this one (an append)
 	ID    string `json:"i,omitempty"` // B2 file id of the version
 }
 
@@ -40,7 +41,12 @@ const (
 // FileMode returns the entry's type and permission bits as an os.FileMode,
 // and whether the entry records a mode at all.
 func (e Entry) FileMode() (os.FileMode, bool) {
-	m := os.FileMode(e.Mode & 0o7777).Perm()
+	m := os.FileMode(e.Mode).Perm()
+	for bit, fm := range specialBits {
+		if e.Mode&bit != 0 {
+			m |= fm
+		}
+	}
 	switch e.Mode & modeType {
 	case ModeDir:
 		m |= os.ModeDir
@@ -53,16 +59,25 @@ func (e Entry) FileMode() (os.FileMode, bool) {
 // IsLink reports whether the entry is a symbolic link.
 func (e Entry) IsLink() bool { return e.Mode&modeType == ModeLink }
 
-// stMode returns mode as st_mode bits: type and permissions.
+// specialBits maps the set-id and sticky bits of st_mode to os.FileMode's.
+var specialBits = map[uint32]os.FileMode{0o4000: os.ModeSetuid, 0o2000: os.ModeSetgid, 0o1000: os.ModeSticky}
+
+// stMode returns mode as st_mode bits: type, set-id and sticky bits, and
+// permissions.
 func stMode(mode os.FileMode) uint32 {
-	t := uint32(ModeRegular)
+	m := uint32(ModeRegular)
 	switch {
 	case mode&os.ModeDir != 0:
-		t = ModeDir
+		m = ModeDir
 	case mode&os.ModeSymlink != 0:
-		t = ModeLink
+		m = ModeLink
 	}
-	return t | uint32(mode.Perm())
+	for bit, fm := range specialBits {
+		if mode&fm != 0 {
+			m |= bit
+		}
+	}
+	return m | uint32(mode.Perm())
 }
 
 // index is a group's map from object name to entry, plus the serial number

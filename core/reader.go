@@ -82,6 +82,30 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 }
 
+// Seek sets the offset of the next Read (io.SeekStart and io.SeekCurrent
+// only: the size is not known before the download).
+func (r *Reader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	default:
+		return r.off, errors.New("core: Reader.Seek: only io.SeekStart and io.SeekCurrent")
+	}
+	if offset < 0 {
+		return r.off, errors.New("core: Reader.Seek: negative offset")
+	}
+	if offset != r.off && r.rc != nil {
+		r.rc.Close()
+		r.rc = nil
+	}
+	if r.err == io.EOF {
+		r.err = nil
+	}
+	r.off = offset
+	return offset, nil
+}
+
 // ReadAt reads len(p) bytes at off with one ranged download.
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	rc, fi, err := r.g.store.Download(r.ctx, r.g.file(r.name, r.Key), off, int64(len(p)))

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"bazil.org/fuse"
+
 	"github.com/b2cfs/b2cfs/core"
 )
 
@@ -19,35 +21,73 @@ const attrDelay = 100 * time.Millisecond
 // with unsaved data goes with that data's commit; the others are committed
 // together every attrDelay, so "tar x" and "cp -p" of many files cost one
 // extra commit in all rather than one per file. This host sees a change at
-// once; other hosts once it is committed. Safe for concurrent use.
+// once; other hosts once it is committed. A directory's change goes to its
+// marker object. Safe for concurrent use.
 type attrQueue struct {
 	mu      sync.Mutex
 	pending map[string]pendingAttr // GUARDED_BY(mu); by path
 	kick    chan struct{}          // has an element when pending is not empty
 }
 
-// pendingAttr is one file's uncommitted attributes.
+// attrSet is one chmod or utimes: the attributes it sets.
+type attrSet struct {
+	mode         *os.FileMode
+	mtime, atime *time.Time
+}
+
+// setattrChange returns what req sets of mode and times.
+func setattrChange(req *fuse.SetattrRequest) (attrSet, bool) {
+	var c attrSet
+	now := time.Now()
+	if req.Valid.Mode() {
+		m := modeBits(req.Mode)
+		c.mode = &m
+	}
+	switch {
+	case req.Valid.MtimeNow():
+		c.mtime = &now
+	case req.Valid.Mtime():
+		c.mtime = &req.Mtime
+	}
+	switch {
+	case req.Valid.AtimeNow():
+		c.atime = &now
+	case req.Valid.Atime():
+		c.atime = &req.Atime
+	}
+	return c, c.mode != nil || c.mtime != nil || c.atime != nil
+}
+
+// modeBits keeps the permission, set-id and sticky bits of m.
+func modeBits(m os.FileMode) os.FileMode {
+	return m & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+}
+
+// pendingAttr is one path's uncommitted attributes.
 type pendingAttr struct {
-	mode     os.FileMode
-	hasMode  bool
-	mtime    time.Time
-	hasMtime bool
+	attrSet
+	changed time.Time // when it was last set: the change time this host shows
+	dir     bool      // the path is a directory: the change goes to its marker
 }
 
 func newAttrQueue() *attrQueue {
 	return &attrQueue{pending: map[string]pendingAttr{}, kick: make(chan struct{}, 1)}
 }
 
-// set records mode and/or mtime for path.
-func (q *attrQueue) set(path string, mode *os.FileMode, mtime *time.Time) {
+// set records c for path, a directory if dir.
+func (q *attrQueue) set(path string, dir bool, c attrSet) {
 	q.mu.Lock()
 	a := q.pending[path]
-	if mode != nil {
-		a.mode, a.hasMode = *mode, true
+	if c.mode != nil {
+		a.mode = c.mode
 	}
-	if mtime != nil {
-		a.mtime, a.hasMtime = *mtime, true
+	if c.mtime != nil {
+		a.mtime = c.mtime
 	}
+	if c.atime != nil {
+		a.atime = c.atime
+	}
+	a.changed, a.dir = time.Now(), dir
 	q.pending[path] = a
 	q.mu.Unlock()
 	select {
@@ -100,11 +140,18 @@ func (q *attrQueue) restore(path string, a pendingAttr) {
 
 func (a pendingAttr) options() []core.CommitOption {
 	var opts []core.CommitOption
-	if a.hasMode {
-		opts = append(opts, core.WithMode(a.mode))
+	if a.mode != nil {
+		m := *a.mode
+		if a.dir {
+			m |= os.ModeDir
+		}
+		opts = append(opts, core.WithMode(m))
 	}
-	if a.hasMtime {
-		opts = append(opts, core.WithMTime(a.mtime))
+	if a.mtime != nil {
+		opts = append(opts, core.WithMTime(*a.mtime))
+	}
+	if a.atime != nil {
+		opts = append(opts, core.WithATime(*a.atime))
 	}
 	return opts
 }
@@ -122,11 +169,15 @@ func (f *FS) flushAttrs(ctx context.Context) error {
 	}
 	changes := make([]core.AttrChange, 0, len(batch))
 	for p, a := range batch {
-		if f.unsaved(p) {
+		name := p
+		switch {
+		case a.dir:
+			name = dirMarkers + p
+		case f.unsaved(p):
 			q.restore(p, a) // goes with the data's commit
 			continue
 		}
-		changes = append(changes, core.AttrChange{Name: p, Opts: a.options()})
+		changes = append(changes, core.AttrChange{Name: name, Opts: a.options()})
 	}
 	if err := f.g.SetAttrs(ctx, changes); err != nil {
 		for p, a := range batch {
@@ -175,19 +226,51 @@ func (f *FS) unsaved(p string) bool {
 // keepsAttrs reports whether the group records modes and times.
 func (f *FS) keepsAttrs() bool { return f.g.Format() == core.FormatB2cfs }
 
-// fileAttrs returns the mode and, if known, the modification time of the
-// file at p, from uncommitted changes first, then its index entry e.
-func (f *FS) fileAttrs(p string, e core.Entry) (mode os.FileMode, mtime time.Time, hasMtime bool) {
-	mode = f.fileMode()
-	if !f.keepsAttrs() {
-		return mode, time.Time{}, false
+// meta is what Attr reports of a node besides its size.
+type meta struct {
+	mode                os.FileMode // permission, set-id and sticky bits
+	mtime, atime, ctime time.Time
+}
+
+// metaOf returns the attributes of path: those its index entry e records
+// (in groups that keep them), else def and the time t, with this host's
+// uncommitted changes over them.
+func (f *FS) metaOf(p string, e core.Entry, def os.FileMode, t time.Time) meta {
+	m := meta{mode: def, mtime: t}
+	if f.keepsAttrs() {
+		if mode, ok := e.FileMode(); ok {
+			m.mode = modeBits(mode)
+		}
+		if e.MTime != 0 {
+			m.mtime = time.Unix(0, e.MTime)
+		}
 	}
-	if e.Mode != 0 {
-		mode = os.FileMode(e.Mode).Perm()
+	m.atime, m.ctime = m.mtime, m.mtime
+	if f.keepsAttrs() {
+		if e.ATime != 0 {
+			m.atime = time.Unix(0, e.ATime)
+		}
+		if e.CTime != 0 {
+			m.ctime = time.Unix(0, e.CTime)
+		}
 	}
-	a, ok := f.attrs.get(p)
-	if ok && a.hasMode {
-		mode = a.mode.Perm()
+	if a, ok := f.attrs.get(p); ok {
+		if a.mode != nil {
+			m.mode = *a.mode
+		}
+		if a.mtime != nil {
+			m.mtime = *a.mtime
+		}
+		if a.atime != nil {
+			m.atime = *a.atime
+		}
+		m.ctime = a.changed
 	}
-	return mode, a.mtime, ok && a.hasMtime
+	return m
+}
+
+// fill sets the mode and times of a from m; typ is the node's type bits.
+func (m meta) fill(a *fuse.Attr, typ os.FileMode) {
+	a.Mode = typ | m.mode
+	a.Mtime, a.Atime, a.Ctime = m.mtime, m.atime, m.ctime
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"sort"
 	"strings"
 	"syscall"
@@ -30,28 +31,78 @@ var (
 	_ fusefs.NodeRenamer         = (*dir)(nil)
 	_ fusefs.NodeSetattrer       = (*dir)(nil)
 	_ fusefs.NodeForgetter       = (*dir)(nil)
+	_ fusefs.NodeFsyncer         = (*dir)(nil)
+	_ fusefs.NodeSymlinker       = (*dir)(nil)
+	_ fusefs.NodeMknoder         = (*dir)(nil)
+	_ fusefs.NodeLinker          = (*dir)(nil)
 )
 
-// Attr reports the mount's owner and mode; directories have no times of
-// their own, so they show when the mount started.
+// Attr reports the mount's owner, and the directory's mode and times as
+// its marker records them (FormatB2cfs), else the mount's umask and the
+// time the mount started; entries this host added or removed since make
+// its times now (touchDir).
 func (d *dir) Attr(ctx context.Context, a *fuse.Attr) error {
 	f := d.fs
+	p := d.path()
 	a.Valid = f.cfg.TTL
-	a.Inode = inode(d.path())
-	a.Mode = f.dirMode()
+	a.Inode = d.ino
 	a.Nlink = 2
 	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
-	a.Mtime, a.Ctime, a.Atime = f.start, f.start, f.start
 	a.BlockSize = 4096
+	e, _ := f.entryOf(context.WithoutCancel(ctx), markerOf(p))
+	m := f.metaOf(p, e, f.dirMode().Perm(), f.start)
+	f.mu.Lock()
+	touched, ok := f.dirTime[p]
+	f.mu.Unlock()
+	if ok && touched.After(m.ctime) {
+		m.mtime, m.ctime = touched, touched
+	}
+	m.fill(a, os.ModeDir)
 	return nil
 }
 
-// Setattr accepts chmod, chown and utimes without changing anything.
+// Setattr keeps chmod and utimes of a directory in its marker (FormatB2cfs;
+// accepted without change in the blazer format); a directory that has no
+// marker yet gets one at once. chown only to the mount's owner
+// (checkSetattr).
 func (d *dir) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
-	if d.fs.cfg.ReadOnly {
-		return d.fs.errno("setattr", d.path(), syscall.EROFS)
+	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
+	f := d.fs
+	p := d.path()
+	if err := f.checkSetattr(req, p); err != nil {
+		return err
 	}
-	return nil
+	if req.Valid.Size() {
+		return f.errno("truncate", p, syscall.EISDIR)
+	}
+	c, ok := setattrChange(req)
+	if !ok || !f.keepsAttrs() {
+		return nil
+	}
+	f.mu.Lock()
+	delete(f.dirTime, p) // the times set win over the last change's
+	f.mu.Unlock()
+	if _, ok := f.entryOf(ctx, markerOf(p)); ok {
+		f.attrs.set(p, true, c)
+		return nil
+	}
+	a := pendingAttr{attrSet: c, dir: true}
+	if c.mode == nil {
+		m := f.dirMode().Perm()
+		a.mode = &m
+	}
+	_, err := f.g.Commit(ctx, markerOf(p), "", bytes.NewReader(nil), 0, a.options()...)
+	if errors.Is(err, core.ErrConflict) { // another host made the marker meanwhile
+		f.attrs.set(p, true, c)
+		err = nil
+	}
+	return f.errno("setattr", p, err)
+}
+
+// Fsync commits the mode and time changes not committed yet (of every
+// path: a directory's fsync stands for its entries): "sync DIR" works.
+func (d *dir) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
+	return d.fs.errno("fsync", d.path(), d.fs.flushAttrs(ctx))
 }
 
 func (d *dir) Forget() { d.fs.forget(d) }
@@ -60,8 +111,8 @@ func (d *dir) Forget() { d.fs.forget(d) }
 func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fusefs.Node, error) {
 	f := d.fs
 	p := join(d.path(), req.Name)
-	if len(p) > core.MaxNameBytes {
-		return nil, f.errno("lookup", p, checkName(p))
+	if len(p) > core.MaxNameBytes || len(req.Name) > nameMax {
+		return nil, f.errno("lookup", p, checkName(p, req.Name))
 	}
 	if reserved(p) {
 		return nil, f.errno("lookup", p, syscall.ENOENT)
@@ -72,6 +123,9 @@ func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.Lo
 	}
 	resp.EntryValid = f.cfg.TTL
 	if _, ok := t.files[p]; ok {
+		if e := t.attrs[p]; e.IsLink() {
+			return f.linkNode(p, e), nil
+		}
 		return f.fileNode(p, t.attrs[p]), nil
 	}
 	if _, ok := t.dirs[p]; ok {
@@ -98,10 +152,13 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	prefetch := false
 	for name, isDir := range kids {
 		cp := join(p, name)
-		de := fuse.Dirent{Inode: inode(cp), Name: name, Type: fuse.DT_File}
+		de := fuse.Dirent{Inode: f.ino(cp), Name: name, Type: fuse.DT_File}
 		if isDir {
 			de.Type = fuse.DT_Dir
 		} else {
+			if t.attrs[cp].IsLink() {
+				de.Type = fuse.DT_Link
+			}
 			f.saw(cp, t.files[cp]) // listed: a rename over it replaces this version
 			if !f.g.Cached(cp, t.files[cp]) {
 				prefetch = true
@@ -129,10 +186,10 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fusefs.Node, e
 	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
 	p := join(d.path(), req.Name)
-	if err := d.checkNew(p); err != nil {
+	if err := d.checkNew(p, req.Name); err != nil {
 		return nil, f.errno("mkdir", p, err)
 	}
-	if err := checkName(dirMarkers + p); err != nil {
+	if err := checkName(markerOf(p), req.Name); err != nil {
 		return nil, f.errno("mkdir", p, err)
 	}
 	t, err := f.tree(ctx)
@@ -145,24 +202,27 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fusefs.Node, e
 	if _, ok := t.dirs[p]; ok {
 		return nil, f.errno("mkdir", p, syscall.EEXIST)
 	}
-	if _, err := f.g.Commit(ctx, dirMarkers+p, "", bytes.NewReader(nil), 0); err != nil {
+	mode := core.WithMode(os.ModeDir | f.newMode(req.Mode, req.Umask))
+	if _, err := f.g.Commit(ctx, markerOf(p), "", bytes.NewReader(nil), 0, mode); err != nil {
 		if errors.Is(err, core.ErrConflict) {
 			err = syscall.EEXIST
 		}
 		return nil, f.errno("mkdir", p, err)
 	}
+	f.touchDir(d.path())
 	return f.dirNode(p), nil
 }
 
-// checkNew fails for names that cannot be created here.
-func (d *dir) checkNew(p string) error {
+// checkNew fails for names that cannot be created here: p, whose last
+// component is name.
+func (d *dir) checkNew(p, name string) error {
 	switch {
 	case d.fs.cfg.ReadOnly:
 		return syscall.EROFS
 	case reserved(p):
 		return syscall.EPERM
 	}
-	return checkName(p)
+	return checkName(p, name)
 }
 
 // Create makes an empty object and opens it. If someone else created the
@@ -172,7 +232,7 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
 	p := join(d.path(), req.Name)
-	if err := d.checkNew(p); err != nil {
+	if err := d.checkNew(p, req.Name); err != nil {
 		return nil, nil, f.errno("create", p, err)
 	}
 	t, err := f.tree(ctx)
@@ -186,9 +246,12 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 	if exists && req.Flags&fuse.OpenExclusive != 0 {
 		return nil, nil, f.errno("create", p, syscall.EEXIST)
 	}
+	if t.attrs[p].IsLink() {
+		return nil, nil, f.errno("create", p, syscall.EEXIST) // the kernel follows links: a dangling one
+	}
 	if !exists {
 		// The mode asked for is kept in groups that record modes.
-		mode := core.WithMode(req.Mode.Perm() &^ req.Umask.Perm())
+		mode := core.WithMode(f.newMode(req.Mode, req.Umask))
 		key, err = f.g.Commit(ctx, p, "", bytes.NewReader(nil), 0, mode)
 		if errors.Is(err, core.ErrConflict) {
 			key, err = d.adoptEmpty(ctx, p, req.Flags)
@@ -196,10 +259,13 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 		if err != nil {
 			return nil, nil, f.errno("create", p, err)
 		}
+		f.touchDir(d.path())
 	}
-	e := core.Entry{Key: key, Mode: uint32(req.Mode.Perm() &^ req.Umask.Perm())}
-	if exists {
-		e = t.attrs[p]
+	e := t.attrs[p]
+	if cur, ok := f.entryOf(ctx, p); ok && cur.Key == key {
+		e = cur
+	} else if !exists {
+		e = core.Entry{Key: key}
 	}
 	n := f.fileNode(p, e)
 	n.mu.Lock()
@@ -284,7 +350,7 @@ func (d *dir) remove(ctx context.Context, p string, isDir bool) error {
 			case len(t.kids[p]) > 0:
 				return syscall.ENOTEMPTY
 			}
-			name, key = dirMarkers+p, marker
+			name, key = markerOf(p), marker
 		} else {
 			k, ok := t.files[p]
 			if !ok {
@@ -314,7 +380,7 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs
 	}
 	from := join(d.path(), req.OldName)
 	to := join(nd.path(), req.NewName)
-	if err := d.checkNew(to); err != nil {
+	if err := d.checkNew(to, req.NewName); err != nil {
 		return f.errno("rename", from, err)
 	}
 	if from == to {
@@ -334,7 +400,7 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs
 		}
 	}
 	for _, m := range moves {
-		if err := checkName(m.To); err != nil {
+		if err := checkName(m.To, req.NewName); err != nil {
 			return f.errno("rename", from, err)
 		}
 	}

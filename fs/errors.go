@@ -42,7 +42,7 @@ var errnoNames = map[syscall.Errno]string{
 // Errors from core: ErrNotExist is ENOENT, ErrConflict EBUSY, ErrLockLost
 // (a change fenced by a lock that was lost, logged as LOCK LOST) ENOLCK,
 // as NFS's lost locks but without the EIO, ErrGroupFull ENOSPC, ErrBadName
-// EINVAL, ErrUnavailable and anything unknown EIO. Code
+// EINVAL, ErrNotSupported EPERM, ErrUnavailable and anything unknown EIO. Code
 // in this package returns a syscall.Errno (possibly wrapped) for its own
 // refusals (EROFS, EEXIST, ENAMETOOLONG, ...).
 //
@@ -79,6 +79,8 @@ func (f *FS) errno(op, path string, err error) error {
 		e = syscall.ENOSPC
 	case errors.Is(err, core.ErrBadName):
 		e = syscall.EINVAL
+	case errors.Is(err, core.ErrNotSupported):
+		e = syscall.EPERM
 	default:
 		e = syscall.EIO
 	}
@@ -94,9 +96,16 @@ func (f *FS) errno(op, path string, err error) error {
 	return e
 }
 
+// nameMax is the longest name of a directory entry, as statfs reports it.
+const nameMax = 255
+
 // checkName fails with ENAMETOOLONG or EINVAL (wrapping core.ErrBadName)
-// when path cannot be stored.
-func checkName(path string) error {
+// when path, whose last component is name, cannot be stored: name longer
+// than nameMax bytes, or the whole path longer than a B2 file name allows.
+func checkName(path, name string) error {
+	if len(name) > nameMax {
+		return fmt.Errorf("%w: a name is %d bytes, at most %d", syscall.ENAMETOOLONG, len(name), nameMax)
+	}
 	if len(path) > core.MaxNameBytes {
 		return fmt.Errorf("%w: %d bytes, at most %d fit in a B2 file name", syscall.ENAMETOOLONG, len(path), core.MaxNameBytes)
 	}

@@ -75,30 +75,88 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 	f := n.fs
 	p := n.path()
 	a.Valid = f.cfg.TTL
-	a.Inode = inode(p)
+	a.Inode = n.ino
 	a.Nlink = 1
 	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
 	a.BlockSize = 4096
 	n.mu.RLock()
 	key, e, dirty, size, mtime := n.key, n.entry, n.dirty != nil, n.size, n.mtime
 	n.mu.RUnlock()
-	mode, amtime, hasMtime := f.fileAttrs(p, e)
-	a.Mode = mode
+	if cur, ok := f.entryOf(ctx, p); ok && cur.Key == key {
+		e = cur // a chmod or utimes since the node was made
+	}
 	if dirty {
-		a.Size, a.Mtime = uint64(size), mtime
+		e.MTime, e.CTime = 0, 0 // the change is newer than the version
 	} else {
 		fi, err := f.g.Stat(ctx, p, key)
 		if err != nil {
 			return f.errno("getattr", p, err)
 		}
-		a.Size, a.Mtime = uint64(fi.Size), fi.Modified
+		size, mtime = fi.Size, fi.Modified
 	}
-	if hasMtime {
-		a.Mtime = amtime
-	}
-	a.Ctime, a.Atime = a.Mtime, a.Mtime
+	a.Size = uint64(size)
+	f.metaOf(p, e, f.fileMode(), mtime).fill(a, 0)
 	a.Blocks = (a.Size + 511) / 512
 	return nil
+}
+
+// extendTo moves n in place to version e when e only appended to the
+// version n shows (e.Prev) and n holds no changes: its handles read on
+// past the old end, as readers of a local file see it grow (tail -f),
+// and what they read before stays true. The new local copy starts from
+// the old one and downloads only the appended bytes. It reports whether n
+// moved.
+func (n *file) extendTo(e core.Entry) bool {
+	f := n.fs
+	n.mu.Lock()
+	if e.Prev == "" || n.key != e.Prev || n.dirty != nil || n.unlinked {
+		n.mu.Unlock()
+		return false
+	}
+	p := n.path()
+	old := n.ver
+	n.key, n.entry, n.ver, n.keepKey = e.Key, e, nil, ""
+	if old != nil {
+		n.ver = f.extension(p, e.Key, old)
+	}
+	n.mu.Unlock()
+	f.saw(p, e.Key)
+	go f.invalidateData(n)
+	return true
+}
+
+// extension returns the local copy of version key of p, which begins with
+// the bytes of old: those are copied, the rest downloaded. old is
+// released once the copy is complete.
+func (f *FS) extension(p, key string, old *cache.Version) *cache.Version {
+	v := f.c.Open(p, key, func(ctx context.Context, w io.Writer) error {
+		k, err := old.CopyTo(ctx, w)
+		if err != nil {
+			return err
+		}
+		r := f.g.OpenVersion(ctx, p, key)
+		defer r.Close()
+		if _, err := r.Seek(k, io.SeekStart); err != nil {
+			return err
+		}
+		_, err = io.CopyBuffer(w, r, make([]byte, 1<<20))
+		return err
+	})
+	go func() {
+		v.Wait(f.life) // the copy no longer needs old (an error: neither)
+		old.Release()
+	}()
+	return v
+}
+
+// refresh takes the attributes of e, the entry of the version n shows as
+// a newer view has it (a chmod or utimes since).
+func (n *file) refresh(e core.Entry) {
+	n.mu.Lock()
+	if n.key == e.Key {
+		n.entry = e
+	}
+	n.mu.Unlock()
 }
 
 func (n *file) Forget() { n.fs.forget(n) }
@@ -382,6 +440,12 @@ func (n *file) commit(ctx context.Context, pids ...uint32) error {
 	p := n.path()
 	pending, _ := f.attrs.get(p)
 	opts := f.attrs.take(p)
+	if pending.mtime == nil {
+		opts = append(opts, core.WithMTime(n.mtime)) // the last write, not the commit
+	}
+	if n.appended && n.key != "" {
+		opts = append(opts, core.WithPrev(n.key)) // readers elsewhere can read on (extendTo)
+	}
 	data, size := n.dirty, n.size
 	nk, err := f.g.Commit(ctx, p, n.key, data, size, opts...)
 	rebased := false
@@ -415,6 +479,9 @@ func (n *file) commit(ctx context.Context, pids ...uint32) error {
 	}
 	n.ver, n.dirty, n.key = v, nil, nk
 	n.entry = core.Entry{Key: nk, Mode: n.entry.Mode, Size: size}
+	if e, ok := f.entryOf(ctx, p); ok && e.Key == nk {
+		n.entry = e
+	}
 	if rebased {
 		// The kernel's pages and size hold this host's bytes at the old
 		// end; the version now has the other host's bytes before them.
@@ -474,7 +541,7 @@ func (n *file) appendTo(ctx context.Context, p string, tail *io.SectionReader, o
 	}
 	var nk string
 	if err == nil {
-		nk, err = f.g.Commit(ctx, p, key, r, size, opts...)
+		nk, err = f.g.Commit(ctx, p, key, r, size, append(opts, core.WithPrev(key))...)
 	}
 	if err != nil {
 		f.c.Discard(r)
@@ -486,27 +553,15 @@ func (n *file) appendTo(ctx context.Context, p string, tail *io.SectionReader, o
 // Setattr truncates the file's state, by descriptor or by path: a
 // truncation with no handle open for writing is committed at once, since
 // no close will commit it. chmod and utimes are kept in groups that record
-// modes and times (attrs.go) and accepted without change in the others,
-// as chown always is.
+// modes and times (attrs.go) and accepted without change in the others;
+// chown only to the mount's owner (checkOwner).
 func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
 	f := n.fs
-	if f.cfg.ReadOnly {
-		return f.errno("setattr", n.path(), syscall.EROFS)
+	if err := f.checkSetattr(req, n.path()); err != nil {
+		return err
 	}
-	if f.keepsAttrs() && (req.Valid.Mode() || req.Valid.Mtime() || req.Valid.MtimeNow()) {
-		var mode *os.FileMode
-		var mtime *time.Time
-		if req.Valid.Mode() {
-			m := req.Mode.Perm()
-			mode = &m
-		}
-		if req.Valid.Mtime() {
-			mtime = &req.Mtime
-		} else if req.Valid.MtimeNow() {
-			now := time.Now()
-			mtime = &now
-		}
-		f.attrs.set(n.path(), mode, mtime)
+	if c, ok := setattrChange(req); ok && f.keepsAttrs() {
+		f.attrs.set(n.path(), false, c)
 	}
 	if !req.Valid.Size() {
 		return nil

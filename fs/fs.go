@@ -5,10 +5,12 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"bazil.org/fuse"
@@ -58,6 +60,11 @@ type FS struct {
 	tr      *tree                       // GUARDED_BY(mu); built from the last index seen
 	locks   map[lockID]*ownerLock       // GUARDED_BY(mu); distributed locks of kernel lock owners
 	attrs   *attrQueue                  // chmod and utimes changes not committed yet (attrs.go)
+	inos    map[string]uint64           // GUARDED_BY(mu); path -> inode number of its current node (inoLocked)
+	inoUsed map[uint64]bool             // GUARDED_BY(mu); every number given out
+	nextIno uint64                      // GUARDED_BY(mu); the next number when a path's own is taken
+	dirTime map[string]time.Time        // GUARDED_BY(mu); dir path -> when this host last added or removed an entry in it
+	once    sync.Map                    // kinds of refusal already logged (logOnce)
 
 	life context.Context    // ends when Shutdown begins
 	stop context.CancelFunc // ends life
@@ -86,9 +93,14 @@ func New(cfg Config) *FS {
 		seen:    map[string]string{},
 		locks:   map[lockID]*ownerLock{},
 		attrs:   newAttrQueue(),
+		inos:    map[string]uint64{"": 1},
+		inoUsed: map[uint64]bool{1: true},
+		nextIno: 1 << 63,
+		dirTime: map[string]time.Time{},
 		life:    life, stop: stop,
 	}
 	go f.runAttrs()
+	go f.keepFresh()
 	return f
 }
 
@@ -104,22 +116,51 @@ func (f *FS) Serve(conn *fuse.Conn) error {
 // Root returns the root directory.
 func (f *FS) Root() (fusefs.Node, error) { return f.dirNode(""), nil }
 
-// Statfs reports made-up capacity: B2 has no meaningful limit in bytes.
+// Statfs reports the bytes and objects the index holds as used (in the
+// blazer format, bytes from the versions' attributes: one listing when
+// some are unknown), and a fixed free count, since B2 sets no capacity:
+// freeBlocks and freeFiles.
 func (f *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.StatfsResponse) error {
-	entries, err := f.g.Entries(ctx)
+	t, err := f.tree(ctx)
 	if err != nil {
 		return f.errno("statfs", "", err)
 	}
-	resp.Bsize = 4096
-	resp.Frsize = 4096
-	resp.Blocks = 1 << 40
-	resp.Bfree = 1 << 40
-	resp.Bavail = 1 << 40
-	resp.Files = uint64(len(entries))
-	resp.Ffree = 1 << 20
-	resp.Namelen = 255
+	var bytes int64
+	prefetched := f.keepsAttrs()
+	for p, key := range t.files {
+		if f.keepsAttrs() {
+			bytes += t.attrs[p].Size
+			continue
+		}
+		if !prefetched && !f.g.Cached(p, key) {
+			prefetched = true
+			if err := f.g.Prefetch(ctx, ""); err != nil {
+				return f.errno("statfs", "", err)
+			}
+		}
+		fi, err := f.g.Stat(ctx, p, key)
+		if err != nil {
+			return f.errno("statfs", "", err)
+		}
+		bytes += fi.Size
+	}
+	const bsize = 4096
+	used := uint64(bytes+bsize-1) / bsize
+	resp.Bsize, resp.Frsize = bsize, bsize
+	resp.Blocks = used + freeBlocks
+	resp.Bfree, resp.Bavail = freeBlocks, freeBlocks
+	resp.Files = uint64(len(t.files)+len(t.dirs)) + freeFiles
+	resp.Ffree = freeFiles
+	resp.Namelen = nameMax
 	return nil
 }
+
+// The free space statfs reports: 1 PiB and 2^32 names, far above what a
+// group holds, so that tools that check free space go ahead.
+const (
+	freeBlocks = 1 << 38 // of 4 KiB
+	freeFiles  = 1 << 32
+)
 
 // Shutdown commits every changed open file, or keeps its bytes in the
 // recovery directory when the commit fails, then releases every lock held
@@ -159,6 +200,7 @@ type node interface {
 type nodeBase struct {
 	fs  *FS
 	rel string // GUARDED_BY(fs.mu); path from the root, "" for the root
+	ino uint64 // the inode number, for the node's life (inoLocked)
 }
 
 func (b *nodeBase) base() *nodeBase { return b }
@@ -177,9 +219,21 @@ func (f *FS) dirNode(path string) *dir {
 	if d, ok := f.nodes[path].(*dir); ok {
 		return d
 	}
-	d := &dir{nodeBase{fs: f, rel: path}}
+	d := &dir{nodeBase{fs: f, rel: path, ino: f.inoLocked(path, false)}}
 	f.nodes[path] = d
 	return d
+}
+
+// linkNode returns the node of the symbolic link at path, entry e.
+func (f *FS) linkNode(path string, e core.Entry) *symlink {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l, ok := f.nodes[path].(*symlink); ok && l.entry.Key == e.Key {
+		return l
+	}
+	l := &symlink{nodeBase: nodeBase{fs: f, rel: path, ino: f.inoLocked(path, false)}, entry: e}
+	f.nodes[path] = l
+	return l
 }
 
 // fileNode returns the file node of path for version e: the node the path
@@ -189,17 +243,68 @@ func (f *FS) fileNode(path string, e core.Entry) *file {
 	f.mu.Lock()
 	n, ok := f.nodes[path].(*file)
 	f.mu.Unlock()
-	if ok && !n.replaceable(e.Key) {
+	if ok && (!n.replaceable(e.Key) || n.extendTo(e)) {
+		n.refresh(e)
 		return n
 	}
+	// The version that replaces one still open is another file, with a
+	// number of its own, as after a rename over it: tools that follow a
+	// name (tail -F) then see that it changed.
+	fresh := ok && n.activeHandles()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if cur, ok := f.nodes[path].(*file); ok && cur != n {
 		return cur // another lookup got there first
 	}
-	n = &file{nodeBase: nodeBase{fs: f, rel: path}, key: e.Key, entry: e}
+	n = &file{nodeBase: nodeBase{fs: f, rel: path, ino: f.inoLocked(path, fresh)}, key: e.Key, entry: e}
 	f.nodes[path] = n
 	return n
+}
+
+// inoLocked returns the inode number of path's current node, giving the
+// path one when it has none, or a new one with fresh. A path's first
+// number is a hash of it, so that it is the same after a remount, unless
+// another path has it; then the next free one. A number is never given
+// twice in a mount: a node keeps its number through renames, and a path
+// gets a new one only after an unlink or a rename over it on this host, or
+// when a version from another host replaces one still open here (fileNode).
+// LOCKS_REQUIRED(f.mu)
+func (f *FS) inoLocked(path string, fresh bool) uint64 {
+	if n, ok := f.inos[path]; ok && !fresh {
+		return n
+	}
+	n := inode(path)
+	for f.inoUsed[n] {
+		n = f.nextIno
+		f.nextIno++
+	}
+	f.inoUsed[n] = true
+	f.inos[path] = n
+	return n
+}
+
+// ino returns the inode number of path (inoLocked).
+func (f *FS) ino(path string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inoLocked(path, false)
+}
+
+// touchDir records that this host added or removed an entry of directory
+// p now: its modification and change times show that (POSIX), on this
+// host, until a utimes on it sets them.
+func (f *FS) touchDir(p string) {
+	f.mu.Lock()
+	f.dirTime[p] = time.Now()
+	f.mu.Unlock()
+}
+
+// logOnce logs msg at warning level the first time kind is refused in
+// this mount, so that a tool that tries a thousand times logs one line.
+func (f *FS) logOnce(kind, msg string, args ...any) {
+	if _, seen := f.once.LoadOrStore(kind, true); !seen {
+		f.log.Warn(msg, args...)
+	}
 }
 
 // saw records that this host showed version key of path to a process
@@ -240,6 +345,10 @@ func (f *FS) unmapPath(path string) {
 	n, _ := f.nodes[path].(*file)
 	delete(f.nodes, path)
 	delete(f.seen, path)
+	delete(f.inos, path)
+	delete(f.dirTime, path)
+	parent, _ := split(path)
+	f.dirTime[parent] = time.Now()
 	f.mu.Unlock()
 	if n != nil {
 		n.unlink()
@@ -265,6 +374,27 @@ func (f *FS) moved(from, to string) {
 	}
 	replaced, _ := f.nodes[to].(*file)
 	delete(f.nodes, to) // the replaced target, if any
+	inos, times := map[string]uint64{}, map[string]time.Time{}
+	delete(f.inos, to)
+	delete(f.dirTime, to)
+	for p, n := range f.inos {
+		if under(p) {
+			inos[to+p[len(from):]] = n
+			delete(f.inos, p)
+		}
+	}
+	for p, t := range f.dirTime {
+		if under(p) {
+			times[to+p[len(from):]] = t
+			delete(f.dirTime, p)
+		}
+	}
+	maps.Copy(f.inos, inos)
+	maps.Copy(f.dirTime, times)
+	now := time.Now()
+	fromDir, _ := split(from)
+	toDir, _ := split(to)
+	f.dirTime[fromDir], f.dirTime[toDir] = now, now
 	seen := map[string]string{}
 	for p, k := range f.seen {
 		if under(p) {
@@ -328,16 +458,66 @@ func (f *FS) tree(ctx context.Context) (*tree, error) {
 	if t != nil && reflect.ValueOf(t.src).UnsafePointer() == reflect.ValueOf(entries).UnsafePointer() {
 		return t, nil
 	}
+	old := t
 	t = buildTree(entries)
 	t.attrs = attrs
 	f.mu.Lock()
 	f.tr = t
 	f.mu.Unlock()
+	if old != nil {
+		go f.viewChanged(old, t) // not from within a request: the kernel may wait for it
+	}
 	return t, nil
 }
 
 func (f *FS) fileMode() os.FileMode { return 0o666 &^ f.cfg.Umask }
 func (f *FS) dirMode() os.FileMode  { return os.ModeDir | 0o777&^f.cfg.Umask }
+
+// newMode is the mode recorded for a file or directory created with mode
+// by a process with umask: both that umask and the mount's apply.
+func (f *FS) newMode(mode, umask os.FileMode) os.FileMode {
+	return modeBits(mode) &^ umask.Perm() &^ f.cfg.Umask.Perm()
+}
+
+// entryOf returns the index entry of name in the current view (within
+// IndexTTL), false when it has none or the index cannot be read.
+func (f *FS) entryOf(ctx context.Context, name string) (core.Entry, bool) {
+	t, err := f.tree(ctx)
+	if err != nil {
+		return core.Entry{}, false
+	}
+	e, ok := t.attrs[name]
+	return e, ok
+}
+
+// rootMarker holds the mode and times of the root directory, which has no
+// marker of its own.
+const rootMarker = core.ReservedPrefix + "root"
+
+// markerOf names the marker object of directory p.
+func markerOf(p string) string {
+	if p == "" {
+		return rootMarker
+	}
+	return dirMarkers + p
+}
+
+// checkSetattr refuses a setattr on p this mount cannot keep: any change
+// on a read-only mount (EROFS), and chown or chgrp to another owner than
+// the mount's (EPERM, logged once). Owners are not stored: uids differ
+// between the hosts that share a group, so a stored uid would name a
+// different user on each of them; the mount's uid= and gid= options say
+// who owns everything.
+func (f *FS) checkSetattr(req *fuse.SetattrRequest, p string) error {
+	if f.cfg.ReadOnly {
+		return f.errno("setattr", p, syscall.EROFS)
+	}
+	if (req.Valid.Uid() && req.Uid != f.cfg.UID) || (req.Valid.Gid() && req.Gid != f.cfg.GID) {
+		f.logOnce("chown", "chown refused: owners are the mount's uid= and gid= options, not stored (EPERM)", "path", "/"+p)
+		return syscall.EPERM // logged once above
+	}
+	return nil
+}
 
 // inode numbers are derived from paths, so they are stable across lookups.
 func inode(path string) uint64 {
