@@ -24,9 +24,11 @@ const attrDelay = 100 * time.Millisecond
 // once; other hosts once it is committed. A directory's change goes to its
 // marker object. Safe for concurrent use.
 type attrQueue struct {
-	mu      sync.Mutex
-	pending map[string]pendingAttr // GUARDED_BY(mu); by path
-	kick    chan struct{}          // has an element when pending is not empty
+	flushing sync.Mutex // held by flushAttrs
+	mu       sync.Mutex
+	pending  map[string]pendingAttr // GUARDED_BY(mu); by path
+	sending  map[string]pendingAttr // GUARDED_BY(mu); taken by a flush that has not returned: still shown
+	kick     chan struct{}          // has an element when pending is not empty
 }
 
 // attrSet is one chmod or utimes: the attributes it sets.
@@ -96,11 +98,15 @@ func (q *attrQueue) set(path string, dir bool, c attrSet) {
 	}
 }
 
-// get returns path's uncommitted attributes.
+// get returns path's uncommitted attributes, those a flush is sending
+// included.
 func (q *attrQueue) get(path string) (pendingAttr, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	a, ok := q.pending[path]
+	if !ok {
+		a, ok = q.sending[path]
+	}
 	return a, ok
 }
 
@@ -160,10 +166,17 @@ func (a pendingAttr) options() []core.CommitOption {
 // wait for the next flush.
 func (f *FS) flushAttrs(ctx context.Context) error {
 	q := f.attrs
+	q.flushing.Lock() // one flush at a time: sending is its batch
+	defer q.flushing.Unlock()
 	q.mu.Lock()
 	batch := q.pending
-	q.pending = map[string]pendingAttr{}
+	q.pending, q.sending = map[string]pendingAttr{}, batch
 	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.sending = nil
+		q.mu.Unlock()
+	}()
 	if len(batch) == 0 {
 		return nil
 	}

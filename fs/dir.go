@@ -404,6 +404,10 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs
 			return f.errno("rename", from, err)
 		}
 	}
+	// Not while a flush of mode and time changes is sending: it names the
+	// objects by their old names, and would miss them once renamed.
+	f.attrs.flushing.Lock()
+	defer f.attrs.flushing.Unlock()
 	if err := f.g.Rename(ctx, moves); err != nil {
 		return f.errno("rename", from, err)
 	}
