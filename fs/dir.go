@@ -49,7 +49,15 @@ func (d *dir) Attr(ctx context.Context, a *fuse.Attr) error {
 	a.Nlink = 2
 	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
 	a.BlockSize = 4096
-	e, _ := f.entryOf(context.WithoutCancel(ctx), markerOf(p))
+	var e core.Entry
+	if t, err := f.tree(context.WithoutCancel(ctx)); err == nil {
+		e = t.attrs[markerOf(p)]
+		for _, isDir := range t.kids[p] {
+			if isDir {
+				a.Nlink++ // each subdirectory's ".."
+			}
+		}
+	}
 	m := f.metaOf(p, e, f.dirMode().Perm(), f.start)
 	f.mu.Lock()
 	touched, ok := f.dirTime[p]

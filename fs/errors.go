@@ -26,6 +26,8 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.EPERM:        "EPERM",
 	syscall.EAGAIN:       "EWOULDBLOCK",
 	syscall.ENOLCK:       "ENOLCK",
+	syscall.EFBIG:        "EFBIG",
+	syscall.EACCES:       "EACCES",
 }
 
 // errno maps err to what the kernel gets and logs the failed operation

@@ -81,6 +81,9 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 	a.BlockSize = 4096
 	n.mu.RLock()
 	key, e, dirty, size, mtime := n.key, n.entry, n.dirty != nil, n.size, n.mtime
+	if n.unlinked {
+		a.Nlink = 0 // open, and no longer in any directory
+	}
 	n.mu.RUnlock()
 	if cur, ok := f.entryOf(ctx, p); ok && cur.Key == key {
 		e = cur // a chmod or utimes since the node was made

@@ -12,19 +12,20 @@ import (
 	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
-// requireSqlite skips a test without the sqlite3 command (package
-// sqlite3), or fails it with B2CFS_REQUIRE_FUSE=1 (as in CI, which
-// installs it).
-func requireSqlite(tb testing.TB) {
+// requireTool skips a test without the command cmd (Debian package pkg),
+// or fails it with B2CFS_REQUIRE_FUSE=1 (as in CI, which installs it).
+func requireTool(tb testing.TB, cmd, pkg string) {
 	tb.Helper()
-	if _, err := exec.LookPath("sqlite3"); err == nil {
+	if _, err := exec.LookPath(cmd); err == nil {
 		return
 	}
 	if os.Getenv("B2CFS_REQUIRE_FUSE") == "1" {
-		tb.Fatal("sqlite3 required (B2CFS_REQUIRE_FUSE=1) but not installed (package sqlite3)")
+		tb.Fatalf("%s required (B2CFS_REQUIRE_FUSE=1) but not installed (package %s)", cmd, pkg)
 	}
-	tb.Skip("sqlite3 not installed (package sqlite3)")
+	tb.Skipf("%s not installed (package %s)", cmd, pkg)
 }
+
+func requireSqlite(tb testing.TB) { requireTool(tb, "sqlite3", "sqlite3") }
 
 // sqlite runs the sqlite3 command on db with script on stdin and returns
 // its output.
