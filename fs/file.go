@@ -104,15 +104,23 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 }
 
 // extendTo moves n in place to version e when e only appended to the
-// version n shows (e.Prev) and n holds no changes: its handles read on
-// past the old end, as readers of a local file see it grow (tail -f),
-// and what they read before stays true. The new local copy starts from
-// the old one and downloads only the appended bytes. It reports whether n
-// moved.
+// version n shows (e.Prev), n holds no changes and no handle of it is open
+// for writing: its readers read on past the old end, as readers of a local
+// file see it grow (tail -f), and what they read before stays true. The
+// new local copy starts from the old one and downloads only the appended
+// bytes. It reports whether n moved.
+//
+// What this host last showed a process (lastSeen) stays the old version:
+// a process that read it has not read the appended bytes, so a rename or
+// unlink based on what it read must still find the file changed (EBUSY),
+// and a writer's base must not move under it either.
 func (n *file) extendTo(e core.Entry) bool {
 	f := n.fs
+	if e.Prev == "" || n.hasWriters() {
+		return false
+	}
 	n.mu.Lock()
-	if e.Prev == "" || n.key != e.Prev || n.dirty != nil || n.unlinked {
+	if n.key != e.Prev || n.dirty != nil || n.unlinked {
 		n.mu.Unlock()
 		return false
 	}
@@ -123,7 +131,6 @@ func (n *file) extendTo(e core.Entry) bool {
 		n.ver = f.extension(p, e.Key, old)
 	}
 	n.mu.Unlock()
-	f.saw(p, e.Key)
 	go f.invalidateData(n)
 	return true
 }

@@ -430,3 +430,28 @@ func TestReadersReadOnAfterAnotherHostsAppend(t *testing.T) {
 	r.close(0)
 	w.B.check("log", "replaced\n")
 }
+
+// TestReadOnKeepsRenameConflict: a process on A read a version; B appends
+// to it, and A's node reads on; sed's rename over the file, based on what
+// A read, must still be refused, or B's append would be lost.
+func TestReadOnKeepsRenameConflict(t *testing.T) {
+	w := newWorld(t, -1)
+	w.A.put("doc", "one\n")
+	w.A.check("doc", "one\n") // sed reads it
+	r := w.A.open("doc", syscall.O_RDONLY, 0)
+	w.B.append("doc", "two\n")
+	w.A.mustAttr(w.A.root, "doc") // A's view moves on
+	if size, _ := r.sizeOf(); size != 8 {
+		t.Errorf("A's reader did not read on: size %d", size)
+	}
+	w.A.put("doc.tmp", "ONE\n")
+	w.A.rename("doc.tmp", "doc", syscall.EBUSY)
+	r.close(0)
+	w.checkStored("doc", "one\ntwo\n")
+	// A writer's base does not move either: its append stays an append.
+	f := w.A.open("doc", syscall.O_WRONLY|syscall.O_APPEND, 0)
+	w.B.append("doc", "three\n")
+	f.write("four\n", 0)
+	f.close(0)
+	w.checkStored("doc", "one\ntwo\nthree\nfour\n")
+}

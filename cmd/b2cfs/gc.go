@@ -200,9 +200,9 @@ func collectGarbage(ctx context.Context, s core.Store, cfg gcConfig) (gcResult, 
 			res.Referenced++
 		case f.Group == "" && !strings.HasPrefix(f.Name, ".b2cfs/"):
 			res.Unmarked++
-		case f.Modified.IsZero() || !f.Modified.Before(cutoff):
+		case f.Modified.IsZero() || f.Modified.After(cutoff): // uploaded less than Grace ago
 			res.Young++
-		case !newestLive[name].IsZero() && !newestLive[name].Before(cutoff):
+		case newestLive[name].After(cutoff):
 			// A newer version was stored within the grace period, so this
 			// one may have been replaced only just now.
 			res.Young++

@@ -519,12 +519,15 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 }
 
 // nextLocked hands out a sequence number and an upload timestamp that never
-// goes backwards. LOCKS_REQUIRED(mu)
+// goes backwards. Uploads in the same millisecond share its stamp, as on
+// B2; the sequence number orders them. A stamp never runs ahead of the
+// clock, so that "uploaded before now" holds for every file listed.
+// LOCKS_REQUIRED(mu)
 func (s *Server) nextLocked() (seq, stamp int64) {
 	s.st.Seq++
 	stamp = time.Now().UnixMilli()
-	if stamp <= s.st.LastStamp {
-		stamp = s.st.LastStamp + 1
+	if stamp < s.st.LastStamp {
+		stamp = s.st.LastStamp // the clock stepped back
 	}
 	s.st.LastStamp = stamp
 	return s.st.Seq, stamp
