@@ -29,7 +29,12 @@ type Config struct {
 	Cache    *cache.Cache
 	ReadOnly bool
 	UID, GID uint32
-	Umask    os.FileMode
+	// Umask masks the default mode shown for objects whose group records
+	// none (FormatBlazer, or entries written without one).
+	Umask os.FileMode
+	// CreateUmask masks the mode recorded for every file and directory
+	// created, besides the creating process's own umask.
+	CreateUmask os.FileMode
 	// TTL is how long the kernel may keep attributes and entries; it should
 	// be the group's IndexTTL (0 when the index is always checked).
 	TTL    time.Duration
@@ -474,9 +479,9 @@ func (f *FS) fileMode() os.FileMode { return 0o666 &^ f.cfg.Umask }
 func (f *FS) dirMode() os.FileMode  { return os.ModeDir | 0o777&^f.cfg.Umask }
 
 // newMode is the mode recorded for a file or directory created with mode
-// by a process with umask: both that umask and the mount's apply.
+// by a process with umask: both that umask and CreateUmask apply.
 func (f *FS) newMode(mode, umask os.FileMode) os.FileMode {
-	return modeBits(mode) &^ umask.Perm() &^ f.cfg.Umask.Perm()
+	return modeBits(mode) &^ umask.Perm() &^ f.cfg.CreateUmask.Perm()
 }
 
 // entryOf returns the index entry of name in the current view (within

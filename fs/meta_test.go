@@ -92,6 +92,34 @@ func TestModesKeptExactly(t *testing.T) {
 	if a := w.B.mustAttr(w.B.root, "umasked"); a.Mode != 0o644 {
 		t.Errorf("created 0666 under umask 022: B shows %v, want 0644", a.Mode)
 	}
+	// The mount's umask (022 here) masks only modes a group does not
+	// record; CreateUmask masks created ones.
+	var d fusefs.Node
+	if err := w.A.call("mkdir", func() (err error) {
+		d, err = w.A.root.(fusefs.NodeMkdirer).Mkdir(w.ctx, &fuse.MkdirRequest{Name: "shared", Mode: os.ModeDir | 0o777, Umask: 0})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := w.A.attr(d); a.Mode != os.ModeDir|0o777 {
+		t.Errorf("mkdir 0777 with umask 0: %v", a.Mode)
+	}
+	masked := newFS(t, core.FormatB2cfs, 0o077)
+	root, _ := masked.Root()
+	err = w.A.call("create", func() error {
+		n, _, err := root.(fusefs.NodeCreater).Create(w.ctx, &fuse.CreateRequest{Name: "f", Flags: fuse.OpenWriteOnly | fuse.OpenCreate, Mode: 0o666}, &fuse.CreateResponse{})
+		if err == nil {
+			var a fuse.Attr
+			if err = n.Attr(w.ctx, &a); err == nil && a.Mode != 0o600 {
+				t.Errorf("create 0666 on a mount with umask=077: %v", a.Mode)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// chmod 4750 then chmod 000: both exact, on both hosts, after the flush
 	// and long after it.
 	for _, mode := range []os.FileMode{0o750 | os.ModeSetuid, 0} {
@@ -251,7 +279,7 @@ func TestSymlinks(t *testing.T) {
 	}
 
 	// The blazer format cannot record a link.
-	fsys := newFS(t, core.FormatBlazer)
+	fsys := newFS(t, core.FormatBlazer, 0)
 	root, _ := fsys.Root()
 	_, err = root.(fusefs.NodeSymlinker).Symlink(w.ctx, &fuse.SymlinkRequest{NewName: "link", Target: "x"})
 	if errnoOf(err) != syscall.EPERM {
@@ -259,8 +287,9 @@ func TestSymlinks(t *testing.T) {
 	}
 }
 
-// newFS is a file system of a group in format on a store of its own.
-func newFS(t *testing.T, format string) *b2fs.FS {
+// newFS is a file system of a group in format on a store of its own,
+// whose mount masks created modes with createUmask.
+func newFS(t *testing.T, format string, createUmask os.FileMode) *b2fs.FS {
 	g, err := core.NewGroup(memstore.New(), "other", core.Options{Format: format, IndexTTL: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +298,7 @@ func newFS(t *testing.T, format string) *b2fs.FS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys := b2fs.New(b2fs.Config{Group: g, Cache: c, UID: 1000, GID: 1000})
+	fsys := b2fs.New(b2fs.Config{Group: g, Cache: c, UID: 1000, GID: 1000, CreateUmask: createUmask})
 	t.Cleanup(func() {
 		fsys.Shutdown(context.Background())
 		g.Close()

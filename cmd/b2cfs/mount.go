@@ -39,7 +39,9 @@ Options (-o, comma-separated, repeatable):
   ro               read-only mount
   allow_other      let other users use the mount
   uid=N, gid=N     owner of every file (default: the caller)
-  umask=OCTAL      mode mask (default 022)
+  umask=OCTAL      mode mask of objects whose group records no mode
+                   (default 022); given, it also masks the mode of every
+                   file and directory created (besides the process's umask)
   index_ttl=T      how stale the index may be: seconds or a Go duration,
                    0 = check B2 on every access (default 1s)
   cache_dir=DIR    local copies and the recovery directory
@@ -76,6 +78,7 @@ type mountConfig struct {
 	allowOther    bool
 	uid, gid      uint32
 	umask         os.FileMode
+	umaskSet      bool          // umask= given: it masks created modes too
 	ttl           time.Duration // < 0: always check
 	cacheDir      string
 	cacheSize     int64
@@ -160,6 +163,7 @@ func (mc *mountConfig) set(o string) error {
 		var n uint64
 		n, err = strconv.ParseUint(v, 8, 32)
 		mc.umask = os.FileMode(n) & 0o777
+		mc.umaskSet = true
 	case "index_ttl":
 		mc.ttl, err = parseTTL(v)
 	case "cache_dir":
@@ -346,7 +350,7 @@ func runMount(ctx context.Context, args []string) (err error) {
 	ttl := max(mc.ttl, 0)
 	fsys := fs.New(fs.Config{
 		Group: g, Cache: c, ReadOnly: mc.ro,
-		UID: mc.uid, GID: mc.gid, Umask: mc.umask, TTL: ttl, Logger: log,
+		UID: mc.uid, GID: mc.gid, Umask: mc.umask, CreateUmask: createUmask(mc), TTL: ttl, Logger: log,
 		Bucket: mc.bucket, ObserveOp: met.opHook(),
 	})
 	opts := []fuse.MountOption{
@@ -425,4 +429,13 @@ func unmount(dir string, log *slog.Logger) {
 	if out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput(); err != nil {
 		log.Warn("lazy unmount failed", "dir", dir, "err", err, "output", strings.TrimSpace(string(out)))
 	}
+}
+
+// createUmask is the mask for created modes: umask= when given, else none
+// (the creating process's own umask applies in any case).
+func createUmask(mc *mountConfig) os.FileMode {
+	if mc.umaskSet {
+		return mc.umask
+	}
+	return 0
 }
