@@ -159,6 +159,30 @@ func (f *FS) extension(p, key string, old *cache.Version) *cache.Version {
 	return v
 }
 
+// dropSetID clears the set-user-id bit, and the set-group-id bit of a
+// group-executable file, after a write by a process other than root, as
+// POSIX asks of write(2); the change goes with the data's commit.
+func (n *file) dropSetID() {
+	f := n.fs
+	if !f.keepsAttrs() {
+		return
+	}
+	p := n.path()
+	n.mu.RLock()
+	e := n.entry
+	n.mu.RUnlock()
+	m := f.metaOf(p, e, f.fileMode(), time.Time{}).mode
+	drop := os.ModeSetuid
+	if m&0o010 != 0 {
+		drop |= os.ModeSetgid
+	}
+	if m&drop == 0 {
+		return
+	}
+	m &^= drop
+	f.attrs.set(p, false, attrSet{mode: &m})
+}
+
 // refresh takes the attributes of e, the entry of the version n shows as
 // a newer view has it (a chmod or utimes since).
 func (n *file) refresh(e core.Entry) {

@@ -52,6 +52,9 @@ func (h *openFile) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse
 	h.closed.Store(false)
 	k, _, err := h.n.write(ctx, req.Data, req.Offset, atEnd, req.Pid)
 	resp.Size = k
+	if err == nil && req.Uid != 0 {
+		h.n.dropSetID()
+	}
 	return f.errno("write", h.n.path(), err)
 }
 

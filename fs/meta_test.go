@@ -484,3 +484,57 @@ func TestReadOnKeepsRenameConflict(t *testing.T) {
 	f.close(0)
 	w.checkStored("doc", "one\ntwo\nthree\nfour\n")
 }
+
+// TestLinkCounts: a directory has 2 links plus one per subdirectory, and
+// a file unlinked while open has none (pjdfstest checks both).
+func TestLinkCounts(t *testing.T) {
+	w := newWorld(t, -1)
+	w.seed(map[string]string{"d/a/f": "x", "d/b/f": "y", "d/g": "z"})
+	if a := w.A.mustAttr(w.A.root, "d"); a.Nlink != 4 {
+		t.Errorf("a directory with 2 subdirectories has %d links, want 4", a.Nlink)
+	}
+	w.A.put("f", "data")
+	r := w.A.open("f", syscall.O_RDONLY, 0)
+	if a, _ := w.A.attr(r.node); a.Nlink != 1 {
+		t.Errorf("an open file has %d links, want 1", a.Nlink)
+	}
+	w.A.unlink("f", 0)
+	if a, _ := w.A.attr(r.node); a.Nlink != 0 {
+		t.Errorf("fstat of a file unlinked while open: %d links, want 0", a.Nlink)
+	}
+	r.pread(0, 10, "data")
+	r.close(0)
+}
+
+// TestWriteDropsSetID: a write by a process other than root clears the
+// set-user-id bit, and the set-group-id bit of a group-executable file
+// (pjdfstest chmod/12.t).
+func TestWriteDropsSetID(t *testing.T) {
+	w := newWorld(t, -1)
+	for _, tc := range []struct{ mode, want os.FileMode }{
+		{0o777 | os.ModeSetuid, 0o777},
+		{0o777 | os.ModeSetgid, 0o777},
+		{0o767 | os.ModeSetgid, 0o767 | os.ModeSetgid}, // not group-executable: a mandatory-locking mark, kept
+		{0o777 | os.ModeSetuid | os.ModeSetgid, 0o777},
+	} {
+		n, err := w.A.mkfile(w.A.root, "f", 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.A.setattr(n, &fuse.SetattrRequest{Valid: fuse.SetattrMode, Mode: tc.mode}); err != nil {
+			t.Fatal(err)
+		}
+		f := w.A.open("f", syscall.O_WRONLY, 0)
+		err = w.A.call("write", func() error {
+			return f.handle.(fusefs.HandleWriter).Write(w.ctx, &fuse.WriteRequest{Header: fuse.Header{Uid: 65534}, Handle: f.id, Data: []byte("x")}, &fuse.WriteResponse{})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.close(0)
+		if a := w.B.mustAttr(w.B.root, "f"); a.Mode != tc.want {
+			t.Errorf("mode %v after a write by uid 65534: %v, want %v", tc.mode, a.Mode, tc.want)
+		}
+		w.A.unlink("f", 0)
+	}
+}

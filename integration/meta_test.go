@@ -228,3 +228,42 @@ func (b *lineBuffer) has(s string, n int) error {
 	}
 	return nil
 }
+
+// TestFreshnessCost: a mount with nothing open makes no B2 calls of its
+// own; with a file open it reloads the view once per index_ttl, so that
+// the kernel hears of other hosts' changes. Both rates are logged.
+func TestFreshnessCost(t *testing.T) {
+	e := newEnv(t, b2emu.Config{})
+	m := e.mount("fresh", "format=b2cfs", "index_ttl=1s")
+	if err := os.WriteFile(m.path("f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadDir(m.dir); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // let the kernel's requests of the write end
+	const window = 5 * time.Second
+	e.emu.ResetStats()
+	time.Sleep(window)
+	idle := e.calls()
+	t.Logf("idle mount, index_ttl=1s: %d B2 calls in %v %v", totalCalls(idle), window, idle)
+	if totalCalls(idle) != 0 {
+		t.Errorf("an idle mount made B2 calls: %v", idle)
+	}
+	f, err := os.Open(m.path("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	e.emu.ResetStats()
+	time.Sleep(window)
+	open := e.calls()
+	t.Logf("a file open, index_ttl=1s: %d B2 calls in %v (%.0f per minute) %v", totalCalls(open), window,
+		float64(totalCalls(open))*float64(time.Minute)/float64(window), open)
+	if open["b2_list_buckets"] == 0 {
+		t.Errorf("with a file open the view was never reloaded: %v", open)
+	}
+	if open["b2_list_buckets"] != totalCalls(open) {
+		t.Errorf("reloading an unchanged view cost more than b2_list_buckets: %v", open)
+	}
+}
