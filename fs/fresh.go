@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"bazil.org/fuse"
+
+	"github.com/b2cfs/b2cfs/core"
 )
 
 // Cross-host freshness. The kernel keeps entries and attributes for the
@@ -19,13 +21,7 @@ import (
 // B2 calls of its own.
 
 // viewChanged invalidates, in the kernel, the entries and attributes that
-// differ between the trees of two views: a name whose version changed to
-// one this host did not make or show gets its directory entry dropped, so
-// that the next lookup finds the new version (a new node), unless the new
-// version only appended to the one its node shows (the node reads on,
-// extendTo); a name whose attributes alone changed gets its attributes
-// dropped. Lock records and
-// other reserved names are not the kernel's business.
+// differ between the trees of two views (stale).
 func (f *FS) viewChanged(old, cur *tree) {
 	f.mu.Lock()
 	srv := f.srv
@@ -33,45 +29,17 @@ func (f *FS) viewChanged(old, cur *tree) {
 	if srv == nil || old.attrs == nil || cur.attrs == nil {
 		return
 	}
-	var entries []string // paths whose directory entry to drop
-	var attrs []string   // paths whose attributes to drop
-	note := func(name string, after, sameKey bool, key string) {
-		p, isDir := name, false
-		switch {
-		case name == rootMarker:
-			attrs = append(attrs, "")
-			return
-		case strings.HasPrefix(name, dirMarkers):
-			p, isDir = name[len(dirMarkers):], true
-		case reserved(name):
-			return
-		}
-		parent, _ := split(p)
-		attrs = append(attrs, parent) // its times and entries changed
-		if sameKey {
-			attrs = append(attrs, p)
-			return
-		}
-		if !isDir && after && f.lastSeen(p, "") == key {
-			return // this host made or showed that version: the kernel has it
-		}
-		f.mu.Lock()
-		n, _ := f.nodes[p].(*file)
-		f.mu.Unlock()
-		if n != nil && after && n.extendTo(cur.attrs[name]) {
-			return // the node reads on: its name stays
-		}
-		entries = append(entries, p)
-	}
+	var entries, attrs []string // paths whose directory entry, or attributes, to drop
 	for name, e := range cur.attrs {
-		oe, ok := old.attrs[name]
-		if !ok || oe != e {
-			note(name, true, ok && oe.Key == e.Key, e.Key)
+		if oe, ok := old.attrs[name]; !ok || oe != e {
+			entry, a := f.stale(name, &e, ok && oe.Key == e.Key)
+			entries, attrs = append(entries, entry...), append(attrs, a...)
 		}
 	}
 	for name := range old.attrs {
 		if _, ok := cur.attrs[name]; !ok {
-			note(name, false, false, "")
+			entry, a := f.stale(name, nil, false)
+			entries, attrs = append(entries, entry...), append(attrs, a...)
 		}
 	}
 	for _, p := range entries {
@@ -91,6 +59,43 @@ func (f *FS) viewChanged(old, cur *tree) {
 			quiet(f, srv.InvalidateNodeAttr(n))
 		}
 	}
+}
+
+// stale returns what the kernel may hold wrongly once index entry name
+// changed to e (nil: removed): the path whose directory entry to drop, so
+// that the next lookup finds the new version (a new node), and the paths
+// whose attributes to drop (the parent's, whose times and entries changed;
+// the path's own when only its attributes changed, sameKey). Nothing for
+// a version this host made or showed (the kernel has it), for one that
+// only appended to what the path's node shows (the node reads on,
+// extendTo), or for lock records and other reserved names.
+func (f *FS) stale(name string, e *core.Entry, sameKey bool) (entry, attrs []string) {
+	p, isDir := name, false
+	switch {
+	case name == rootMarker:
+		return nil, []string{""}
+	case strings.HasPrefix(name, dirMarkers):
+		p, isDir = name[len(dirMarkers):], true
+	case reserved(name):
+		return nil, nil
+	}
+	parent, _ := split(p)
+	attrs = []string{parent}
+	switch {
+	case sameKey:
+		return nil, append(attrs, p)
+	case isDir || e == nil:
+	case f.lastSeen(p, "") == e.Key:
+		return nil, attrs
+	default:
+		f.mu.Lock()
+		n, _ := f.nodes[p].(*file)
+		f.mu.Unlock()
+		if n != nil && n.extendTo(*e) {
+			return nil, attrs
+		}
+	}
+	return []string{p}, attrs
 }
 
 // quiet logs an invalidation's failure at debug level: the kernel not
