@@ -52,7 +52,7 @@ func WithATime(t time.Time) CommitOption {
 // view is current (FormatB2cfs adds, now and then, the upload of a delta of
 // the index).
 func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, size int64, opts ...CommitOption) (string, error) {
-	if err := CheckName(name); err != nil {
+	if err := g.checkName(name); err != nil {
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
 	if err := g.precheck(ctx, name); err != nil {
@@ -178,7 +178,7 @@ func (g *Group) SetAttrs(ctx context.Context, changes []AttrChange) error {
 // cannot record a link: ErrNotSupported.
 func (g *Group) Symlink(ctx context.Context, name, target string, opts ...CommitOption) (string, error) {
 	op := func(err error) error { return &OpError{Op: "symlink", Group: g.name, Name: name, Err: err} }
-	if err := CheckName(name); err != nil {
+	if err := g.checkName(name); err != nil {
 		return "", op(err)
 	}
 	if !g.format().hasAttrs() {

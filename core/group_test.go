@@ -275,12 +275,12 @@ func testNames(t *testing.T, format string) {
 	}
 	ctx := testCtx(t)
 	g := newGroup(t, memstore.New(), format, core.Options{})
-	for _, name := range []string{"", "a\nb", "a\x7fb", "/abs", "dir/", "a//b", strings.Repeat("n", core.MaxNameBytes+1)} {
+	for _, name := range []string{"", "a\nb", "a\x7fb", "/abs", "dir/", "a//b", strings.Repeat("n", g.MaxName()+1)} {
 		if _, err := g.Commit(ctx, name, "", strings.NewReader(""), 0); !errors.Is(err, core.ErrBadName) {
 			t.Errorf("Commit(%q) = %v, want ErrBadName", name, err)
 		}
 	}
-	if _, err := g.Commit(ctx, strings.Repeat("n", core.MaxNameBytes), "", strings.NewReader(""), 0); err != nil {
+	if _, err := g.Commit(ctx, strings.Repeat("n", g.MaxName()), "", strings.NewReader(""), 0); err != nil {
 		t.Errorf("longest name refused: %v", err)
 	}
 }

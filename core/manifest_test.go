@@ -234,3 +234,33 @@ func TestSymlink(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestLongNames: the b2cfs format keeps names longer than a B2 file name
+// (they live only in the index); the blazer format refuses them.
+func TestLongNames(t *testing.T) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	long := strings.Repeat(strings.Repeat("d", 250)+"/", 40) + "f" // 10 KB
+	g := newGroup(t, s, core.FormatB2cfs, core.Options{})
+	k, err := g.Commit(ctx, long, "", strings.NewReader("x"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Commit(ctx, "short", "", strings.NewReader("y"), 1); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := newGroup(t, s, core.FormatB2cfs, core.Options{}).Snapshot(ctx)
+	if err != nil || snap[long].Key != k || len(snap) != 2 {
+		t.Fatalf("a 10 KB name read back: %v %v", snap[long], err)
+	}
+	if _, err := g.Commit(ctx, strings.Repeat("x", core.MaxPathBytes+1), "", strings.NewReader("x"), 1); !errors.Is(err, core.ErrBadName) {
+		t.Errorf("a name over MaxPathBytes: %v", err)
+	}
+	b := newGroup(t, memstore.New(), core.FormatBlazer, core.Options{})
+	if _, err := b.Commit(ctx, strings.Repeat("x", core.MaxNameBytes+1), "", strings.NewReader("x"), 1); !errors.Is(err, core.ErrBadName) {
+		t.Errorf("a name over a B2 file name in the blazer format: %v", err)
+	}
+	if b.MaxName() != core.MaxNameBytes || g.MaxName() != core.MaxPathBytes {
+		t.Errorf("MaxName: blazer %d, b2cfs %d", b.MaxName(), g.MaxName())
+	}
+}

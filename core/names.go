@@ -12,9 +12,15 @@ import (
 // KeyLen is the length of a key: 40 lower-case hex characters.
 const KeyLen = 40
 
-// MaxNameBytes is the longest object name: a B2 file name is at most 1,024
-// bytes and holds "<name>/<key>".
+// MaxNameBytes is the longest object name in FormatBlazer, whose B2 file
+// names hold "<name>/<key>" and are at most 1,024 bytes.
 const MaxNameBytes = 1024 - 1 - KeyLen
+
+// MaxPathBytes is the longest object name in FormatB2cfs, where names live
+// only in the index. It is well above Linux's PATH_MAX (4,096), since a
+// tree may be deeper than any path one system call can name (a process
+// works in it relative to a directory it entered), as on a local disk.
+const MaxPathBytes = 32<<10 - 1
 
 // ReservedPrefix starts the names b2cfs keeps for itself.
 const ReservedPrefix = ".b2cfs/"
@@ -48,14 +54,15 @@ func validKey(k string) bool {
 }
 
 // CheckName reports whether name can be an object of a group: non-empty,
-// valid UTF-8, at most MaxNameBytes, no control characters or DEL, and not
-// starting or ending with "/" nor containing "//".
+// valid UTF-8, at most MaxPathBytes, no control characters or DEL, and not
+// starting or ending with "/" nor containing "//". A group's format may
+// allow less (Group.MaxName).
 func CheckName(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("%w: empty object name", ErrBadName)
-	case len(name) > MaxNameBytes:
-		return fmt.Errorf("%w: object name is %d bytes, at most %d fit in a B2 file name", ErrBadName, len(name), MaxNameBytes)
+	case len(name) > MaxPathBytes:
+		return fmt.Errorf("%w: object name is %d bytes, at most %d", ErrBadName, len(name), MaxPathBytes)
 	case !utf8.ValidString(name):
 		return fmt.Errorf("%w: object name %q is not UTF-8", ErrBadName, name)
 	case strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") || strings.Contains(name, "//"):
@@ -113,4 +120,24 @@ func DirMoves(entries map[string]string, from, to string) []Move {
 	}
 	sort.Slice(moves, func(i, j int) bool { return moves[i].From < moves[j].From })
 	return moves
+}
+
+// MaxName returns the longest object name the group's format allows:
+// MaxNameBytes in FormatBlazer, MaxPathBytes in FormatB2cfs.
+func (g *Group) MaxName() int {
+	if g.format().hasAttrs() {
+		return MaxPathBytes
+	}
+	return MaxNameBytes
+}
+
+// checkName is CheckName within the group's MaxName.
+func (g *Group) checkName(name string) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if max := g.MaxName(); len(name) > max {
+		return fmt.Errorf("%w: object name is %d bytes, at most %d fit in a B2 file name", ErrBadName, len(name), max)
+	}
+	return nil
 }

@@ -20,7 +20,7 @@ import (
 // until its first error. Changes to other objects of the group never make f
 // run again.
 func (g *Group) OperateStream(ctx context.Context, name string, f func(io.Reader) (io.Reader, error)) error {
-	if err := CheckName(name); err != nil {
+	if err := g.checkName(name); err != nil {
 		return &OpError{Op: "operate", Group: g.name, Name: name, Err: err}
 	}
 	for try := 0; ; try++ {

@@ -27,7 +27,7 @@ type Move struct {
 // name.
 func (g *Group) Rename(ctx context.Context, moves []Move) error {
 	for _, m := range moves {
-		if err := CheckName(m.To); err != nil {
+		if err := g.checkName(m.To); err != nil {
 			return &OpError{Op: "rename", Group: g.name, Name: m.From, Err: err}
 		}
 	}

@@ -30,7 +30,7 @@ type Writer struct {
 // NewWriter returns a writer that replaces version key of name (an empty key
 // creates name). Close commits only if name still has that key.
 func (g *Group) NewWriter(ctx context.Context, key, name string) (*Writer, error) {
-	if err := CheckName(name); err != nil {
+	if err := g.checkName(name); err != nil {
 		return nil, &OpError{Op: "write", Group: g.name, Name: name, Err: err}
 	}
 	return &Writer{g: g, ctx: ctx, key: key, name: name}, nil

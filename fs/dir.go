@@ -119,8 +119,8 @@ func (d *dir) Forget() { d.fs.forget(d) }
 func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fusefs.Node, error) {
 	f := d.fs
 	p := join(d.path(), req.Name)
-	if len(p) > core.MaxNameBytes || len(req.Name) > nameMax {
-		return nil, f.errno("lookup", p, checkName(p, req.Name))
+	if len(p) > f.g.MaxName() || len(req.Name) > nameMax {
+		return nil, f.errno("lookup", p, f.checkName(p, req.Name))
 	}
 	if reserved(p) {
 		return nil, f.errno("lookup", p, syscall.ENOENT)
@@ -197,7 +197,7 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fusefs.Node, e
 	if err := d.checkNew(p, req.Name); err != nil {
 		return nil, f.errno("mkdir", p, err)
 	}
-	if err := checkName(markerOf(p), req.Name); err != nil {
+	if err := f.checkName(markerOf(p), req.Name); err != nil {
 		return nil, f.errno("mkdir", p, err)
 	}
 	t, err := f.tree(ctx)
@@ -230,7 +230,7 @@ func (d *dir) checkNew(p, name string) error {
 	case reserved(p):
 		return syscall.EPERM
 	}
-	return checkName(p, name)
+	return d.fs.checkName(p, name)
 }
 
 // Create makes an empty object and opens it. If someone else created the
@@ -408,7 +408,7 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs
 		}
 	}
 	for _, m := range moves {
-		if err := checkName(m.To, req.NewName); err != nil {
+		if err := f.checkName(m.To, req.NewName); err != nil {
 			return f.errno("rename", from, err)
 		}
 	}

@@ -103,13 +103,15 @@ const nameMax = 255
 
 // checkName fails with ENAMETOOLONG or EINVAL (wrapping core.ErrBadName)
 // when path, whose last component is name, cannot be stored: name longer
-// than nameMax bytes, or the whole path longer than a B2 file name allows.
-func checkName(path, name string) error {
+// than nameMax bytes, or the whole path longer than the group's format
+// allows (core.Group.MaxName: a B2 file name in the blazer format, PATH_MAX
+// in the b2cfs format).
+func (f *FS) checkName(path, name string) error {
 	if len(name) > nameMax {
 		return fmt.Errorf("%w: a name is %d bytes, at most %d", syscall.ENAMETOOLONG, len(name), nameMax)
 	}
-	if len(path) > core.MaxNameBytes {
-		return fmt.Errorf("%w: %d bytes, at most %d fit in a B2 file name", syscall.ENAMETOOLONG, len(path), core.MaxNameBytes)
+	if max := f.g.MaxName(); len(path) > max {
+		return fmt.Errorf("%w: the path is %d bytes, at most %d fit in this group's format", syscall.ENAMETOOLONG, len(path), max)
 	}
 	return core.CheckName(path)
 }
