@@ -44,11 +44,7 @@ var (
 func (d *dir) Attr(ctx context.Context, a *fuse.Attr) error {
 	f := d.fs
 	p := d.path()
-	a.Valid = f.cfg.TTL
-	a.Inode = d.ino
-	a.Nlink = 2
-	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
-	a.BlockSize = 4096
+	d.fillAttr(a, 2)
 	var e core.Entry
 	if t, err := f.tree(context.WithoutCancel(ctx)); err == nil {
 		e = t.attrs[markerOf(p)]

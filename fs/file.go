@@ -74,11 +74,7 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 	ctx = context.WithoutCancel(ctx)
 	f := n.fs
 	p := n.path()
-	a.Valid = f.cfg.TTL
-	a.Inode = n.ino
-	a.Nlink = 1
-	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
-	a.BlockSize = 4096
+	n.fillAttr(a, 1)
 	n.mu.RLock()
 	key, e, dirty, size, mtime := n.key, n.entry, n.dirty != nil, n.size, n.mtime
 	if n.unlinked {

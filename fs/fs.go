@@ -210,6 +210,17 @@ type nodeBase struct {
 
 func (b *nodeBase) base() *nodeBase { return b }
 
+// fillAttr sets what every node's attributes share: the kernel may keep
+// them for the mount's TTL; the node's inode number, nlink links, and the
+// mount's owner.
+func (b *nodeBase) fillAttr(a *fuse.Attr, nlink uint32) {
+	a.Valid = b.fs.cfg.TTL
+	a.Inode = b.ino
+	a.Nlink = nlink
+	a.Uid, a.Gid = b.fs.cfg.UID, b.fs.cfg.GID
+	a.BlockSize = 4096
+}
+
 func (b *nodeBase) path() string {
 	b.fs.mu.Lock()
 	defer b.fs.mu.Unlock()

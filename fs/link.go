@@ -40,11 +40,7 @@ func (l *symlink) Attr(ctx context.Context, a *fuse.Attr) error {
 	if cur, ok := f.entryOf(ctx, p); ok && cur.Key == e.Key {
 		e = cur // utimes since
 	}
-	a.Valid = f.cfg.TTL
-	a.Inode = l.ino
-	a.Nlink = 1
-	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
-	a.BlockSize = 4096
+	l.fillAttr(a, 1)
 	a.Size = uint64(len(e.Link))
 	f.metaOf(p, e, 0o777, time.Unix(0, e.MTime)).fill(a, os.ModeSymlink)
 	a.Mode = os.ModeSymlink | 0o777 // a link's own mode is always this on Linux
