@@ -1,9 +1,12 @@
 // Package fs presents a consistent group (package core) as a FUSE file
 // system, with bazil.org/fuse.
 //
-// Every object of the group is a file; "/" in object names makes
-// directories. Empty directories are kept as marker objects under
-// ".b2cfs/dirs/", and nothing under ".b2cfs/" is ever shown.
+// Every object of the group is a file or, in core.FormatB2cfs, a symbolic
+// link (link.go); "/" in object names makes directories. Directories made
+// with mkdir, and those given a mode or times, are kept as marker objects
+// under ".b2cfs/dirs/" (the root's is ".b2cfs/root"), and nothing under
+// ".b2cfs/" is ever shown. Hard links, fifos, sockets and device nodes are
+// refused with EPERM.
 //
 // # Semantics
 //
@@ -37,8 +40,23 @@
 // nothing changes, so that "sed -i", editors that save by rename, and "mv"
 // see the conflict.
 //
+// Snapshots have one exception: a node open only for reading moves in
+// place to a version that only appended to the one it shows (extendTo),
+// so that readers read on as under a local file that grows (tail -f);
+// what this host last showed a process stays the version it read.
+//
+// # Metadata
+//
+// In core.FormatB2cfs modes (0000 and the set-id and sticky bits
+// included), modification, access and change times of files, links and
+// directories are kept in the index; chmod and utimes are batched
+// (attrs.go). Owners are the mount's (chown to another is EPERM). Inode
+// numbers belong to nodes and move with renames (FS.inoLocked).
+//
 // Attributes and entries are valid for Config.TTL, the age the group's view
-// of the index may reach.
+// of the index may reach. When the view changes, the kernel is told what
+// other hosts changed (fresh.go), and while any file is open the view is
+// reloaded every TTL.
 //
 // # Locks
 //
