@@ -332,9 +332,17 @@ func runLs(ctx context.Context, c cli, args []string) error {
 		infos[f] = fi
 		width = max(width, len(fmt.Sprint(fi.Size)))
 	}
+	snap, err := g.Snapshot(ctx) // symbolic links' targets (the b2cfs format)
+	if err != nil {
+		return err
+	}
 	for _, e := range mergeListing(files, dirs) {
 		if fi, ok := infos[e]; ok {
-			fmt.Fprintf(c.stdout, "%*d  %s  %s\n", width, fi.Size, fi.Modified.Local().Format(time.DateTime), rel(e))
+			name := rel(e)
+			if l := snap[e]; l.IsLink() {
+				name += " -> " + l.Link
+			}
+			fmt.Fprintf(c.stdout, "%*d  %s  %s\n", width, fi.Size, fi.Modified.Local().Format(time.DateTime), name)
 		} else {
 			fmt.Fprintf(c.stdout, "%*s  %-19s  %s\n", width, "-", "-", rel(e))
 		}

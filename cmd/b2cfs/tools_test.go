@@ -427,3 +427,16 @@ func TestVerboseLogging(t *testing.T) {
 		t.Errorf("-v: %v %q", err, stderr)
 	}
 }
+
+func TestLsShowsLinks(t *testing.T) {
+	e := newTestEnv(t)
+	g := e.groupFormat("g", core.FormatB2cfs)
+	commit(t, g, "target", "data")
+	if _, err := g.Symlink(context.Background(), "link", "target"); err != nil {
+		t.Fatal(err)
+	}
+	out := e.must(runLs, "", "-l", e.path("g"))
+	if !strings.Contains(out, "  link -> target\n") || !strings.Contains(out, "  target\n") {
+		t.Errorf("ls -l with a symbolic link =\n%s", out)
+	}
+}
