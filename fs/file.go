@@ -654,34 +654,43 @@ func (n *file) unlink() {
 }
 
 // lockTaken is called once an owner has taken the distributed lock of path
-// (flock or fcntl). A process that reads under a lock must see every commit
-// made under that lock before, even through a descriptor it opened earlier:
-// when this host holds no changes to the file, its state moves to the
-// version B2 holds now, as NFS revalidates its cache when a lock is taken.
-func (f *FS) lockTaken(ctx context.Context, path string) {
+// (flock or fcntl) through node locked. A process that reads under a lock
+// must see every commit made under that lock before, even through a
+// descriptor it opened earlier: when this host holds no changes to the
+// file, its state moves to the version B2 holds now, as NFS revalidates
+// its cache when a lock is taken. That is the locked node, which may no
+// longer be the path's (a version from another host gave the path a new
+// node while it was open), and the path's node.
+func (f *FS) lockTaken(ctx context.Context, path string, locked *file) {
 	f.mu.Lock()
-	n, _ := f.nodes[path].(*file)
+	cur, _ := f.nodes[path].(*file)
 	f.mu.Unlock()
-	if n == nil {
-		return
-	}
 	snap, err := f.g.Snapshot(ctx) // fresh: taking the lock installed the view
 	if err != nil {
 		return
 	}
 	e, ok := snap[path]
-	n.mu.Lock()
-	moved := ok && n.dirty == nil && !n.unlinked && e.Key != n.key
-	if moved {
-		n.setVersionLocked(e)
-		if n.handles > 0 {
-			n.ensureVersionLocked()
-		}
-		n.keepKey = ""
+	if !ok || e.IsLink() {
+		return
 	}
-	n.mu.Unlock()
-	if moved {
-		f.saw(path, e.Key)
-		f.invalidateData(n)
+	nodes := []*file{locked}
+	if cur != nil && cur != locked {
+		nodes = append(nodes, cur)
+	}
+	for _, n := range nodes {
+		n.mu.Lock()
+		moved := n.dirty == nil && !n.unlinked && e.Key != n.key
+		if moved {
+			n.setVersionLocked(e)
+			if n.handles > 0 {
+				n.ensureVersionLocked()
+			}
+			n.keepKey = ""
+		}
+		n.mu.Unlock()
+		if moved {
+			f.saw(path, e.Key)
+			f.invalidateData(n)
+		}
 	}
 }

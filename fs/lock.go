@@ -219,7 +219,7 @@ func (h *openFile) lock(ctx context.Context, req *fuse.LockRequest, wait bool) e
 	if taken {
 		// Even when an interrupt came meanwhile: the lock is held, and
 		// what is read under it must be current.
-		f.lockTaken(context.WithoutCancel(ctx), p)
+		f.lockTaken(context.WithoutCancel(ctx), p, h.n)
 	}
 	return f.lockErrno(op, p, r.pid, err)
 }

@@ -539,3 +539,23 @@ func TestWriteDropsSetID(t *testing.T) {
 		w.A.unlink("f", 0)
 	}
 }
+
+// TestLockMovesTheLockedNode: a descriptor opened before another host's
+// commit, whose path has a new node since (a lookup made it), still reads
+// B2's current version once it takes a flock, and its commit under the
+// lock lands (it failed with EBUSY when only the path's node moved).
+func TestLockMovesTheLockedNode(t *testing.T) {
+	w := newWorld(t, -1)
+	w.A.put("c", "0\n")
+	f := w.A.open("c", syscall.O_RDWR, 0)
+	w.B.put("c", "1\n")
+	w.A.check("c", "1\n") // another process's open: the path gets a new node
+	if err := f.flockAs(10, fuse.LockWrite); err != nil {
+		t.Fatal(err)
+	}
+	f.pread(0, 10, "1\n")
+	f.ftruncate(0, 0)
+	f.pwrite(0, "2\n", 0)
+	f.close(0)
+	w.checkStored("c", "2\n")
+}
