@@ -3,6 +3,7 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -273,6 +274,9 @@ func TestFreshnessCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if _, err := io.ReadAll(f); err != nil { // the open's download, before the window
+		t.Fatal(err)
+	}
 	e.emu.ResetStats()
 	time.Sleep(window)
 	open := e.calls()
