@@ -26,12 +26,30 @@ func WithMTime(t time.Time) CommitOption {
 	return func(e *Entry) { e.MTime = t.UnixNano() }
 }
 
-// WithPrev records that the version begins with every byte of version
-// key, the one it replaces: it only appended. A host reading key can then
-// go on reading the new version where key ends (as a local file grows
-// under a reader) instead of opening it anew.
-func WithPrev(key string) CommitOption {
-	return func(e *Entry) { e.Prev = key }
+// WithAppended records that the version begins with every byte of the
+// version it replaces: it only appended. Its entry's Prev then names the
+// first version of the run of appends it belongs to, so that a host reading
+// any version of that run can go on reading the new one where its own
+// ends (as a local file grows under a reader) instead of opening it anew.
+func WithAppended() CommitOption {
+	return func(e *Entry) { e.Prev = appendedMark }
+}
+
+// appendedMark in a new entry's Prev stands for WithAppended until the
+// commit knows the version it replaces; it is never stored.
+const appendedMark = "+"
+
+// lineage returns the Prev of ne, which replaces cur (ok: it exists).
+func lineage(ne, cur Entry, ok bool) string {
+	switch {
+	case ne.Prev != appendedMark:
+		return ne.Prev
+	case !ok:
+		return ""
+	case cur.Prev != "":
+		return cur.Prev
+	}
+	return cur.Key
 }
 
 // WithATime records the access time of the version (default: its
@@ -91,7 +109,9 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 			ne.Mode = cur.Mode
 		}
 		old = cur
-		idx.Entries[name] = ne
+		e := ne
+		e.Prev = lineage(ne, cur, ok)
+		idx.Entries[name] = e
 		return nil
 	})
 	if err != nil {
@@ -136,14 +156,17 @@ func (g *Group) Remove(ctx context.Context, key, name string) error {
 }
 
 // AttrChange sets attributes of object Name without changing its content
-// or key.
+// or key, if Name still has version Key ("": whatever version it has).
 type AttrChange struct {
 	Name string
+	Key  string
 	Opts []CommitOption
 }
 
-// SetAttrs applies changes in one commit; names that no longer exist are
-// skipped. Formats without attributes (FormatBlazer) make no call.
+// SetAttrs applies changes in one commit; a change whose object no longer
+// exists, or has another version than its Key (the one it was made on was
+// replaced), is skipped. Formats without attributes (FormatBlazer) make no
+// call.
 func (g *Group) SetAttrs(ctx context.Context, changes []AttrChange) error {
 	if !g.format().hasAttrs() || len(changes) == 0 {
 		return nil
@@ -152,7 +175,7 @@ func (g *Group) SetAttrs(ctx context.Context, changes []AttrChange) error {
 	err := g.apply(ctx, func(idx *index) error {
 		for _, c := range changes {
 			e, ok := idx.Entries[c.Name]
-			if !ok {
+			if !ok || (c.Key != "" && e.Key != c.Key) {
 				continue
 			}
 			for _, o := range c.Opts {

@@ -26,7 +26,7 @@ type Entry struct {
 	CTime int64  `json:"c,omitempty"` // when the entry last changed, ns; 0: MTime
 	Mode  uint32 `json:"m,omitempty"` // st_mode; 0: unset
 	Link  string `json:"l,omitempty"` // symbolic link target
-	Prev  string `json:"p,omitempty"` // the version this one extends: its bytes begin this one (an append)
+	Prev  string `json:"p,omitempty"` // the first version of the run of appends this one ends: every version of the run begins this one
 	ID    string `json:"i,omitempty"` // B2 file id of the version
 }
 

@@ -599,7 +599,7 @@ func fsckManifest(ctx context.Context, s Store, f *manifestFormat, value string,
 	if r.Unreferenced > 0 {
 		r.plan("%s of the group will be referenced by nothing: superseded versions, or data of objects the index lost (gc deletes them; copy out what you need first)", fsckCount(r.Unreferenced, "data file"))
 	}
-	np := pointer{Version: manifestVersion}
+	np := pointer{}
 	if ptrOK {
 		np = p // keeps what else the pointer records
 		np.Serial, np.Log = fsckStamp(p.Serial, p.Log)
@@ -607,10 +607,11 @@ func fsckManifest(ctx context.Context, s Store, f *manifestFormat, value string,
 		np.Serial, np.Log = fsckStamp(fsckSerial(value, now), "")
 	}
 	np.Base, np.Delta, np.Set, np.Del = "", "", nil, nil
+	np.Version = formatVersion(kept)
 	r.plan("write a new base manifest with %d entries and swap the pointer to it (serial %d); old manifests are left for gc", len(kept), np.Serial)
 	fix := &fsckFix{}
 	fix.encode = func(ctx context.Context, _ int) (string, []fileRef, error) {
-		b := &baseFile{Version: manifestVersion, Entries: kept}
+		b := &baseFile{Version: np.Version, Entries: kept}
 		bz, err := gz(b)
 		if err != nil {
 			return "", nil, err

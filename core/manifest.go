@@ -53,8 +53,25 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
-// manifestVersion is the format version this code reads and writes.
-const manifestVersion = 1
+// manifestVersion is the newest format version this code reads. It writes
+// version 1 unless the index holds symbolic links (formatVersion).
+const manifestVersion = 2
+
+// formatVersion is the format version of pointers and manifests that hold
+// entries: 2 when one of them is a symbolic link, which b2cfs before
+// version 2 would take for a file whose data is missing (and drop, or turn
+// into a regular file, when it rewrote the index), so that such a b2cfs
+// refuses the group ("upgrade b2cfs") instead; 1 otherwise, which every
+// b2cfs reads. The other fields added since (types in modes, atime, ctime,
+// Prev) are only dropped by an older b2cfs, never misread.
+func formatVersion(entries map[string]Entry) int {
+	for _, e := range entries {
+		if e.IsLink() {
+			return 2
+		}
+	}
+	return 1
+}
 
 // foldAt is the compressed delta size above which a commit writes a new
 // base.
@@ -254,6 +271,7 @@ func (f *manifestFormat) encode(ctx context.Context, old, idx *index, budget int
 	// so that the commit uploads no manifest at all.
 	if st.base != nil {
 		p := st.ptr
+		p.Version = formatVersion(idx.Entries)
 		p.Serial, p.Log = idx.Serial, idx.Log
 		p.Set, p.Del = inline(st, old, idx)
 		if v, err := encodePointer(p); err != nil {
@@ -321,7 +339,8 @@ func (f *manifestFormat) flush(ctx context.Context, st *manifestState, idx *inde
 	if st.base != nil {
 		base, baseSize = st.base.base.Entries, st.base.size
 	}
-	d := &deltaFile{Version: manifestVersion, Base: st.ptr.Base, Set: map[string]Entry{}}
+	version := formatVersion(idx.Entries)
+	d := &deltaFile{Version: version, Base: st.ptr.Base, Set: map[string]Entry{}}
 	for n, e := range idx.Entries {
 		if b, ok := base[n]; !ok || b != e {
 			d.Set[n] = e
@@ -333,7 +352,7 @@ func (f *manifestFormat) flush(ctx context.Context, st *manifestState, idx *inde
 		}
 	}
 	ch := &change{}
-	p := pointer{Version: manifestVersion, Serial: idx.Serial, Log: idx.Log, Base: st.ptr.Base}
+	p := pointer{Version: version, Serial: idx.Serial, Log: idx.Log, Base: st.ptr.Base}
 	if len(d.Set)+len(d.Del) > 0 {
 		dz, err := gz(d)
 		if err != nil {
@@ -343,7 +362,7 @@ func (f *manifestFormat) flush(ctx context.Context, st *manifestState, idx *inde
 		if st.base == nil || len(dz) > foldAt || m.size >= baseSize {
 			// Fold: a new base, when the changes are as large as the
 			// base or too large to send with every flush.
-			b := &baseFile{Version: manifestVersion, Entries: idx.Entries}
+			b := &baseFile{Version: version, Entries: idx.Entries}
 			bz, err := gz(b)
 			if err != nil {
 				return "", nil, err

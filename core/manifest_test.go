@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -217,11 +218,18 @@ func TestSymlink(t *testing.T) {
 	if m, _ := e.FileMode(); !e.IsLink() || e.Link != "../target" || m != os.ModeSymlink|0o777 || e.Key != k {
 		t.Fatalf("link entry %+v", e)
 	}
+	// A b2cfs that knows no links must refuse the group while it has one.
+	if v := pointerVersion(t, s); v != 2 {
+		t.Errorf("format version %d with a link, want 2", v)
+	}
 	if err := g.Rename(ctx, []core.Move{{From: "dir/link", To: "link2", Key: k}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Remove(ctx, k, "link2"); err != nil {
 		t.Fatal(err)
+	}
+	if v := pointerVersion(t, s); v != 1 {
+		t.Errorf("format version %d without links, want 1", v)
 	}
 	if r, err := core.Fsck(ctx, s, "test", core.FsckOptions{}); err != nil || len(r.Problems) != 0 {
 		t.Fatalf("fsck: %+v %v", r, err)
@@ -263,4 +271,24 @@ func TestLongNames(t *testing.T) {
 	if b.MaxName() != core.MaxNameBytes || g.MaxName() != core.MaxPathBytes {
 		t.Errorf("MaxName: blazer %d, b2cfs %d", b.MaxName(), g.MaxName())
 	}
+}
+
+// pointerVersion returns the format version of group "test"'s pointer.
+func pointerVersion(t *testing.T, s core.Store) int {
+	t.Helper()
+	bi, err := s.BucketInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(bi.Info[core.InfoKey(core.FormatB2cfs, "test")])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Version int `json:"b2cfs"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p.Version
 }

@@ -55,7 +55,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 					r.err = r.wrap(err)
 					return 0, r.err
 				}
-				r.g.ids.Add(fn, fi.ID)
+				if fi.ID != "" { // a ranged read past the end answers no file
+					r.g.ids.Add(fn, fi.ID)
+				}
 				if r.off == 0 && fi.Size <= smallMax {
 					rc = &keepSmall{rc: rc, g: r.g, file: fn}
 				}
@@ -113,7 +115,9 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, r.wrap(err)
 	}
 	defer rc.Close()
-	r.g.ids.Add(r.g.file(r.name, r.Key), fi.ID)
+	if fi.ID != "" {
+		r.g.ids.Add(r.g.file(r.name, r.Key), fi.ID)
+	}
 	n, err := io.ReadFull(rc, p)
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		err = io.EOF

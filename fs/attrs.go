@@ -68,30 +68,48 @@ func modeBits(m os.FileMode) os.FileMode {
 // pendingAttr is one path's uncommitted attributes.
 type pendingAttr struct {
 	attrSet
-	changed time.Time // when it was last set: the change time this host shows
+	key     string    // the version they were set on ("" for a directory: its marker, whatever version)
+	changed time.Time // when they were last set: the change time this host shows
 	dir     bool      // the path is a directory: the change goes to its marker
 }
+
+// merge returns a with the fields b sets and a does not; a wins.
+func (a pendingAttr) merge(b pendingAttr) pendingAttr {
+	if a.mode == nil {
+		a.mode = b.mode
+	}
+	if a.mtime == nil {
+		a.mtime = b.mtime
+	}
+	if a.atime == nil {
+		a.atime = b.atime
+	}
+	return a
+}
+
+// applies reports whether a was set on version key.
+func (a pendingAttr) applies(key string) bool { return a.key == "" || a.key == key }
 
 func newAttrQueue() *attrQueue {
 	return &attrQueue{pending: map[string]pendingAttr{}, kick: make(chan struct{}, 1)}
 }
 
-// set records c for path, a directory if dir.
-func (q *attrQueue) set(path string, dir bool, c attrSet) {
+// set records c for version key of path (a directory if dir, key "").
+// What was pending for another version of path is dropped: that version is
+// no longer the path's.
+func (q *attrQueue) set(path, key string, dir bool, c attrSet) {
 	q.mu.Lock()
-	a := q.pending[path]
-	if c.mode != nil {
-		a.mode = c.mode
+	a := pendingAttr{attrSet: c, key: key, changed: time.Now(), dir: dir}
+	if old, ok := q.pending[path]; ok && old.key == key {
+		a = a.merge(old)
 	}
-	if c.mtime != nil {
-		a.mtime = c.mtime
-	}
-	if c.atime != nil {
-		a.atime = c.atime
-	}
-	a.changed, a.dir = time.Now(), dir
 	q.pending[path] = a
 	q.mu.Unlock()
+	q.wake()
+}
+
+// wake makes the flusher run.
+func (q *attrQueue) wake() {
 	select {
 	case q.kick <- struct{}{}:
 	default:
@@ -110,38 +128,58 @@ func (q *attrQueue) get(path string) (pendingAttr, bool) {
 	return a, ok
 }
 
-// take removes path's uncommitted attributes and returns them as options
-// for a commit of its data.
-func (q *attrQueue) take(path string) []core.CommitOption {
-	q.mu.Lock()
-	a, ok := q.pending[path]
-	delete(q.pending, path)
-	q.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	return a.options()
-}
-
-// move follows a rename of from (a file or a directory) to to.
-func (q *attrQueue) move(from, to string) {
+// take removes the uncommitted attributes of version key of path, for a
+// commit of its data.
+func (q *attrQueue) take(path, key string) (pendingAttr, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	a, ok := q.pending[path]
+	if !ok || !a.applies(key) {
+		return pendingAttr{}, false
+	}
+	delete(q.pending, path)
+	return a, true
+}
+
+// drop forgets what is pending for path, which was removed.
+func (q *attrQueue) drop(path string) {
+	q.mu.Lock()
+	delete(q.pending, path)
+	q.mu.Unlock()
+}
+
+// move follows a rename of from (a file or a directory) to to, which
+// replaces to and what was under it.
+func (q *attrQueue) move(from, to string) {
+	under := func(p, d string) bool { return p == d || strings.HasPrefix(p, d+"/") }
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	moved := map[string]pendingAttr{}
 	for p, a := range q.pending {
-		if p == from || strings.HasPrefix(p, from+"/") {
+		switch {
+		case under(p, from):
+			moved[to+p[len(from):]] = a
 			delete(q.pending, p)
-			q.pending[to+p[len(from):]] = a
+		case under(p, to):
+			delete(q.pending, p) // replaced
 		}
+	}
+	for p, a := range moved {
+		q.pending[p] = a
 	}
 }
 
-// restore puts back options taken for a commit that failed.
+// restore puts back attributes taken for a commit or flush that failed,
+// under what was set since, and wakes the flusher.
 func (q *attrQueue) restore(path string, a pendingAttr) {
 	q.mu.Lock()
-	if _, ok := q.pending[path]; !ok {
+	if cur, ok := q.pending[path]; !ok {
 		q.pending[path] = a
+	} else if cur.key == a.key {
+		q.pending[path] = cur.merge(a)
 	}
 	q.mu.Unlock()
+	q.wake()
 }
 
 func (a pendingAttr) options() []core.CommitOption {
@@ -185,12 +223,12 @@ func (f *FS) flushAttrs(ctx context.Context) error {
 		name := p
 		switch {
 		case a.dir:
-			name = dirMarkers + p
+			name = markerOf(p)
 		case f.unsaved(p):
 			q.restore(p, a) // goes with the data's commit
 			continue
 		}
-		changes = append(changes, core.AttrChange{Name: name, Opts: a.options()})
+		changes = append(changes, core.AttrChange{Name: name, Key: a.key, Opts: a.options()})
 	}
 	if err := f.g.SetAttrs(ctx, changes); err != nil {
 		for p, a := range batch {
@@ -218,10 +256,7 @@ func (f *FS) runAttrs() {
 		ctx, cancel := context.WithTimeout(f.life, time.Minute)
 		if err := f.flushAttrs(ctx); err != nil {
 			f.log.Warn("mode and time changes not committed yet, will retry", "err", err)
-			select {
-			case f.attrs.kick <- struct{}{}:
-			default:
-			}
+			f.attrs.wake()
 		}
 		cancel()
 	}
@@ -267,7 +302,7 @@ func (f *FS) metaOf(p string, e core.Entry, def os.FileMode, t time.Time) meta {
 			m.ctime = time.Unix(0, e.CTime)
 		}
 	}
-	if a, ok := f.attrs.get(p); ok {
+	if a, ok := f.attrs.get(p); ok && a.applies(e.Key) {
 		if a.mode != nil {
 			m.mode = *a.mode
 		}

@@ -87,7 +87,7 @@ func (d *dir) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.
 	delete(f.dirTime, p) // the times set win over the last change's
 	f.mu.Unlock()
 	if _, ok := f.entryOf(ctx, markerOf(p)); ok {
-		f.attrs.set(p, true, c)
+		f.attrs.set(p, "", true, c)
 		return nil
 	}
 	a := pendingAttr{attrSet: c, dir: true}
@@ -97,7 +97,7 @@ func (d *dir) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.
 	}
 	_, err := f.g.Commit(ctx, markerOf(p), "", bytes.NewReader(nil), 0, a.options()...)
 	if errors.Is(err, core.ErrConflict) { // another host made the marker meanwhile
-		f.attrs.set(p, true, c)
+		f.attrs.set(p, "", true, c)
 		err = nil
 	}
 	return f.errno("setattr", p, err)
@@ -156,7 +156,7 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	prefetch := false
 	for name, isDir := range kids {
 		cp := join(p, name)
-		de := fuse.Dirent{Inode: f.ino(cp), Name: name, Type: fuse.DT_File}
+		de := fuse.Dirent{Inode: f.direntIno(cp), Name: name, Type: fuse.DT_File}
 		if isDir {
 			de.Type = fuse.DT_Dir
 		} else {

@@ -99,12 +99,12 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 	return nil
 }
 
-// extendTo moves n in place to version e when e only appended to the
-// version n shows (e.Prev), n holds no changes and no handle of it is open
-// for writing: its readers read on past the old end, as readers of a local
-// file see it grow (tail -f), and what they read before stays true. The
-// new local copy starts from the old one and downloads only the appended
-// bytes. It reports whether n moved.
+// extendTo moves n in place to version e when e ends a run of appends
+// (e.Prev) that the version n shows belongs to, n holds no changes and no
+// handle of it is open for writing: its readers read on past the old end,
+// as readers of a local file see it grow (tail -f), and what they read
+// before stays true. The new local copy starts from the old one and
+// downloads only the appended bytes. It reports whether n moved.
 //
 // What this host last showed a process (lastSeen) stays the old version:
 // a process that read it has not read the appended bytes, so a rename or
@@ -112,35 +112,41 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 // and a writer's base must not move under it either.
 func (n *file) extendTo(e core.Entry) bool {
 	f := n.fs
-	if e.Prev == "" || n.hasWriters() {
+	if e.Prev == "" {
 		return false
 	}
 	n.mu.Lock()
-	if n.key != e.Prev || n.dirty != nil || n.unlinked {
+	cur := n.entry
+	inRun := e.Prev == n.key || (cur.Key == n.key && cur.Prev == e.Prev && e.Size > cur.Size)
+	if !inRun || n.dirty != nil || n.unlinked || n.hasWriters() {
 		n.mu.Unlock()
 		return false
+	}
+	if a, ok := f.attrs.get(n.path()); ok && a.key == n.key {
+		n.mu.Unlock()
+		return false // a chmod or utimes of the version it shows is on its way
 	}
 	p := n.path()
 	old := n.ver
 	n.key, n.entry, n.ver, n.keepKey = e.Key, e, nil, ""
 	if old != nil {
-		n.ver = f.extension(p, e.Key, old)
+		n.ver = f.extension(p, e, old)
 	}
 	n.mu.Unlock()
 	go f.invalidateData(n)
 	return true
 }
 
-// extension returns the local copy of version key of p, which begins with
-// the bytes of old: those are copied, the rest downloaded. old is
-// released once the copy is complete.
-func (f *FS) extension(p, key string, old *cache.Version) *cache.Version {
-	v := f.c.Open(p, key, func(ctx context.Context, w io.Writer) error {
+// extension returns the local copy of version e of p, which begins with
+// the bytes of old: those are copied, the rest downloaded (nothing when
+// e appended nothing). old is released once the copy is complete.
+func (f *FS) extension(p string, e core.Entry, old *cache.Version) *cache.Version {
+	v := f.c.Open(p, e.Key, func(ctx context.Context, w io.Writer) error {
 		k, err := old.CopyTo(ctx, w)
-		if err != nil {
+		if err != nil || k >= e.Size {
 			return err
 		}
-		r := f.g.OpenVersion(ctx, p, key)
+		r := f.g.OpenVersion(ctx, p, e.Key)
 		defer r.Close()
 		if _, err := r.Seek(k, io.SeekStart); err != nil {
 			return err
@@ -149,7 +155,9 @@ func (f *FS) extension(p, key string, old *cache.Version) *cache.Version {
 		return err
 	})
 	go func() {
-		v.Wait(f.life) // the copy no longer needs old (an error: neither)
+		// The fill ends: its reads have deadlines, and the cache's Close
+		// cancels it.
+		v.Wait(context.Background())
 		old.Release()
 	}()
 	return v
@@ -166,6 +174,7 @@ func (n *file) dropSetID() {
 	p := n.path()
 	n.mu.RLock()
 	e := n.entry
+	e.Key = n.key
 	n.mu.RUnlock()
 	m := f.metaOf(p, e, f.fileMode(), time.Time{}).mode
 	drop := os.ModeSetuid
@@ -176,7 +185,7 @@ func (n *file) dropSetID() {
 		return
 	}
 	m &^= drop
-	f.attrs.set(p, false, attrSet{mode: &m})
+	f.attrs.set(p, e.Key, false, attrSet{mode: &m})
 }
 
 // refresh takes the attributes of e, the entry of the version n shows as
@@ -229,7 +238,7 @@ func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenR
 	active := n.activeHandles()
 	n.mu.Lock()
 	if !active && n.dirty == nil && !n.unlinked {
-		if !exists {
+		if !exists || e.IsLink() { // removed, or replaced by a link: not this file
 			n.mu.Unlock()
 			return nil, f.errno("open", p, syscall.ENOENT)
 		}
@@ -468,13 +477,13 @@ func (n *file) commit(ctx context.Context, pids ...uint32) error {
 	ctx = f.fence(ctx, append(pids, n.writers...)...)
 	n.writers = nil
 	p := n.path()
-	pending, _ := f.attrs.get(p)
-	opts := f.attrs.take(p)
+	pending, took := f.attrs.take(p, n.key)
+	opts := pending.options()
 	if pending.mtime == nil {
 		opts = append(opts, core.WithMTime(n.mtime)) // the last write, not the commit
 	}
 	if n.appended && n.key != "" {
-		opts = append(opts, core.WithPrev(n.key)) // readers elsewhere can read on (extendTo)
+		opts = append(opts, core.WithAppended()) // readers elsewhere can read on (extendTo)
 	}
 	data, size := n.dirty, n.size
 	nk, err := f.g.Commit(ctx, p, n.key, data, size, opts...)
@@ -487,7 +496,9 @@ func (n *file) commit(ctx context.Context, pids ...uint32) error {
 		}
 	}
 	if err != nil {
-		f.attrs.restore(p, pending)
+		if took {
+			f.attrs.restore(p, pending)
+		}
 		kept, kerr := f.keep(n.dirty, p, n.key, err)
 		n.dirty = nil
 		if kerr != nil {
@@ -571,7 +582,7 @@ func (n *file) appendTo(ctx context.Context, p string, tail *io.SectionReader, o
 	}
 	var nk string
 	if err == nil {
-		nk, err = f.g.Commit(ctx, p, key, r, size, append(opts, core.WithPrev(key))...)
+		nk, err = f.g.Commit(ctx, p, key, r, size, append(opts, core.WithAppended())...)
 	}
 	if err != nil {
 		f.c.Discard(r)
@@ -591,7 +602,12 @@ func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse
 		return err
 	}
 	if c, ok := setattrChange(req); ok && f.keepsAttrs() {
-		f.attrs.set(n.path(), false, c)
+		n.mu.RLock()
+		key, gone := n.key, n.unlinked
+		n.mu.RUnlock()
+		if !gone { // an unlinked file's attributes go nowhere
+			f.attrs.set(n.path(), key, false, c)
+		}
 	}
 	if !req.Valid.Size() {
 		return nil
@@ -628,8 +644,9 @@ func (n *file) anyHandle(ok func(*openFile) bool) bool {
 	return false
 }
 
-// Fsync commits the file's state when the descriptor is open for writing;
-// a read-only descriptor never publishes anything. bazil does not say which
+// Fsync commits the file's state when the descriptor is open for writing
+// (a read-only descriptor never publishes content), and any chmod or
+// utimes of the file not committed yet. bazil does not say which
 // handle an fsync names, so the handle is the one the kernel's id was
 // bound to by an earlier request (a descriptor that wrote has made one).
 func (n *file) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
@@ -637,20 +654,25 @@ func (n *file) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
 	f.mu.Lock()
 	h := f.handles[req.Handle]
 	f.mu.Unlock()
-	if h == nil || h.n != n || !h.write {
-		return nil
+	var err error
+	if h != nil && h.n == n && h.write {
+		err = n.commit(ctx, req.Pid)
 	}
-	return f.errno("fsync", n.path(), n.commit(ctx, req.Pid))
+	if _, pending := f.attrs.get(n.path()); err == nil && pending {
+		err = f.flushAttrs(ctx) // a chmod or utimes before the fsync
+	}
+	return f.errno("fsync", n.path(), err)
 }
 
 // unlink marks the file removed while open: it keeps working until its
-// last close and commits nothing.
-func (n *file) unlink() {
+// last close and commits nothing. It reports whether the file is open.
+func (n *file) unlink() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.handles > 0 {
 		n.unlinked = true
 	}
+	return n.unlinked
 }
 
 // lockTaken is called once an owner has taken the distributed lock of path

@@ -299,11 +299,16 @@ func (f *FS) inoLocked(path string, fresh bool) uint64 {
 	return n
 }
 
-// ino returns the inode number of path (inoLocked).
-func (f *FS) ino(path string) uint64 {
+// direntIno returns the inode number a directory listing shows for path:
+// that of its node, or the hash of a path no node has a number for yet,
+// without giving it one, so that listings of many names cost no memory.
+func (f *FS) direntIno(path string) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.inoLocked(path, false)
+	if n, ok := f.inos[path]; ok {
+		return n
+	}
+	return inode(path)
 }
 
 // touchDir records that this host added or removed an entry of directory
@@ -357,17 +362,21 @@ func (f *FS) forget(n node) {
 // path gets a new node: the kernel has already unlinked the old one. A file
 // still open keeps working until its last close, committing nothing.
 func (f *FS) unmapPath(path string) {
+	f.attrs.drop(path) // a new object at path must not get them
 	f.mu.Lock()
 	n, _ := f.nodes[path].(*file)
 	delete(f.nodes, path)
 	delete(f.seen, path)
+	ino, numbered := f.inos[path]
 	delete(f.inos, path)
 	delete(f.dirTime, path)
 	parent, _ := split(path)
 	f.dirTime[parent] = time.Now()
 	f.mu.Unlock()
-	if n != nil {
-		n.unlink()
+	if (n == nil || !n.unlink()) && numbered {
+		f.mu.Lock()
+		delete(f.inoUsed, ino) // nothing open has the number: it may be given again
+		f.mu.Unlock()
 	}
 }
 

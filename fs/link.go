@@ -63,7 +63,10 @@ func (l *symlink) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *f
 	}
 	if c, ok := setattrChange(req); ok {
 		c.mode = nil
-		f.attrs.set(p, false, c)
+		l.mu.Lock()
+		key := l.entry.Key
+		l.mu.Unlock()
+		f.attrs.set(p, key, false, c)
 	}
 	return nil
 }
@@ -152,7 +155,10 @@ func (d *dir) mknodFile(ctx context.Context, p string, req *fuse.MknodRequest) (
 	}
 	f.touchDir(d.path())
 	f.saw(p, key)
-	e, _ := f.entryOf(ctx, p)
+	e, ok := f.entryOf(ctx, p)
+	if !ok || e.Key != key {
+		e = core.Entry{Key: key}
+	}
 	return f.fileNode(p, e), nil
 }
 
