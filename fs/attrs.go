@@ -262,13 +262,23 @@ func (f *FS) runAttrs() {
 	}
 }
 
-// unsaved reports whether the file at p has a handle with unsaved changes.
+// unsaved reports whether the file at p has unsaved changes, or is busy
+// (a commit holds it for its round trip): its attributes then wait for the
+// next flush rather than hold up this one, and the renames that wait for
+// it.
 func (f *FS) unsaved(p string) bool {
 	f.mu.Lock()
 	n := f.nodes[p]
 	f.mu.Unlock()
 	fl, ok := n.(*file)
-	return ok && fl.changed()
+	if !ok {
+		return false
+	}
+	if !fl.mu.TryRLock() {
+		return true
+	}
+	defer fl.mu.RUnlock()
+	return fl.dirty != nil
 }
 
 // keepsAttrs reports whether the group records modes and times.

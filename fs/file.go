@@ -200,12 +200,6 @@ func (n *file) refresh(e core.Entry) {
 
 func (n *file) Forget() { n.fs.forget(n) }
 
-// changed reports whether the file has content not committed yet.
-func (n *file) changed() bool {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return n.dirty != nil
-}
 
 // replaceable reports whether a lookup that finds version key may give
 // the path a new node: n shows another version and holds no changes.
