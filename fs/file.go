@@ -200,7 +200,6 @@ func (n *file) refresh(e core.Entry) {
 
 func (n *file) Forget() { n.fs.forget(n) }
 
-
 // replaceable reports whether a lookup that finds version key may give
 // the path a new node: n shows another version and holds no changes.
 func (n *file) replaceable(key string) bool {
