@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // scaleEnv is an emulator bucket holding one b2cfs-format group of n files

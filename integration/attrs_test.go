@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b2cfs/b2cfs/integration/b2emu"
+	"github.com/b2cfs/b2cfs/b2emu"
 )
 
 // TestTarKeepsModesAndTimes extracts a 2,000-file tree into a mount of a

@@ -12,8 +12,8 @@ import (
 
 	blazer "github.com/Backblaze/blazer/b2"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // The benchmarks count B2 calls with the emulator's counters; run them

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b2cfs/b2cfs/integration/b2emu"
+	"github.com/b2cfs/b2cfs/b2emu"
 )
 
 // Fenced leases through real mounts: a holder whose mount was frozen

@@ -15,8 +15,8 @@ import (
 	blazer "github.com/Backblaze/blazer/b2"
 	"github.com/Backblaze/blazer/x/consistent"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // The helpers of the lock tests: flock(1) runs and "b2cfs lock" runs.

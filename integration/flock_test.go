@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b2cfs/b2cfs/integration/b2emu"
+	"github.com/b2cfs/b2cfs/b2emu"
 )
 
 // TestFlockBusyWaitRelease: while host A holds flock -x f, flock -n on

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // TestTools runs everyday tools in a mount and checks the result through a

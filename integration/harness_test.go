@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
 	"github.com/b2cfs/b2cfs/core/storetest"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // The tests in this package mount groups for real: the b2cfs binary, built

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // TestInterruptStorm runs mkdir, rmdir, create, rename and unlink on a

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // TestLostReplies: two mounts of one group (two hosts) write files and

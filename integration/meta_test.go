@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b2cfs/b2cfs/integration/b2emu"
+	"github.com/b2cfs/b2cfs/b2emu"
 )
 
 // Metadata through the kernel, with the tools that judge a file system by

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b2cfs/b2cfs/integration/b2emu"
+	"github.com/b2cfs/b2cfs/b2emu"
 )
 
 // requireRoot skips a test that runs mount(8), which only root may use to

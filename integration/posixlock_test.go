@@ -16,8 +16,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // POSIX locks belong to a process (traditional fcntl locks) or to an open

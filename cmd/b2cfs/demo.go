@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/b2cfs/b2cfs/integration/b2emu"
+	"github.com/b2cfs/b2cfs/b2emu"
 )
 
 func init() {

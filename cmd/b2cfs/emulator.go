@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/b2cfs/b2cfs/integration/b2emu"
+	"github.com/b2cfs/b2cfs/b2emu"
 )
 
 func init() {
@@ -27,7 +27,7 @@ func init() {
 const emulatorHelp = `usage: b2cfs emulator [options]
 
 Runs a local emulator of the Backblaze B2 native API (see package
-integration/b2emu) until interrupted. Point b2cfs or any B2 client at the
+b2emu) until interrupted. Point b2cfs or any B2 client at the
 printed endpoint with the printed credentials.
 
 Options:

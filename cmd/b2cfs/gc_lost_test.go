@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/storetest"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // TestGCAfterLostReplies: two groups of one bucket (one per on-bucket

@@ -13,10 +13,10 @@ import (
 	blazer "github.com/Backblaze/blazer/b2"
 	"github.com/Backblaze/blazer/x/consistent"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
 	"github.com/b2cfs/b2cfs/core/storetest"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // pair is one bucket seen by core and by blazer's x/consistent, each with

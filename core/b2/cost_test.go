@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/storetest"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // costCase is one workload done by core and by blazer's x/consistent.

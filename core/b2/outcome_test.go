@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
-	"github.com/b2cfs/b2cfs/integration/b2emu"
 )
 
 // lossy is a transport that loses the replies to the first n calls named
