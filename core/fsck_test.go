@@ -505,7 +505,7 @@ func TestFsckRefuses(t *testing.T) {
 	t.Run("newer pointer", func(t *testing.T) {
 		fg := newFsckGroup(t, core.FormatB2cfs)
 		fg.put("a", "1")
-		fg.s.SetInfo("b2cfs-test", base64.StdEncoding.EncodeToString([]byte(`{"b2cfs":2,"serial":3}`)))
+		fg.s.SetInfo("b2cfs-test", base64.StdEncoding.EncodeToString([]byte(`{"b2cfs":3,"serial":3}`)))
 		r := fg.checkUnchanged(func() *core.FsckReport { return fg.fsck(true) })
 		if !hasProblem(r, core.FsckInfo, "", "newer") || r.CannotRepair == "" || r.Repaired {
 			t.Fatalf("report:\n%s", dumpReport(r))

@@ -238,7 +238,7 @@ func testCorruptIndexNeverOverwritten(t *testing.T, format string) {
 	if format == core.FormatB2cfs {
 		infoKey = "b2cfs-test"
 	}
-	for _, bad := range []string{"not base64!", "bm90IGpzb24=" /* "not json" */, "eyJWZXJzaW9uIjoyfQ==" /* {"Version":2} */, "eyJiMmNmcyI6Mn0=" /* {"b2cfs":2} */} {
+	for _, bad := range []string{"not base64!", "bm90IGpzb24=" /* "not json" */, "eyJWZXJzaW9uIjoyfQ==" /* {"Version":2} */, "eyJiMmNmcyI6M30=" /* {"b2cfs":3}: newer than this code */} {
 		s := memstore.New()
 		s.SetInfo(infoKey, bad)
 		g := newGroup(t, s, format, core.Options{})
