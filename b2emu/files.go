@@ -96,8 +96,12 @@ func contentType(ct, name string) (string, error) {
 	case "":
 		return "application/octet-stream", nil
 	case "b2/x-auto":
+		// B2 picks a bare media type by extension ("text/plain" for
+		// .txt), where Go's table adds "; charset=utf-8" to text types.
 		if t := mime.TypeByExtension(path.Ext(name)); t != "" {
-			return t, nil
+			if mt, _, err := mime.ParseMediaType(t); err == nil {
+				return mt, nil
+			}
 		}
 		return "application/octet-stream", nil
 	}

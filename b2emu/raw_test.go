@@ -476,3 +476,22 @@ func TestRawLargeFile(t *testing.T) {
 		t.Errorf("second cancel: %d", r.status)
 	}
 }
+
+// TestAccountIDAndAutoContentType: the account id is the master key's id,
+// as on B2, and b2/x-auto gives the bare media type of the extension
+// ("text/plain" for .txt, no charset parameter).
+func TestAccountIDAndAutoContentType(t *testing.T) {
+	_, u := startServer(t, Config{})
+	for _, v := range []int{1, 2, 3, 4} {
+		if a := authorizeRaw(t, u, v); a["accountId"] != DefaultKeyID {
+			t.Errorf("v%d: accountId %v, want the master key id %s", v, a["accountId"], DefaultKeyID)
+		}
+	}
+	e := newRawEnv(t, u, "auto-types")
+	for name, want := range map[string]string{"notes.txt": "text/plain", "page.html": "text/html", "data.json": "application/json", "blob.zzz": "application/octet-stream"} {
+		r := e.upload(name, []byte("x"), map[string]string{"Content-Type": "b2/x-auto"})
+		if r.status != 200 || r.body["contentType"] != want {
+			t.Errorf("b2/x-auto for %s: %d %v, want %s", name, r.status, r.body["contentType"], want)
+		}
+	}
+}

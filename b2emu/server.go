@@ -121,6 +121,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// On B2 the master application key's id is the account id, which
+	// b2_authorize_account answers as accountId.
+	st.AccountID = cfg.KeyID
 	s.st = st
 	if err := saveState(cfg.Dir, st); err != nil {
 		return nil, err
