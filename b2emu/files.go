@@ -564,6 +564,11 @@ func (s *Server) finishLargeFile(c *call) (any, error) {
 		s.mu.Unlock()
 		return nil, errf(http.StatusBadRequest, "missing_part", "partSha1Array is empty")
 	}
+	if len(req.PartSha1Array) < 2 {
+		// B2's "Large Files" page: a large file has at least two parts.
+		s.mu.Unlock()
+		return nil, badRequest("large files must have at least 2 parts")
+	}
 	var keys []string
 	var size int64
 	last := len(req.PartSha1Array)

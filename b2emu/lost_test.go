@@ -167,12 +167,16 @@ func TestLostEveryStateChangingCall(t *testing.T) {
 		{"b2_finish_large_file",
 			func(e *rawEnv) *http.Request {
 				id := e.call("b2_start_large_file", `{"bucketId":"`+e.bucketID+`","fileName":"big","contentType":"b2/x-auto"}`).body["fileId"].(string)
-				pu := e.call("b2_get_upload_part_url", `{"fileId":"`+id+`"}`)
-				if got, ok := outcome(http.DefaultClient, uploadReq(pu, "", 1, "only part")); !ok {
-					e.t.Fatalf("upload part: %s", got)
+				var sums []string
+				for i, part := range []string{"part one", "part two"} { // at least two, as B2 wants
+					pu := e.call("b2_get_upload_part_url", `{"fileId":"`+id+`"}`)
+					if got, ok := outcome(http.DefaultClient, uploadReq(pu, "", i+1, part)); !ok {
+						e.t.Fatalf("upload part: %s", got)
+					}
+					sum := sha1.Sum([]byte(part))
+					sums = append(sums, `"`+hex.EncodeToString(sum[:])+`"`)
 				}
-				sum := sha1.Sum([]byte("only part"))
-				return e.jsonReq("b2_finish_large_file", `{"fileId":"`+id+`","partSha1Array":["`+hex.EncodeToString(sum[:])+`"]}`)
+				return e.jsonReq("b2_finish_large_file", `{"fileId":"`+id+`","partSha1Array":[`+strings.Join(sums, ",")+`]}`)
 			},
 			func(e *rawEnv) error {
 				if v := e.versions(); v["big"] != "upload" {

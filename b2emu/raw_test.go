@@ -495,3 +495,28 @@ func TestAccountIDAndAutoContentType(t *testing.T) {
 		}
 	}
 }
+
+// TestOnePartLargeFileRefused: B2 refuses to finish a large file of one
+// part (400), as its SDKs' tests expect. blazer's own Writer makes such a
+// file for data of exactly one chunk, which B2 refuses the same way; the
+// B2 adapter (core/b2) never does (large files only above PartSize).
+func TestOnePartLargeFileRefused(t *testing.T) {
+	_, u := startServer(t, Config{MinPartSize: 1})
+	e := newRawEnv(t, u, "one-part")
+	id := e.call("b2_start_large_file", `{"bucketId":"`+e.bucketID+`","fileName":"big","contentType":"b2/x-auto"}`).body["fileId"].(string)
+	var sums []string
+	for i, part := range []string{"part one", "part two"} {
+		pu := e.call("b2_get_upload_part_url", `{"fileId":"`+id+`"}`)
+		if r := doRaw(t, uploadReq(pu, "", i+1, part)); r.status != 200 {
+			t.Fatalf("upload part %d: %s", i+1, r.raw)
+		}
+		sum := sha1.Sum([]byte(part))
+		sums = append(sums, `"`+hex.EncodeToString(sum[:])+`"`)
+	}
+	if r := e.call("b2_finish_large_file", `{"fileId":"`+id+`","partSha1Array":[`+sums[0]+`]}`); r.status != 400 {
+		t.Errorf("finish with one part: %d %s, want 400", r.status, r.raw)
+	}
+	if r := e.call("b2_finish_large_file", `{"fileId":"`+id+`","partSha1Array":[`+strings.Join(sums, ",")+`]}`); r.status != 200 || r.body["contentLength"].(float64) != 16 {
+		t.Errorf("finish with two parts: %d %s", r.status, r.raw)
+	}
+}
