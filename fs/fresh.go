@@ -68,7 +68,8 @@ func (f *FS) viewChanged(old, cur *tree) {
 // the path's own when only its attributes changed, sameKey). Nothing for
 // a version this host made or showed (the kernel has it), for one that
 // only appended to what the path's node shows (the node reads on,
-// extendTo), or for lock records and other reserved names.
+// extendTo), for a file this host has open (its entry expires within
+// TTL), or for lock records and other reserved names.
 func (f *FS) stale(name string, e *core.Entry, sameKey bool) (entry, attrs []string) {
 	p, isDir := name, false
 	switch {
@@ -91,7 +92,11 @@ func (f *FS) stale(name string, e *core.Entry, sameKey bool) (entry, attrs []str
 		f.mu.Lock()
 		n, _ := f.nodes[p].(*file)
 		f.mu.Unlock()
-		if n != nil && n.extendTo(*e) {
+		if n != nil && (n.extendTo(*e) || n.activeHandles()) {
+			// Read on; or keep the name's node while this host has it
+			// open: the processes that open it meanwhile share its state
+			// (and a lock taken on it moves it to B2's version), until the
+			// kernel's entry expires within TTL.
 			return nil, attrs
 		}
 	}
