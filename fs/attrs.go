@@ -294,23 +294,19 @@ type meta struct {
 // (in groups that keep them), else def and the time t, with this host's
 // uncommitted changes over them.
 func (f *FS) metaOf(p string, e core.Entry, def os.FileMode, t time.Time) meta {
-	m := meta{mode: def, mtime: t}
+	m := meta{mode: def, mtime: t, atime: t, ctime: t}
 	if f.keepsAttrs() {
+		at := func(ns int64, or time.Time) time.Time {
+			if ns == 0 {
+				return or
+			}
+			return time.Unix(0, ns)
+		}
 		if mode, ok := e.FileMode(); ok {
 			m.mode = modeBits(mode)
 		}
-		if e.MTime != 0 {
-			m.mtime = time.Unix(0, e.MTime)
-		}
-	}
-	m.atime, m.ctime = m.mtime, m.mtime
-	if f.keepsAttrs() {
-		if e.ATime != 0 {
-			m.atime = time.Unix(0, e.ATime)
-		}
-		if e.CTime != 0 {
-			m.ctime = time.Unix(0, e.CTime)
-		}
+		m.mtime = at(e.MTime, t)
+		m.atime, m.ctime = at(e.ATime, m.mtime), at(e.CTime, m.mtime)
 	}
 	if a, ok := f.attrs.get(p); ok && a.applies(e.Key) {
 		if a.mode != nil {

@@ -81,12 +81,16 @@ func (n *file) Attr(ctx context.Context, a *fuse.Attr) error {
 		a.Nlink = 0 // open, and no longer in any directory
 	}
 	n.mu.RUnlock()
+	inView := false
 	if cur, ok := f.entryOf(ctx, p); ok && cur.Key == key {
-		e = cur // a chmod or utimes since the node was made
+		e, inView = cur, true // a chmod or utimes since the node was made
 	}
-	if dirty {
+	switch {
+	case dirty:
 		e.MTime, e.CTime = 0, 0 // the change is newer than the version
-	} else {
+	case inView && f.keepsAttrs():
+		size, mtime = e.Size, time.Unix(0, e.MTime) // what Stat would read from the same view
+	default:
 		fi, err := f.g.Stat(ctx, p, key)
 		if err != nil {
 			return f.errno("getattr", p, err)

@@ -316,8 +316,15 @@ func (f *FS) direntIno(path string) uint64 {
 // host, until a utimes on it sets them.
 func (f *FS) touchDir(p string) {
 	f.mu.Lock()
-	f.dirTime[p] = time.Now()
+	f.touchDirLocked(time.Now(), p)
 	f.mu.Unlock()
+}
+
+// touchDirLocked is touchDir of dirs at now. LOCKS_REQUIRED(f.mu)
+func (f *FS) touchDirLocked(now time.Time, dirs ...string) {
+	for _, d := range dirs {
+		f.dirTime[d] = now
+	}
 }
 
 // logOnce logs msg at warning level the first time kind is refused in
@@ -371,7 +378,7 @@ func (f *FS) unmapPath(path string) {
 	delete(f.inos, path)
 	delete(f.dirTime, path)
 	parent, _ := split(path)
-	f.dirTime[parent] = time.Now()
+	f.touchDirLocked(time.Now(), parent)
 	f.mu.Unlock()
 	if (n == nil || !n.unlink()) && numbered {
 		f.mu.Lock()
@@ -416,10 +423,9 @@ func (f *FS) moved(from, to string) {
 	}
 	maps.Copy(f.inos, inos)
 	maps.Copy(f.dirTime, times)
-	now := time.Now()
 	fromDir, _ := split(from)
 	toDir, _ := split(to)
-	f.dirTime[fromDir], f.dirTime[toDir] = now, now
+	f.touchDirLocked(time.Now(), fromDir, toDir)
 	seen := map[string]string{}
 	for p, k := range f.seen {
 		if under(p) {
