@@ -130,24 +130,9 @@ func (f *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.Sta
 	if err != nil {
 		return f.errno("statfs", "", err)
 	}
-	var bytes int64
-	prefetched := f.keepsAttrs()
-	for p, key := range t.files {
-		if f.keepsAttrs() {
-			bytes += t.attrs[p].Size
-			continue
-		}
-		if !prefetched && !f.g.Cached(p, key) {
-			prefetched = true
-			if err := f.g.Prefetch(ctx, ""); err != nil {
-				return f.errno("statfs", "", err)
-			}
-		}
-		fi, err := f.g.Stat(ctx, p, key)
-		if err != nil {
-			return f.errno("statfs", "", err)
-		}
-		bytes += fi.Size
+	bytes, err := f.usedBytes(ctx, t)
+	if err != nil {
+		return f.errno("statfs", "", err)
 	}
 	const bsize = 4096
 	used := uint64(bytes+bsize-1) / bsize
@@ -158,6 +143,35 @@ func (f *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.Sta
 	resp.Ffree = freeFiles
 	resp.Namelen = nameMax
 	return nil
+}
+
+// usedBytes sums the sizes of t's files: from the index in the b2cfs
+// format; from the versions' attributes in the blazer format, with one
+// listing when some are not cached.
+func (f *FS) usedBytes(ctx context.Context, t *tree) (int64, error) {
+	var bytes int64
+	if f.keepsAttrs() {
+		for p := range t.files {
+			bytes += t.attrs[p].Size
+		}
+		return bytes, nil
+	}
+	for p, key := range t.files {
+		if !f.g.Cached(p, key) {
+			if err := f.g.Prefetch(ctx, ""); err != nil {
+				return 0, err
+			}
+			break
+		}
+	}
+	for p, key := range t.files {
+		fi, err := f.g.Stat(ctx, p, key)
+		if err != nil {
+			return 0, err
+		}
+		bytes += fi.Size
+	}
+	return bytes, nil
 }
 
 // The free space statfs reports: 1 PiB and 2^32 names, far above what a
