@@ -91,74 +91,38 @@ func (s *Server) authorize(c *call) (any, error) {
 		recommended = s.cfg.MinPartSize
 	}
 	caps := append([]string(nil), key.Capabilities...)
-	switch c.version {
-	case 1, 2:
-		return map[string]any{
-			"accountId":               s.st.AccountID,
-			"authorizationToken":      tok,
-			"apiUrl":                  base,
-			"downloadUrl":             base,
-			"s3ApiUrl":                base,
-			"recommendedPartSize":     recommended,
-			"absoluteMinimumPartSize": s.cfg.MinPartSize,
-			"minimumPartSize":         recommended,
-			"allowed": map[string]any{
-				"capabilities": caps,
-				"bucketId":     bucketID,
-				"bucketName":   bucketName,
-				"namePrefix":   prefix,
-			},
-		}, nil
-	case 3:
-		return map[string]any{
-			"accountId":                         s.st.AccountID,
-			"authorizationToken":                tok,
-			"applicationKeyExpirationTimestamp": keyExp,
-			"apiInfo": map[string]any{
-				"storageApi": map[string]any{
-					"absoluteMinimumPartSize": s.cfg.MinPartSize,
-					"apiUrl":                  base,
-					"bucketId":                bucketID,
-					"bucketName":              bucketName,
-					"capabilities":            caps,
-					"downloadUrl":             base,
-					"infoType":                "storageApi",
-					"namePrefix":              prefix,
-					"recommendedPartSize":     recommended,
-					"s3ApiUrl":                base,
-				},
-			},
-		}, nil
-	default:
-		buckets := []any{}
-		if key.BucketID != "" {
-			buckets = append(buckets, map[string]any{"id": bucketID, "name": bucketName})
-		}
-		var allowedBuckets any = buckets
-		if key.BucketID == "" {
-			allowedBuckets = nil
-		}
-		return map[string]any{
-			"accountId":                         s.st.AccountID,
-			"authorizationToken":                tok,
-			"applicationKeyExpirationTimestamp": keyExp,
-			"apiInfo": map[string]any{
-				"storageApi": map[string]any{
-					"absoluteMinimumPartSize": s.cfg.MinPartSize,
-					"apiUrl":                  base,
-					"downloadUrl":             base,
-					"infoType":                "storageApi",
-					"recommendedPartSize":     recommended,
-					"s3ApiUrl":                base,
-					"allowed": map[string]any{
-						"buckets":      allowedBuckets,
-						"capabilities": caps,
-						"namePrefix":   prefix,
-					},
-				},
-			},
-		}, nil
+	var buckets any // v4: null unless the key is restricted
+	if key.BucketID != "" {
+		buckets = []any{map[string]any{"id": bucketID, "name": bucketName}}
 	}
+	v := c.version
+	allowed := map[string]any{"bucketId": bucketID, "bucketName": bucketName, "buckets": buckets,
+		"capabilities": caps, "namePrefix": prefix}
+	all := map[string]any{
+		"absoluteMinimumPartSize":           s.cfg.MinPartSize,
+		"accountId":                         s.st.AccountID,
+		"apiUrl":                            base,
+		"applicationKeyExpirationTimestamp": keyExp,
+		"authorizationToken":                tok,
+		"bucketId":                          bucketID,
+		"bucketName":                        bucketName,
+		"capabilities":                      caps,
+		"downloadUrl":                       base,
+		"infoType":                          "storageApi",
+		"minimumPartSize":                   recommended,
+		"namePrefix":                        prefix,
+		"recommendedPartSize":               recommended,
+		"s3ApiUrl":                          base,
+	}
+	if v == 4 {
+		all["allowed"] = pick(kindAllowed, v, allowed)
+	}
+	if v >= 3 {
+		all["apiInfo"] = map[string]any{"storageApi": pick(kindStorageAPI, v, all)}
+	} else {
+		all["allowed"] = pick(kindAllowed, v, allowed)
+	}
+	return pick(kindAuthorize, v, all), nil
 }
 
 // pruneTokensLocked forgets tokens that expired more than a lifetime ago;

@@ -138,25 +138,12 @@ type authWrap struct {
 	Value                    any  `json:"value"`
 }
 
-type bucketJSON struct {
-	AccountID                   string            `json:"accountId"`
-	BucketID                    string            `json:"bucketId"`
-	BucketName                  string            `json:"bucketName"`
-	BucketType                  string            `json:"bucketType"`
-	BucketInfo                  map[string]string `json:"bucketInfo"`
-	CORSRules                   json.RawMessage   `json:"corsRules"`
-	DefaultServerSideEncryption authWrap          `json:"defaultServerSideEncryption"`
-	FileLockConfiguration       authWrap          `json:"fileLockConfiguration"`
-	LifecycleRules              json.RawMessage   `json:"lifecycleRules"`
-	Options                     []string          `json:"options"`
-	ReplicationConfiguration    authWrap          `json:"replicationConfiguration"`
-	Revision                    int               `json:"revision"`
-}
-
-// bucketJSONLocked renders the full bucket object B2 returns. blazer
-// dereferences fileLockConfiguration and replicationConfiguration without
-// checking, so both are always present. LOCKS_REQUIRED(mu)
-func (s *Server) bucketJSONLocked(b *bucket) bucketJSON {
+// bucketJSONLocked renders b as a bucket object of API version v: the
+// full object B2 returns, with B2's null defaults for unset encryption,
+// retention and replication. blazer dereferences fileLockConfiguration and
+// replicationConfiguration without checking, so both are always present.
+// LOCKS_REQUIRED(mu)
+func (s *Server) bucketJSONLocked(b *bucket, v int) map[string]any {
 	info := make(map[string]string, len(b.Info))
 	for k, v := range b.Info {
 		info[k] = v
@@ -173,23 +160,23 @@ func (s *Server) bucketJSONLocked(b *bucket) bucketJSON {
 	if !isNull(b.Replication) {
 		repl = b.Replication
 	}
-	return bucketJSON{
-		AccountID:                   s.st.AccountID,
-		BucketID:                    b.ID,
-		BucketName:                  b.Name,
-		BucketType:                  b.Type,
-		BucketInfo:                  info,
-		CORSRules:                   b.CORSRules,
-		DefaultServerSideEncryption: authWrap{true, sse},
-		FileLockConfiguration: authWrap{true, map[string]any{
+	return pick(kindBucket, v, map[string]any{
+		"accountId":                   s.st.AccountID,
+		"bucketId":                    b.ID,
+		"bucketName":                  b.Name,
+		"bucketType":                  b.Type,
+		"bucketInfo":                  info,
+		"corsRules":                   b.CORSRules,
+		"defaultServerSideEncryption": authWrap{true, sse},
+		"fileLockConfiguration": authWrap{true, map[string]any{
 			"defaultRetention":  retention,
 			"isFileLockEnabled": b.FileLockEnabled,
 		}},
-		LifecycleRules:           b.LifecycleRules,
-		Options:                  []string{"s3"},
-		ReplicationConfiguration: authWrap{true, repl},
-		Revision:                 b.Revision,
-	}
+		"lifecycleRules":           b.LifecycleRules,
+		"options":                  []string{"s3"},
+		"replicationConfiguration": authWrap{true, repl},
+		"revision":                 b.Revision,
+	})
 }
 
 // checkAccountIDLocked checks an accountId given in a request against this
@@ -261,7 +248,7 @@ func (s *Server) createBucket(c *call) (any, error) {
 			return nil, err
 		}
 	}
-	return s.bucketJSONLocked(b), nil
+	return s.bucketJSONLocked(b, c.version), nil
 }
 
 func (s *Server) deleteBucket(c *call) (any, error) {
@@ -282,7 +269,7 @@ func (s *Server) deleteBucket(c *call) (any, error) {
 			return nil, errf(http.StatusBadRequest, "cannot_delete_non_empty_bucket", "Cannot delete non-empty bucket")
 		}
 	}
-	out := s.bucketJSONLocked(b)
+	out := s.bucketJSONLocked(b, c.version)
 	delete(s.st.Buckets, b.ID)
 	if err := s.saveLocked(); err != nil {
 		return nil, err
@@ -305,7 +292,7 @@ func (s *Server) listBuckets(c *call) (any, error) {
 	for _, t := range req.BucketTypes {
 		types[t] = true
 	}
-	out := []bucketJSON{}
+	var match []*bucket
 	for _, b := range s.st.Buckets {
 		if req.BucketID != "" && b.ID != req.BucketID || req.BucketName != "" && b.Name != req.BucketName {
 			continue
@@ -313,9 +300,13 @@ func (s *Server) listBuckets(c *call) (any, error) {
 		if len(types) > 0 && !types["all"] && !types[b.Type] {
 			continue
 		}
-		out = append(out, s.bucketJSONLocked(b))
+		match = append(match, b)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].BucketName < out[j].BucketName })
+	sort.Slice(match, func(i, j int) bool { return match[i].Name < match[j].Name })
+	out := make([]map[string]any, 0, len(match))
+	for _, b := range match {
+		out = append(out, s.bucketJSONLocked(b, c.version))
+	}
 	return map[string]any{"buckets": out}, nil
 }
 
@@ -404,5 +395,5 @@ func (s *Server) updateBucket(c *call) (any, error) {
 	if err := s.saveLocked(); err != nil {
 		return nil, err
 	}
-	return s.bucketJSONLocked(b), nil
+	return s.bucketJSONLocked(b, c.version), nil
 }

@@ -13,6 +13,20 @@
 // Downloads are served at /file/<bucket>/<name> and
 // /b2api/vN/b2_download_file_by_id?fileId=.
 //
+// # API versions
+//
+// JSON answers are rendered per API version from the field table in
+// fields.go, which names for each object kind (file, listed file,
+// unfinished large file, part, bucket, authorize reply, upload URL, error)
+// and each version the fields B2 sends and the Backblaze page each comes
+// from. In v1, listings (b2_list_file_names, b2_list_file_versions,
+// b2_hide_file) carry the deprecated size beside contentLength and no
+// accountId or bucketId; v1 file objects lack contentMd5,
+// serverSideEncryption, fileRetention, legalHold and replicationStatus;
+// v1 parts lack contentMd5 and serverSideEncryption; only v1's authorize
+// reply has minimumPartSize and only v2's allowed has bucketName. Buckets
+// and error bodies are the same in every version.
+//
 // The behaviour follows B2 where blazer depends on it:
 //
 //   - Buckets carry a revision (1 at create, +1 per update); an update with a

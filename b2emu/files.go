@@ -111,43 +111,54 @@ func contentType(ct, name string) (string, error) {
 	return ct, nil
 }
 
-type fileJSON struct {
-	AccountID       string            `json:"accountId"`
-	Action          string            `json:"action"`
-	BucketID        string            `json:"bucketId"`
-	ContentLength   int64             `json:"contentLength"`
-	ContentMd5      *string           `json:"contentMd5"`
-	ContentSha1     *string           `json:"contentSha1"`
-	ContentType     *string           `json:"contentType"`
-	FileID          *string           `json:"fileId"`
-	FileInfo        map[string]string `json:"fileInfo"`
-	FileName        string            `json:"fileName"`
-	UploadTimestamp int64             `json:"uploadTimestamp"`
-}
-
-// fileJSONLocked renders a version as B2 lists it. LOCKS_REQUIRED(mu)
-func (s *Server) fileJSONLocked(f *file) fileJSON {
+// fileAllLocked returns every file field the emulator can fill, with
+// B2's values for settings it does not emulate (no MD5, no encryption, no
+// Object Lock retention or legal hold, no replication), as B2 sends them
+// for a file without them. pick cuts the map down to one kind and version.
+// Hide markers and folders have a null contentSha1, folders a null fileId
+// and contentType, as the b2_get_file_info page says. LOCKS_REQUIRED(mu)
+func (s *Server) fileAllLocked(f *file) map[string]any {
 	info := make(map[string]string, len(f.Info))
 	for k, v := range f.Info {
 		info[k] = v
 	}
-	sha, ct, id := f.SHA1, f.ContentType, f.ID
-	return fileJSON{
-		AccountID:       s.st.AccountID,
-		Action:          f.Action,
-		BucketID:        f.BucketID,
-		ContentLength:   f.Size,
-		ContentSha1:     &sha,
-		ContentType:     &ct,
-		FileID:          &id,
-		FileInfo:        info,
-		FileName:        f.Name,
-		UploadTimestamp: f.Stamp,
+	var sha, ct, id any = f.SHA1, f.ContentType, f.ID
+	switch f.Action {
+	case "hide":
+		sha = nil
+	case "folder":
+		sha, ct, id = nil, nil, nil
+	}
+	return map[string]any{
+		"accountId":            s.st.AccountID,
+		"action":               f.Action,
+		"bucketId":             f.BucketID,
+		"contentLength":        f.Size,
+		"size":                 f.Size,
+		"contentMd5":           nil,
+		"contentSha1":          sha,
+		"contentType":          ct,
+		"fileId":               id,
+		"fileInfo":             info,
+		"fileName":             f.Name,
+		"uploadTimestamp":      f.Stamp,
+		"replicationStatus":    nil,
+		"serverSideEncryption": map[string]any{"algorithm": nil, "mode": nil},
+		"fileRetention": map[string]any{"isClientAuthorizedToRead": true,
+			"value": map[string]any{"mode": nil, "retainUntilTimestamp": nil}},
+		"legalHold": map[string]any{"isClientAuthorizedToRead": true, "value": nil},
 	}
 }
 
-func folderJSON(s *Server, bucketID, name string) fileJSON {
-	return fileJSON{AccountID: s.st.AccountID, Action: "folder", BucketID: bucketID, FileName: name, FileInfo: map[string]string{}}
+// fileJSONLocked renders f as kind k of API version v. LOCKS_REQUIRED(mu)
+func (s *Server) fileJSONLocked(f *file, k kind, v int) map[string]any {
+	return pick(k, v, s.fileAllLocked(f))
+}
+
+// folderJSONLocked renders a folder entry of a delimiter listing.
+// LOCKS_REQUIRED(mu)
+func (s *Server) folderJSONLocked(bucketID, name string, v int) map[string]any {
+	return s.fileJSONLocked(&file{BucketID: bucketID, Name: name, Action: "folder"}, kindListedFile, v)
 }
 
 func (s *Server) newFileIDLocked(bucketID string) (string, int64, int64) {
@@ -166,11 +177,11 @@ func (s *Server) getUploadURL(c *call) (any, error) {
 	if _, err := s.bucketLocked(req.BucketID, "bad_bucket_id"); err != nil {
 		return nil, err
 	}
-	return map[string]any{
+	return pick(kindUploadURL, c.version, map[string]any{
 		"bucketId":           req.BucketID,
 		"uploadUrl":          fmt.Sprintf("%s/b2api/v%d/b2_upload_file/%s", c.base(), c.version, req.BucketID),
 		"authorizationToken": s.newUploadTokenLocked(req.BucketID, ""),
-	}, nil
+	}), nil
 }
 
 func (s *Server) getUploadPartURL(c *call) (any, error) {
@@ -185,11 +196,11 @@ func (s *Server) getUploadPartURL(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{
+	return pick(kindUploadPartURL, c.version, map[string]any{
 		"fileId":             req.FileID,
 		"uploadUrl":          fmt.Sprintf("%s/b2api/v%d/b2_upload_part/%s", c.base(), c.version, req.FileID),
 		"authorizationToken": s.newUploadTokenLocked(f.BucketID, req.FileID),
-	}, nil
+	}), nil
 }
 
 // beginUpload starts b2_upload_file (forPart false) or b2_upload_part
@@ -348,7 +359,7 @@ func (s *Server) uploadFile(c *call) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.commitUploadLocked(&file{ID: id, BucketID: tok.bucketID, Name: name, Size: size, SHA1: sum,
-		ContentType: ct, Info: info})
+		ContentType: ct, Info: info}, c.version)
 }
 
 func (s *Server) startLargeFile(c *call) (any, error) {
@@ -381,35 +392,37 @@ func (s *Server) startLargeFile(c *call) (any, error) {
 	}
 	id, seq, stamp := s.newFileIDLocked(req.BucketID)
 	return s.addFileLocked(&file{ID: id, BucketID: req.BucketID, Name: req.FileName, Action: "start", SHA1: "none",
-		ContentType: ct, Info: info, Stamp: stamp, Seq: seq, Parts: map[int]*part{}})
+		ContentType: ct, Info: info, Stamp: stamp, Seq: seq, Parts: map[int]*part{}}, kindStartedFile, c.version)
 }
 
 // addFileLocked records f, a new version with ID, Seq and Stamp set (and,
 // for an upload, its blob stored under f.ID), persists the state and
-// returns f as B2 lists it. If saving fails, f and its data are dropped
-// again (removeLocked) and the error is returned. LOCKS_REQUIRED(mu)
-func (s *Server) addFileLocked(f *file) (fileJSON, error) {
+// returns f rendered as kind k of API version v. If saving fails, f and
+// its data are dropped again (removeLocked) and the error is returned.
+// LOCKS_REQUIRED(mu)
+func (s *Server) addFileLocked(f *file, k kind, v int) (map[string]any, error) {
 	s.st.Files[f.ID] = f
 	if err := s.saveLocked(); err != nil {
 		s.removeLocked(f)
-		return fileJSON{}, err
+		return nil, err
 	}
-	return s.fileJSONLocked(f), nil
+	return s.fileJSONLocked(f, k, v), nil
 }
 
 // commitUploadLocked records f as a finished upload whose blob is already
 // stored under f.ID: it sets Action, then Seq and Stamp from nextLocked, so
 // versions are ordered by commit and the last upload to finish is current.
 // If f's bucket no longer exists, or saving fails, the blob is removed and
-// the error returned. LOCKS_REQUIRED(mu)
-func (s *Server) commitUploadLocked(f *file) (fileJSON, error) {
+// the error returned. The answer is f as a file object of API version v.
+// LOCKS_REQUIRED(mu)
+func (s *Server) commitUploadLocked(f *file, v int) (map[string]any, error) {
 	if _, err := s.bucketLocked(f.BucketID, "bad_bucket_id"); err != nil {
 		s.blobs.remove(f.ID)
-		return fileJSON{}, err
+		return nil, err
 	}
 	f.Action = "upload"
 	f.Seq, f.Stamp = s.nextLocked()
-	return s.addFileLocked(f)
+	return s.addFileLocked(f, kindFile, v)
 }
 
 // unfinishedLocked finds an unfinished large file. LOCKS_REQUIRED(mu)
@@ -443,8 +456,9 @@ func (s *Server) newPartKeyLocked(fileID string, n int) string {
 // p.Blob, in unfinished large file fileID, stamped now. An earlier upload of
 // the same part number is replaced and its blob removed. If the file is gone
 // or being finished, or saving fails, p.Blob is removed and the error
-// returned. LOCKS_REQUIRED(mu)
-func (s *Server) commitPartLocked(fileID string, p *part) (map[string]any, error) {
+// returned. The answer is p as a part object of API version v.
+// LOCKS_REQUIRED(mu)
+func (s *Server) commitPartLocked(fileID string, p *part, v int) (map[string]any, error) {
 	f, err := s.idleUnfinishedLocked(fileID)
 	if err != nil {
 		s.blobs.remove(p.Blob)
@@ -461,7 +475,7 @@ func (s *Server) commitPartLocked(fileID string, p *part) (map[string]any, error
 	if old != nil {
 		s.blobs.remove(old.Blob)
 	}
-	return partJSON(f.ID, p), nil
+	return partJSON(f.ID, p, v), nil
 }
 
 func (s *Server) uploadPart(c *call) (any, error) {
@@ -489,18 +503,21 @@ func (s *Server) uploadPart(c *call) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.commitPartLocked(tok.fileID, &part{Number: n, Size: size, SHA1: sum, Blob: key})
+	return s.commitPartLocked(tok.fileID, &part{Number: n, Size: size, SHA1: sum, Blob: key}, c.version)
 }
 
-func partJSON(fileID string, p *part) map[string]any {
-	return map[string]any{
-		"fileId":          fileID,
-		"partNumber":      p.Number,
-		"contentLength":   p.Size,
-		"contentSha1":     p.SHA1,
-		"contentMd5":      nil,
-		"uploadTimestamp": p.Stamp,
-	}
+// partJSON renders part p of large file fileID as a part object of API
+// version v, unencrypted and without MD5 as B2 sends such parts.
+func partJSON(fileID string, p *part, v int) map[string]any {
+	return pick(kindPart, v, map[string]any{
+		"fileId":               fileID,
+		"partNumber":           p.Number,
+		"contentLength":        p.Size,
+		"contentSha1":          p.SHA1,
+		"contentMd5":           nil,
+		"serverSideEncryption": map[string]any{"algorithm": nil, "mode": nil},
+		"uploadTimestamp":      p.Stamp,
+	})
 }
 
 func (s *Server) listParts(c *call) (any, error) {
@@ -536,7 +553,7 @@ func (s *Server) listParts(c *call) (any, error) {
 		}
 	}
 	sort.Ints(nums)
-	parts, rest := cutPage(nums, req.MaxPartCount, func(n int) map[string]any { return partJSON(f.ID, f.Parts[n]) })
+	parts, rest := cutPage(nums, req.MaxPartCount, func(n int) map[string]any { return partJSON(f.ID, f.Parts[n], c.version) })
 	var next any
 	if len(rest) > 0 {
 		next = rest[0]
@@ -614,7 +631,7 @@ func (s *Server) finishLargeFile(c *call) (any, error) {
 	for _, k := range keys {
 		s.blobs.remove(k)
 	}
-	return s.fileJSONLocked(f), nil
+	return s.fileJSONLocked(f, kindFile, c.version), nil
 }
 
 func (s *Server) concat(dst string, keys []string) error {
@@ -665,7 +682,7 @@ func (s *Server) cancelLargeFile(c *call) (any, error) {
 	if err := s.saveLocked(); err != nil {
 		return nil, err
 	}
-	return map[string]any{"fileId": f.ID, "accountId": s.st.AccountID, "bucketId": f.BucketID, "fileName": f.Name}, nil
+	return pick(kindCancelledFile, c.version, s.fileAllLocked(f)), nil
 }
 
 // currentLocked returns the newest upload or hide version of name, or nil.
@@ -707,7 +724,7 @@ func (s *Server) hideFile(c *call) (any, error) {
 	}
 	id, seq, stamp := s.newFileIDLocked(req.BucketID)
 	return s.addFileLocked(&file{ID: id, BucketID: req.BucketID, Name: req.FileName, Action: "hide", SHA1: "none",
-		ContentType: "application/x-bz-hide-marker", Info: map[string]string{}, Stamp: stamp, Seq: seq})
+		ContentType: "application/x-bz-hide-marker", Info: map[string]string{}, Stamp: stamp, Seq: seq}, kindListedFile, c.version)
 }
 
 func (s *Server) deleteFileVersion(c *call) (any, error) {
@@ -730,7 +747,7 @@ func (s *Server) deleteFileVersion(c *call) (any, error) {
 	if err := s.saveLocked(); err != nil {
 		return nil, err
 	}
-	return map[string]any{"fileId": f.ID, "fileName": f.Name}, nil
+	return pick(kindDeletedFile, c.version, s.fileAllLocked(f)), nil
 }
 
 func (s *Server) getFileInfo(c *call) (any, error) {
@@ -745,7 +762,7 @@ func (s *Server) getFileInfo(c *call) (any, error) {
 	if !ok {
 		return nil, errf(http.StatusNotFound, "not_found", "File not present: %s", req.FileID)
 	}
-	return s.fileJSONLocked(f), nil
+	return s.fileJSONLocked(f, kindFile, c.version), nil
 }
 
 // parseCopyRange parses a copy "range" of the form bytes=a-b within size.
@@ -879,7 +896,7 @@ func (s *Server) copyFile(c *call) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.commitUploadLocked(&file{ID: id, BucketID: dstBucket, Name: req.FileName, Size: n, SHA1: sum,
-		ContentType: ct, Info: info})
+		ContentType: ct, Info: info}, c.version)
 }
 
 func (s *Server) copyPart(c *call) (any, error) {
@@ -921,5 +938,5 @@ func (s *Server) copyPart(c *call) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.commitPartLocked(req.LargeFileID, &part{Number: req.PartNumber, Size: n, SHA1: sum, Blob: key})
+	return s.commitPartLocked(req.LargeFileID, &part{Number: req.PartNumber, Size: n, SHA1: sum, Blob: key}, c.version)
 }

@@ -30,9 +30,10 @@ func (s *Server) versionsLocked(bucketID, prefix string) []*file {
 
 // page cuts one listing page from cands (already positioned at the start),
 // rolling names up to folders at the first delimiter after prefix. It
-// returns the entries and the first candidate of the next page, or nil.
-func (s *Server) pageLocked(bucketID string, cands []*file, prefix, delim string, max int) ([]fileJSON, *file) {
-	out := []fileJSON{}
+// returns the entries, as listed file objects of API version v, and the
+// first candidate of the next page, or nil.
+func (s *Server) pageLocked(bucketID string, cands []*file, prefix, delim string, max, v int) ([]map[string]any, *file) {
+	out := []map[string]any{}
 	for i := 0; i < len(cands); {
 		f := cands[i]
 		if len(out) == max {
@@ -41,14 +42,14 @@ func (s *Server) pageLocked(bucketID string, cands []*file, prefix, delim string
 		if delim != "" {
 			if j := strings.Index(f.Name[len(prefix):], delim); j >= 0 {
 				folder := f.Name[:len(prefix)+j+len(delim)]
-				out = append(out, folderJSON(s, bucketID, folder))
+				out = append(out, s.folderJSONLocked(bucketID, folder, v))
 				for i < len(cands) && strings.HasPrefix(cands[i].Name, folder) {
 					i++
 				}
 				continue
 			}
 		}
-		out = append(out, s.fileJSONLocked(f))
+		out = append(out, s.fileJSONLocked(f, kindListedFile, v))
 		i++
 	}
 	return out, nil
@@ -127,7 +128,7 @@ func (s *Server) listFileNames(c *call) (any, error) {
 			cands = append(cands, f)
 		}
 	}
-	files, next := s.pageLocked(req.BucketID, cands, req.Prefix, req.Delimiter, req.MaxFileCount)
+	files, next := s.pageLocked(req.BucketID, cands, req.Prefix, req.Delimiter, req.MaxFileCount, c.version)
 	var nextName *string
 	if next != nil {
 		nextName = &next.Name
@@ -163,7 +164,7 @@ func (s *Server) listFileVersions(c *call) (any, error) {
 		}
 		return startSeq < 0 || f.Seq <= startSeq
 	})
-	files, next := s.pageLocked(req.BucketID, all[i:], req.Prefix, req.Delimiter, req.MaxFileCount)
+	files, next := s.pageLocked(req.BucketID, all[i:], req.Prefix, req.Delimiter, req.MaxFileCount, c.version)
 	var nextName, nextID *string
 	if next != nil {
 		nextName, nextID = &next.Name, &next.ID
@@ -187,7 +188,9 @@ func (s *Server) listUnfinished(c *call) (any, error) {
 		}
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].ID < cands[j].ID })
-	files, rest := cutPage(cands, req.MaxFileCount, s.fileJSONLocked)
+	files, rest := cutPage(cands, req.MaxFileCount, func(f *file) map[string]any {
+		return s.fileJSONLocked(f, kindStartedFile, c.version)
+	})
 	var next *string
 	if len(rest) > 0 {
 		next = &rest[0].ID

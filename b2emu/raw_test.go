@@ -122,10 +122,14 @@ func TestAuthorizeShapes(t *testing.T) {
 	_, u := startServer(t, Config{MinPartSize: 1234})
 	for _, v := range []int{1, 2} {
 		a := authorizeRaw(t, u, v)
-		for _, k := range []string{"accountId", "authorizationToken", "apiUrl", "downloadUrl", "s3ApiUrl", "recommendedPartSize", "absoluteMinimumPartSize", "minimumPartSize"} {
+		for _, k := range []string{"accountId", "authorizationToken", "apiUrl", "downloadUrl", "s3ApiUrl", "recommendedPartSize", "absoluteMinimumPartSize"} {
 			if a[k] == nil {
 				t.Errorf("v%d: missing %s in %v", v, k, a)
 			}
+		}
+		// minimumPartSize is v1's deprecated alias; v2 dropped it.
+		if _, ok := a["minimumPartSize"]; ok != (v == 1) {
+			t.Errorf("v%d: minimumPartSize present = %v", v, ok)
 		}
 		allowed, _ := a["allowed"].(map[string]any)
 		if allowed == nil || allowed["capabilities"] == nil {

@@ -449,7 +449,8 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
 	}
-	writeJSON(w, e.status, map[string]any{"status": e.status, "code": e.code, "message": e.msg})
+	// Error bodies are the same in every API version.
+	writeJSON(w, e.status, pick(kindError, 1, map[string]any{"status": e.status, "code": e.code, "message": e.msg}))
 }
 
 type countingWriter struct {
