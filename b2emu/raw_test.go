@@ -1,11 +1,14 @@
 package b2emu
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -522,5 +525,74 @@ func TestOnePartLargeFileRefused(t *testing.T) {
 	}
 	if r := e.call("b2_finish_large_file", `{"fileId":"`+id+`","partSha1Array":[`+strings.Join(sums, ",")+`]}`); r.status != 200 || r.body["contentLength"].(float64) != 16 {
 		t.Errorf("finish with two parts: %d %s", r.status, r.raw)
+	}
+}
+
+// TestRawPartLimits pins the part rules of B2's b2_upload_part page: part
+// numbers 1 to 10000, at most 5,000,000,000 bytes in a part, and every part
+// but the last at least the minimum part size (checked at finish, when the
+// last part is known).
+func TestRawPartLimits(t *testing.T) {
+	_, u := startServer(t, Config{MinPartSize: 5})
+	e := newRawEnv(t, u, "part-limits")
+	id := e.call("b2_start_large_file", `{"bucketId":"`+e.bucketID+`","fileName":"big","contentType":"b2/x-auto"}`).body["fileId"].(string)
+	pu := e.call("b2_get_upload_part_url", `{"fileId":"`+id+`"}`)
+	for _, tc := range []struct {
+		n      int
+		status int
+	}{{0, 400}, {10001, 400}, {10000, 200}, {1, 200}} {
+		if r := doRaw(t, uploadReq(pu, "", tc.n, "12345")); r.status != tc.status {
+			t.Errorf("part number %d: %d %s, want %d", tc.n, r.status, r.raw, tc.status)
+		}
+	}
+	src := e.upload("src", []byte("12345"), nil).body["fileId"].(string)
+	for _, n := range []int{0, 10001} {
+		if r := e.call("b2_copy_part", fmt.Sprintf(`{"sourceFileId":"%s","largeFileId":"%s","partNumber":%d}`, src, id, n)); r.status != 400 {
+			t.Errorf("copy_part number %d: %d %s", n, r.status, r.raw)
+		}
+	}
+
+	// A part announced one byte over 5,000,000,000 is refused before its
+	// body is read. Sent by hand: no client will announce a length it
+	// does not send.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(u, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nX-Bz-Part-Number: 2\r\n"+
+		"X-Bz-Content-Sha1: %040d\r\nContent-Length: 5000000001\r\n\r\n",
+		strings.TrimPrefix(pu.body["uploadUrl"].(string), u), strings.TrimPrefix(u, "http://"), pu.body["authorizationToken"], 0)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "5000000000") {
+		t.Errorf("part of 5000000001 bytes: %d %s", resp.StatusCode, body)
+	}
+
+	// The minimum applies to every part but the last: a short middle part
+	// cannot finish, a short last part can.
+	e.call("b2_cancel_large_file", `{"fileId":"`+id+`"}`)
+	id = e.call("b2_start_large_file", `{"bucketId":"`+e.bucketID+`","fileName":"big","contentType":"b2/x-auto"}`).body["fileId"].(string)
+	pu = e.call("b2_get_upload_part_url", `{"fileId":"`+id+`"}`)
+	finish := func(parts ...string) rawResp {
+		var sums []string
+		for n, data := range parts {
+			if r := doRaw(t, uploadReq(pu, "", n+1, data)); r.status != 200 {
+				t.Fatalf("part %d: %s", n+1, r.raw)
+			}
+			sum := sha1.Sum([]byte(data))
+			sums = append(sums, `"`+hex.EncodeToString(sum[:])+`"`)
+		}
+		return e.call("b2_finish_large_file", `{"fileId":"`+id+`","partSha1Array":[`+strings.Join(sums, ",")+`]}`)
+	}
+	if r := finish("12345", "1", "12345"); r.status != 400 {
+		t.Errorf("short middle part: %d %s, want 400", r.status, r.raw)
+	}
+	if r := finish("12345", "12345", "1"); r.status != 200 {
+		t.Errorf("short last part: %d %s, want 200", r.status, r.raw)
 	}
 }

@@ -370,7 +370,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	cw := &countingWriter{ResponseWriter: w}
 	cr := &countingReader{r: r.Body}
-	r.Body = cr
+	// Count the body through a shallow copy of the request: net/http must
+	// still find its own body in r, so that an answer to an upload refused
+	// before its body is read (a part over 5 GB, a bad token) goes out at
+	// once with the connection closed, instead of after draining up to
+	// 256 KB of body first.
+	c.r = r.WithContext(r.Context())
+	c.r.Body = cr
 	c.w = cw
 	var faulted, lostReply bool
 	defer func() {
