@@ -125,8 +125,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	}
 	defer srv.Close()
 	fmt.Fprintf(stdout, "B2 emulator serving at %s\n", url)
-	fmt.Fprintf(stdout, "  export B2_APPLICATION_KEY_ID=%s B2_APPLICATION_KEY=%s\n", *keyID, *key)
-	fmt.Fprintf(stdout, "  and pass --endpoint %s\n", url)
+	printClientSettings(stdout, url, *keyID, *key)
 	if len(buckets) > 0 {
 		fmt.Fprintf(stdout, "  buckets: %s\n", strings.Join(buckets, ", "))
 	}
@@ -137,6 +136,31 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "B2 emulator stopped")
 	return nil
+}
+
+// printClientSettings prints, ready to paste, how b2cfs and other B2
+// clients reach the emulator at url with keyID and key: the three values,
+// shell export lines (B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY are
+// read by b2cfs and the B2 command-line tool, B2CFS_ENDPOINT by b2cfs,
+// B2_ENVIRONMENT by the B2 command-line tool, which takes a URL there as
+// the API base to authorize against), and an rclone-style remote.
+func printClientSettings(w io.Writer, url, keyID, key string) {
+	fmt.Fprintf(w, "  endpoint: %s\n  key id:   %s\n  key:      %s\n", url, keyID, key)
+	fmt.Fprintf(w, "  shell (b2cfs, B2 command-line tool):\n")
+	fmt.Fprintf(w, "    export B2_APPLICATION_KEY_ID=%s B2_APPLICATION_KEY=%s\n", shellQuote(keyID), shellQuote(key))
+	fmt.Fprintf(w, "    export B2CFS_ENDPOINT=%s B2_ENVIRONMENT=%s\n", shellQuote(url), shellQuote(url))
+	fmt.Fprintf(w, "  b2cfs: pass --endpoint %s (or set B2CFS_ENDPOINT)\n", url)
+	fmt.Fprintf(w, "  B2 command-line tool: b2 account authorize (with the exports above)\n")
+	fmt.Fprintf(w, "  rclone-style config:\n    [emu]\n    type = b2\n    account = %s\n    key = %s\n    endpoint = %s\n", keyID, key, url)
+}
+
+// shellQuote quotes s for a POSIX shell unless it is made only of
+// characters that need no quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:/@%+=") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // parseFault parses "CALL:key=value,...".

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,9 +93,39 @@ func TestEmulatorCommand(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("emulator: %v", err)
 	}
-	for _, s := range []string{url, "B2_APPLICATION_KEY_ID=" + b2emu.DefaultKeyID, "--endpoint " + url} {
-		if !strings.Contains(out.String(), s) {
-			t.Errorf("output lacks %q:\n%s", s, out.String())
+	lines := strings.Split(out.String(), "\n")
+	for _, want := range []string{
+		"  endpoint: " + url,
+		"  key id:   " + b2emu.DefaultKeyID,
+		"  key:      " + b2emu.DefaultKey,
+		"    export B2_APPLICATION_KEY_ID=" + b2emu.DefaultKeyID + " B2_APPLICATION_KEY=" + b2emu.DefaultKey,
+		"    export B2CFS_ENDPOINT=" + url + " B2_ENVIRONMENT=" + url,
+		"  b2cfs: pass --endpoint " + url + " (or set B2CFS_ENDPOINT)",
+		"  B2 command-line tool: b2 account authorize (with the exports above)",
+		"    [emu]",
+		"    type = b2",
+		"    account = " + b2emu.DefaultKeyID,
+		"    key = " + b2emu.DefaultKey,
+		"    endpoint = " + url,
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("output lacks the line %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"b2cfs-emu-key":         "b2cfs-emu-key",
+		"http://127.0.0.1:8787": "http://127.0.0.1:8787",
+		"K000a/b+c=":            "K000a/b+c=",
+		"":                      "''",
+		"a b":                   "'a b'",
+		"it's":                  `'it'\''s'`,
+		"$HOME":                 "'$HOME'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
 	}
 }
