@@ -32,6 +32,15 @@ type Options struct {
 	// verdict by then (B2 slow or unreachable) fails with ErrUnavailable.
 	// Default 5 s.
 	LockTimeout time.Duration
+	// StaleOnOutage lets reads answer from the last view while B2 is
+	// unreachable: when the store declares an outage (a Store with the
+	// method Outage() <-chan struct{}, as core/b2's, whose channel is
+	// closed while B2 does not answer) or a reload fails with
+	// ErrUnavailable, a view of any age serves reads, and versions whose
+	// bytes are cached stay readable. Commits still need B2. Reads are
+	// then no longer linearizable: a mount wants this, a program that
+	// must not act on stale state does not. Default off.
+	StaleOnOutage bool
 	// Limits are B2's bucket-info limits; zero fields take B2's values.
 	Limits Limits
 	// Format is the on-bucket format of a group that does not exist yet:
@@ -195,7 +204,8 @@ func (g *Group) Close() error {
 }
 
 // current returns a view no older than maxAge (negative: any age, loading
-// only when there is none).
+// only when there is none), or with Options.StaleOnOutage the last view
+// while B2 is unreachable.
 func (g *Group) current(ctx context.Context, maxAge time.Duration) (*view, error) {
 	g.mu.Lock()
 	v := g.view
@@ -203,7 +213,14 @@ func (g *Group) current(ctx context.Context, maxAge time.Duration) (*view, error
 	if v != nil && (maxAge < 0 || g.opts.Now().Sub(v.at) <= maxAge) {
 		return v, nil
 	}
-	return g.reload(ctx)
+	if v == nil || !g.opts.StaleOnOutage {
+		return g.reload(ctx)
+	}
+	nv, err := g.reloadUntil(ctx, g.outage())
+	if errors.Is(err, ErrUnavailable) {
+		return v, nil
+	}
+	return nv, err
 }
 
 // fresh returns a view within IndexTTL.
@@ -234,6 +251,24 @@ type load struct {
 // deadline, so one caller giving up does not fail the others; each caller
 // still returns when its own ctx ends.
 func (g *Group) reload(ctx context.Context) (*view, error) {
+	return g.reloadUntil(ctx, nil)
+}
+
+// outage returns a channel closed while the store declares B2
+// unreachable, or nil if the store does not tell.
+func (g *Group) outage() <-chan struct{} {
+	if o, ok := g.store.(interface{ Outage() <-chan struct{} }); ok {
+		return o.Outage()
+	}
+	return nil
+}
+
+// errOutage ends a reload when the store declares B2 unreachable.
+var errOutage = fmt.Errorf("%w: B2 unreachable", ErrUnavailable)
+
+// reloadUntil is reload, but gives up with errOutage when outage is
+// closed first (the load goes on for its other callers).
+func (g *Group) reloadUntil(ctx context.Context, outage <-chan struct{}) (*view, error) {
 	g.lmu.Lock()
 	l := g.next
 	if l == nil {
@@ -250,6 +285,8 @@ func (g *Group) reload(ctx context.Context) (*view, error) {
 			return nil, &OpError{Op: "load index", Group: g.name, Err: l.err}
 		}
 		return l.v, nil
+	case <-outage:
+		return nil, &OpError{Op: "load index", Group: g.name, Err: errOutage}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -572,18 +609,29 @@ func (g *Group) update(ctx context.Context, a *attempt) (BucketInfo, outcome, er
 	}
 }
 
-// readBack reads the bucket info, retrying failures until ctx ends. The
-// sooner it reads, the fewer commits can have come after the one it looks
-// for, so the first retry does not wait.
+// readBack reads the bucket info, retrying failures until ctx ends or the
+// store declares B2 unreachable. The sooner it reads, the fewer commits
+// can have come after the one it looks for, so the first retry does not
+// wait.
 func (g *Group) readBack(ctx context.Context) (BucketInfo, error) {
 	for tries := 0; ; tries++ {
 		bi, err := g.store.BucketInfo(ctx)
 		if err == nil {
 			return bi, nil
 		}
-		if ctx.Err() != nil || tries > 0 && !sleep(ctx, casBackoff(tries-1)) {
+		if ctx.Err() != nil || isClosed(g.outage()) || tries > 0 && !sleep(ctx, casBackoff(tries-1)) {
 			return bi, err
 		}
+	}
+}
+
+// isClosed reports whether ch is closed (false for nil).
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -237,8 +237,9 @@ func (m *Mutex) TryLock(ctx context.Context, mode LockMode) error {
 // linger until its lease expired. If ctx ends first, tryLock returns
 // ctx.Err() at once, and an attempt that still succeeds is undone in the
 // background. An attempt that gets no verdict within Options.LockTimeout
-// (B2 slow or unreachable) fails with ErrUnavailable, and whatever it may
-// have written is removed in the background. The next attempt waits for
+// (B2 slow), or before the store declares B2 unreachable, fails with
+// ErrUnavailable, and whatever it may have written is removed in the
+// background. The next attempt waits for
 // such clean-ups. With queue set, a refused attempt joins the record's
 // queue of waiters (or keeps its place there).
 func (m *Mutex) tryLock(ctx context.Context, mode LockMode, queue bool) error {
@@ -265,18 +266,26 @@ func (m *Mutex) tryLock(ctx context.Context, mode LockMode, queue bool) error {
 	case err := <-done:
 		return m.verdict(ctx, err)
 	case <-timer.C:
-		select {
-		case err := <-done:
-			return m.verdict(ctx, err)
-		default:
-		}
-		m.cleanUp(ctx, done)
-		return &OpError{Op: "lock", Group: m.g.name, Name: m.name,
-			Err: fmt.Errorf("%w: no verdict within %v", ErrUnavailable, timeout)}
+		return m.noVerdict(ctx, done, fmt.Errorf("%w: no verdict within %v", ErrUnavailable, timeout))
+	case <-m.g.outage():
+		return m.noVerdict(ctx, done, fmt.Errorf("%w: B2 became unreachable", ErrUnavailable))
 	case <-ctx.Done():
 		m.cleanUp(ctx, done)
 		return ctx.Err()
 	}
+}
+
+// noVerdict ends an attempt that is still running for want of an answer:
+// it returns the attempt's verdict if it has just come, else err, and the
+// attempt is undone in the background.
+func (m *Mutex) noVerdict(ctx context.Context, done chan error, err error) error {
+	select {
+	case err := <-done:
+		return m.verdict(ctx, err)
+	default:
+	}
+	m.cleanUp(ctx, done)
+	return &OpError{Op: "lock", Group: m.g.name, Name: m.name, Err: err}
 }
 
 // verdict returns the outcome of a finished attempt; a failure other than

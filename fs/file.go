@@ -52,6 +52,11 @@ type file struct {
 	// writers are the processes (as the kernel named them) that changed
 	// dirty: the locks they or their ancestors hold fence its commit.
 	writers []uint32 // GUARDED_BY(mu)
+	// changers are the lock owners (open file tables) that changed
+	// dirty, and failed those whose changes a commit failed to store
+	// since they last closed (reportLocked).
+	changers map[fuse.LockOwner]bool  // GUARDED_BY(mu)
+	failed   map[fuse.LockOwner]error // GUARDED_BY(mu)
 }
 
 var (
@@ -398,13 +403,13 @@ func (n *file) ensureDirtyLocked(ctx context.Context, empty bool) error {
 // write writes data at off, or at the end of the file with atEnd
 // (O_APPEND: the real end, whatever the kernel thinks it is). It returns
 // the offset it wrote at.
-func (n *file) write(ctx context.Context, data []byte, off int64, atEnd bool, pid uint32) (int, int64, error) {
+func (n *file) write(ctx context.Context, data []byte, off int64, atEnd bool, pid uint32, owner fuse.LockOwner) (int, int64, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.ensureDirtyLocked(ctx, false); err != nil {
 		return 0, off, err
 	}
-	n.wroteLocked(pid)
+	n.wroteLocked(pid, owner)
 	if atEnd {
 		off = n.size
 	}
@@ -426,22 +431,26 @@ func (n *file) write(ctx context.Context, data []byte, off int64, atEnd bool, pi
 	return k, off, err
 }
 
-// wroteLocked records that process pid changed the file's state.
-// LOCKS_REQUIRED(n.mu, exclusive)
-func (n *file) wroteLocked(pid uint32) {
+// wroteLocked records that process pid, with lock owner owner, changed
+// the file's state. LOCKS_REQUIRED(n.mu, exclusive)
+func (n *file) wroteLocked(pid uint32, owner fuse.LockOwner) {
 	if pid != 0 && !slices.Contains(n.writers, pid) {
 		n.writers = append(n.writers, pid)
 	}
+	if n.changers == nil {
+		n.changers = map[fuse.LockOwner]bool{}
+	}
+	n.changers[owner] = true
 }
 
 // truncate sets the size of the file's state.
-func (n *file) truncate(ctx context.Context, size int64, pid uint32) error {
+func (n *file) truncate(ctx context.Context, size int64, pid uint32, owner fuse.LockOwner) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.ensureDirtyLocked(ctx, size == 0); err != nil {
 		return err
 	}
-	n.wroteLocked(pid)
+	n.wroteLocked(pid, owner)
 	if err := n.dirty.Truncate(size); err != nil {
 		return err
 	}
@@ -473,6 +482,8 @@ func (n *file) commit(ctx context.Context, pids ...uint32) error {
 	// the one committing it.
 	ctx = f.fence(ctx, append(pids, n.writers...)...)
 	n.writers = nil
+	changers := n.changers
+	n.changers = nil
 	p := n.path()
 	pending, took := f.attrs.take(p, n.key)
 	opts := pending.options()
@@ -499,9 +510,17 @@ func (n *file) commit(ctx context.Context, pids ...uint32) error {
 		kept, kerr := f.keep(n.dirty, p, n.key, err)
 		n.dirty = nil
 		if kerr != nil {
-			return fmt.Errorf("%w; changes could not be kept: %v", err, kerr)
+			err = fmt.Errorf("%w; changes could not be kept: %v", err, kerr)
+		} else {
+			err = fmt.Errorf("%w; changes kept in %s", err, kept)
 		}
-		return fmt.Errorf("%w; changes kept in %s", err, kept)
+		for owner := range changers {
+			if n.failed == nil {
+				n.failed = map[fuse.LockOwner]error{}
+			}
+			n.failed[owner] = err
+		}
+		return err
 	}
 	v, perr := f.c.Put(p, nk, n.dirty, size)
 	if perr != nil {
@@ -530,6 +549,25 @@ func (n *file) commit(ctx context.Context, pids ...uint32) error {
 	}
 	f.saw(p, nk)
 	return nil
+}
+
+// reported returns err, the outcome of a commit made for a close by
+// owner, or else the failure of an earlier commit of changes owner made
+// (commit records them), and forgets that failure: the earlier commit may
+// have been started by another process's close of a shared descriptor (a
+// child closing the copy it inherited at exec), and the process that
+// wrote must still learn that its changes are only in the recovery
+// directory. Each failure is reported once to each owner.
+func (n *file) reported(owner fuse.LockOwner, err error) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if failed, ok := n.failed[owner]; ok {
+		delete(n.failed, owner)
+		if err == nil {
+			return failed
+		}
+	}
+	return err
 }
 
 // maxRebase bounds the attempts to append to a version that keeps
@@ -609,7 +647,8 @@ func (n *file) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse
 	if !req.Valid.Size() {
 		return nil
 	}
-	if err := n.truncate(ctx, int64(req.Size), req.Pid); err != nil {
+	// bazil does not pass the truncating lock owner on: 0 stands for it.
+	if err := n.truncate(ctx, int64(req.Size), req.Pid, 0); err != nil {
 		return f.errno("truncate", n.path(), err)
 	}
 	if !req.Valid.Handle() && !n.hasWriters() {

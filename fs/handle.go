@@ -50,7 +50,7 @@ func (h *openFile) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse
 	atEnd := h.append || req.FileFlags&fuse.OpenAppend != 0
 	h.wrote.Store(true)
 	h.closed.Store(false)
-	k, _, err := h.n.write(ctx, req.Data, req.Offset, atEnd, req.Pid)
+	k, _, err := h.n.write(ctx, req.Data, req.Offset, atEnd, req.Pid, req.LockOwner)
 	resp.Size = k
 	if err == nil && req.Uid != 0 {
 		h.n.dropSetID()
@@ -67,7 +67,7 @@ func (h *openFile) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 	var err error
 	if h.write {
 		h.wrote.Store(false)
-		err = h.n.commit(ctx, req.Pid)
+		err = h.n.reported(req.LockOwner, h.n.commit(ctx, req.Pid))
 	}
 	f.flushLocks(ctx, h.n, req.LockOwner)
 	h.closed.Store(true)

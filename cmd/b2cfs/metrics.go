@@ -20,6 +20,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/cache"
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/b2"
 )
 
 // metrics holds a mount's collectors. It implements core.Metrics. Safe for
@@ -173,6 +174,22 @@ func (m *metrics) registerCache(c *cache.Cache) {
 			Name: "b2cfs_cache_bytes", Help: "Bytes of versions held in the local cache.",
 		}, func() float64 { return float64(c.Stats().UsedBytes) }),
 	)
+}
+
+// registerStore exports whether s reaches B2, read at scrape time.
+func (m *metrics) registerStore(s *b2.Store) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "b2cfs_b2_reachable",
+		Help: "1 while B2 answers, 0 while it is unreachable (refused connections, or no answer to a call and a probe).",
+	}, func() float64 {
+		if ok, _ := s.Reachable(); ok {
+			return 1
+		}
+		return 0
+	}))
 }
 
 // observeB2 is the b2.Config.Observe hook.

@@ -51,6 +51,12 @@ Options (-o, comma-separated, repeatable):
                    or blazer (blazer's x/consistent, a few dozen names)
   lease=T          how long a lock taken with flock or fcntl stays held
                    without renewal, e.g. after a crash (default 30s)
+  timeout=T        how long an operation that needs B2 waits for an answer
+                   before it fails with EIO (default 10s); while B2 is
+                   unreachable such operations fail at once, and cached
+                   files, stat and readdir answer from the last index read
+  lock_timeout=T   how long flock and fcntl wait for B2's verdict before
+                   ENOLCK (default 5s)
   debug            log every FUSE request
   credentials=FILE B2 credentials file (mode 0600), as --credentials
   endpoint=URL     B2 API URL, as --endpoint
@@ -84,6 +90,8 @@ type mountConfig struct {
 	cacheSize     int64
 	format        string
 	lease         time.Duration // lock lease TTL; 0: core's default
+	timeout       time.Duration // bound of an operation that needs B2
+	lockTimeout   time.Duration // bound of one lock attempt; 0: core's default
 	debug         bool
 	svc           serviceConfig // credentials, metrics, logging (helper.go)
 }
@@ -122,7 +130,7 @@ func parseMountArgs(args []string) (*mountConfig, error) {
 		endpoint: resolveEndpoint(*endpoint, os.Getenv), bucket: tg.Bucket, group: tg.Group, dir: pos[1],
 		svc: svc,
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), umask: 0o022,
-		ttl: time.Second, cacheSize: 1 << 30,
+		ttl: time.Second, cacheSize: 1 << 30, timeout: 10 * time.Second,
 	}
 	for _, o := range strings.Split(strings.Join(opts, ","), ",") {
 		if err := mc.set(o); err != nil {
@@ -171,9 +179,11 @@ func (mc *mountConfig) set(o string) error {
 	case "cache_size":
 		mc.cacheSize, err = parseSize(v)
 	case "lease":
-		if mc.lease, err = time.ParseDuration(v); err == nil && mc.lease <= 0 {
-			err = errors.New("want a positive duration such as 30s")
-		}
+		mc.lease, err = parsePositive(v)
+	case "timeout":
+		mc.timeout, err = parsePositive(v)
+	case "lock_timeout":
+		mc.lockTimeout, err = parsePositive(v)
 	case "format":
 		mc.format = v
 		if v != core.FormatB2cfs && v != core.FormatBlazer {
@@ -189,6 +199,15 @@ func (mc *mountConfig) set(o string) error {
 		return errors.New("unknown option")
 	}
 	return err
+}
+
+// parsePositive reads a positive Go duration.
+func parsePositive(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err == nil && d <= 0 {
+		err = errors.New("want a positive duration such as 10s")
+	}
+	return d, err
 }
 
 // parseTTL reads seconds ("1", "0.5") or a Go duration ("500ms"); zero
@@ -328,15 +347,22 @@ func runMount(ctx context.Context, args []string) (err error) {
 
 	octx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	g, _, err := openGroup(octx, groupOptions{
-		storeOptions: storeOptions{Bucket: mc.bucket, Credentials: creds, Endpoint: mc.endpoint, Logger: log, Observe: met.b2Hook()},
-		Group:        mc.group,
-		Core:         core.Options{IndexTTL: mc.ttl, Format: mc.format, LeaseTTL: mc.lease, Metrics: met.coreHook()},
+	g, store, err := openGroup(octx, groupOptions{
+		storeOptions: storeOptions{Bucket: mc.bucket, Credentials: creds, Endpoint: mc.endpoint, Logger: log,
+			Observe: met.b2Hook(), Timeout: mc.timeout},
+		Group: mc.group,
+		// While B2 is unreachable the mount reads from its last view;
+		// a commit's outcome is settled, or reported unknown, within the
+		// same bound as any call.
+		Core: core.Options{IndexTTL: mc.ttl, Format: mc.format, LeaseTTL: mc.lease, LockTimeout: mc.lockTimeout,
+			StaleOnOutage: true, CommitTimeout: mc.timeout, Metrics: met.coreHook()},
 	})
 	if err != nil {
 		return err
 	}
+	defer store.Close()
 	defer g.Close()
+	met.registerStore(store)
 	if _, err := g.Entries(octx); err != nil {
 		return fmt.Errorf("read index of %s/%s: %w", mc.bucket, mc.group, err)
 	}

@@ -202,13 +202,15 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 type connFlags struct {
 	credentials string
 	endpoint    string
+	timeout     time.Duration
 	verbose     bool
 }
 
-// register adds --credentials, --endpoint and -v to fs.
+// register adds --credentials, --endpoint, --timeout and -v to fs.
 func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.credentials, "credentials", "", "read `FILE` for B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY (mode 0600) instead of the environment")
 	fs.StringVar(&c.endpoint, "endpoint", "", "B2 API `URL` (default $"+envEndpoint+", else "+b2.DefaultEndpoint+")")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "fail a B2 call that gets no answer for this `long`")
 	fs.BoolVar(&c.verbose, "v", false, "log debug messages to stderr")
 }
 
@@ -220,6 +222,9 @@ type storeOptions struct {
 	Logger      *slog.Logger // nil discards
 	// Observe, when set, sees every B2 call attempt (b2.Config.Observe).
 	Observe func(call, class, code string, d time.Duration)
+	// Timeout bounds a call without an answer (b2.Config.Timeout); 0 is
+	// the default.
+	Timeout time.Duration
 }
 
 // groupOptions say how to open a group: its bucket, its name and the
@@ -242,6 +247,7 @@ func (c *connFlags) options(bucket string, getenv func(string) string, logger *s
 		Credentials: creds,
 		Endpoint:    resolveEndpoint(c.endpoint, getenv),
 		Logger:      logger,
+		Timeout:     c.timeout,
 	}, nil
 }
 
@@ -259,6 +265,8 @@ func openStore(ctx context.Context, opts storeOptions) (*b2.Store, error) {
 		Key:      opts.Credentials.Key,
 		Bucket:   opts.Bucket,
 		Observe:  opts.Observe,
+		Timeout:  opts.Timeout,
+		Logger:   logger,
 	})
 	if err != nil {
 		err = redact(err, opts.Credentials.KeyID, opts.Credentials.Key)

@@ -172,6 +172,9 @@ func (t *tool) close() {
 	for _, g := range t.groups {
 		g.Close()
 	}
+	for _, s := range t.stores {
+		s.Close()
+	}
 }
 
 // dirMarkers prefixes the objects that keep empty directories made with

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,7 +24,8 @@ const (
 
 const statusHelp = `usage: b2cfs status [options] BUCKET/GROUP
 
-Shows a group: how many objects it has and their bytes, its on-bucket format
+Shows whether B2 answers (and how fast), then a group: how many objects it
+has and their bytes, its on-bucket format
 and how much of the bucket info its index uses against B2's limit (a group in
 blazer's format keeps its whole index there, so it holds a few dozen names;
 the b2cfs format keeps only a pointer there), and the locks held on its
@@ -46,11 +48,17 @@ func runStatus(ctx context.Context, c cli, args []string) error {
 		return err
 	}
 	defer t.close()
-	g, err := t.group(ctx, tg)
+	endpoint := resolveEndpoint(t.conn.endpoint, c.getenv)
+	start := time.Now()
+	s, err := t.store(ctx, tg.Bucket)
+	if errors.Is(err, core.ErrUnavailable) {
+		fmt.Fprintf(c.stdout, "b2:       UNREACHABLE at %s after %v\n", endpoint, time.Since(start).Round(time.Millisecond))
+	}
 	if err != nil {
 		return err
 	}
-	s, err := t.store(ctx, tg.Bucket)
+	fmt.Fprintf(c.stdout, "b2:       reachable at %s (authorised in %v)\n", endpoint, time.Since(start).Round(time.Millisecond))
+	g, err := t.group(ctx, tg)
 	if err != nil {
 		return err
 	}

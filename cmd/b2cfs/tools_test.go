@@ -371,6 +371,7 @@ func TestStatus(t *testing.T) {
 	out := e.must(runStatus, "", e.path("g"))
 	host, _ := os.Hostname()
 	for _, want := range []string{
+		"b2:       reachable at " + e.url + " (authorised in ",
 		"group:    " + e.path("g") + "\n",
 		"objects:  2 files, 1 directories (3 names in the index)\n",
 		"bytes:    11 (11 B)\n",
@@ -387,6 +388,24 @@ func TestStatus(t *testing.T) {
 	}
 	if _, _, err := e.run(runStatus, "", e.path("g/a")); err == nil {
 		t.Error("status with a path accepted")
+	}
+}
+
+// TestStatusUnreachable: status says B2 is unreachable, within --timeout,
+// and fails.
+func TestStatusUnreachable(t *testing.T) {
+	e := newTestEnv(t)
+	e.srv.Close()
+	start := time.Now()
+	out, _, err := e.run(runStatus, "", "--timeout", "1s", e.path("g"))
+	if err == nil || !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("status with B2 down: %v, want ErrUnavailable", err)
+	}
+	if want := "b2:       UNREACHABLE at " + e.url; !strings.Contains(out, want) {
+		t.Errorf("status with B2 down lacks %q:\n%s", want, out)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("status with B2 down took %v with --timeout 1s", d)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,8 +30,13 @@ type Config struct {
 	KeyID    string // application key id
 	Key      string // application key
 	Bucket   string // bucket name
-	// CallTimeout bounds one attempt of one call (for downloads: the time
-	// without progress). Default 30 s.
+	// Timeout bounds how long a call goes without an answer from B2 over
+	// all its attempts (for transfers: without a byte moving); it then
+	// fails with core.ErrUnavailable. Default 10 s.
+	Timeout time.Duration
+	// CallTimeout bounds the wait for the answer to one attempt of a call
+	// that moves no data, after which it is tried again on a new
+	// connection and B2 is probed (see health). Default 2 s.
 	CallTimeout time.Duration
 	// Attempts bounds the tries of one call on retryable errors (429, 5xx,
 	// timeouts, broken connections, expired tokens). b2_update_bucket and
@@ -48,6 +54,9 @@ type Config struct {
 	// error code ("" on success, B2's code, or "network") and how long it
 	// took. It must be safe for concurrent use.
 	Observe func(call, class, code string, d time.Duration)
+	// Logger receives one line when B2 becomes unreachable and one when it
+	// answers again. Default: discard.
+	Logger *slog.Logger
 }
 
 // Class returns the transaction class B2 bills call in: "A" (free), "B" or
@@ -72,6 +81,8 @@ type Store struct {
 
 	urlMu sync.Mutex
 	urls  []pooledURL // idle upload URLs, each used by one upload at a time
+
+	health *health
 }
 
 // pooledURL is an idle upload URL and the session that got it.
@@ -96,8 +107,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = DefaultEndpoint
 	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
 	if cfg.CallTimeout == 0 {
-		cfg.CallTimeout = 30 * time.Second
+		cfg.CallTimeout = 2 * time.Second
 	}
 	if cfg.Attempts == 0 {
 		cfg.Attempts = 8
@@ -108,7 +122,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Transport == nil {
 		cfg.Transport = http.DefaultTransport
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	s := &Store{cfg: cfg}
+	s.health = newHealth(s.probe, cfg.Logger)
 	err := s.retry(ctx, "b2_authorize_account", func(ctx context.Context) error {
 		sess, err := s.authorize(ctx)
 		if err == nil {
@@ -117,9 +135,45 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return err
 	})
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// Close stops the store's background probing of an unreachable B2. Calls
+// still work after it, but an outage is then only found by calls.
+func (s *Store) Close() error {
+	s.health.close()
+	return nil
+}
+
+// Reachable reports whether B2 answers, and if not since when: after a
+// refused connection, or an attempt and a probe without an answer, it is
+// unreachable until B2 answers a call or a probe again.
+func (s *Store) Reachable() (bool, time.Time) { return s.health.reachable() }
+
+// Outage returns a channel that is closed while B2 is unreachable (see
+// Reachable): core.Options.StaleOnOutage reads from the last view then.
+func (s *Store) Outage() <-chan struct{} { return s.health.outage().Done() }
+
+// probe asks B2 for an upload URL (class A, free) and keeps it for the next
+// upload. Any answer of B2, an error answer included, means reachable.
+func (s *Store) probe(ctx context.Context) error {
+	sess := s.sess.Load()
+	start := time.Now()
+	u, err := sess.bucket.GetUploadURL(ctx)
+	if s.cfg.Observe != nil {
+		s.cfg.Observe("b2_get_upload_url", Class("b2_get_upload_url"), errCode(err), time.Since(start))
+	}
+	if err == nil {
+		s.putURL(u, sess)
+		return nil
+	}
+	if ae, ok := asAPI(err); ok && ae.status < 500 {
+		return nil
+	}
+	return err
 }
 
 func (s *Store) authorize(ctx context.Context) (*session, error) {
@@ -179,10 +233,13 @@ func (s *Store) BucketInfo(ctx context.Context) (core.BucketInfo, error) {
 	return bi, err
 }
 
-// UpdateBucketInfo wraps b2_update_bucket with ifRevisionIs.
+// UpdateBucketInfo wraps b2_update_bucket with ifRevisionIs. Its attempt
+// waits Timeout for the answer, not CallTimeout: one cut short has an
+// unknown outcome, which costs reading the bucket back, and the engine
+// reads it back meanwhile anyway (which finds an outage).
 func (s *Store) UpdateBucketInfo(ctx context.Context, rev int64, info map[string]string) (core.BucketInfo, error) {
 	var bi core.BucketInfo
-	err := s.retry(ctx, "b2_update_bucket", func(ctx context.Context) error {
+	err := s.do(ctx, "b2_update_bucket", s.cfg.Timeout, func(ctx context.Context, _ *watchdog) error {
 		sess := s.sess.Load()
 		var err error
 		bi, err = sess.info.update(ctx, sess.bucketID, rev, info)
@@ -200,14 +257,14 @@ func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size 
 		return s.uploadLarge(ctx, name, data, size, info)
 	}
 	var fi core.FileInfo
-	err := s.retryBudget(ctx, "b2_upload_file", s.budget(size), func(ctx context.Context) error {
+	err := s.do(ctx, "b2_upload_file", s.cfg.Timeout, func(ctx context.Context, wd *watchdog) error {
 		sess := s.sess.Load()
 		u, err := s.uploadURL(ctx, sess)
 		if err != nil {
 			return err
 		}
 		// The SHA1 follows the data (hex_digits_at_end): one pass over it.
-		r, _ := withSHA1(io.NewSectionReader(data, 0, size))
+		r, _ := withSHA1(fedReader{io.NewSectionReader(data, 0, size), wd})
 		f, err := u.UploadFile(ctx, r, int(size)+40, name, "application/octet-stream", "hex_digits_at_end", info)
 		if err != nil {
 			return err // the URL is dropped: B2 says to get a new one after any failure
@@ -240,7 +297,7 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 	fail := func(err error) (core.FileInfo, error) {
 		// b2_cancel_large_file cannot remove a finished file, so this is
 		// safe even when a finish's outcome is unknown.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
 		defer cancel()
 		large(s.sess.Load(), nil).CancelLargeFile(cctx)
 		return core.FileInfo{}, err
@@ -257,7 +314,7 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 			for part := range parts {
 				off := int64(part-1) * s.cfg.PartSize
 				n := min(s.cfg.PartSize, size-off)
-				err := s.retryBudget(ectx, "b2_upload_part", s.budget(n), func(ctx context.Context) error {
+				err := s.do(ectx, "b2_upload_part", s.cfg.Timeout, func(ctx context.Context, wd *watchdog) error {
 					if sess := s.sess.Load(); fc == nil || fcSess != sess {
 						c, err := large(sess, nil).GetUploadPartURL(ctx)
 						if err != nil {
@@ -265,7 +322,7 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 						}
 						fc, fcSess = c, sess
 					}
-					r, sum := withSHA1(io.NewSectionReader(data, off, n))
+					r, sum := withSHA1(fedReader{io.NewSectionReader(data, off, n), wd})
 					if _, err := fc.UploadPart(ctx, r, "hex_digits_at_end", int(n)+40, part); err != nil {
 						fc = nil
 						return err
@@ -303,7 +360,7 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 	// the size, and a finish still under way is waited for.
 	for round := 1; ; round++ {
 		var f *base.File
-		err = s.retryBudget(ctx, "b2_finish_large_file", s.budget(size), func(ctx context.Context) error {
+		err = s.do(ctx, "b2_finish_large_file", s.budget(size), func(ctx context.Context, _ *watchdog) error {
 			var err error
 			f, err = large(s.sess.Load(), sums).FinishLargeFile(ctx)
 			return err
@@ -368,7 +425,7 @@ func (s *Store) putURL(u *base.URL, sess *session) {
 }
 
 // Download wraps b2_download_file_by_name. The returned reader fails when
-// no byte arrives for CallTimeout.
+// no byte arrives for Timeout.
 func (s *Store) Download(ctx context.Context, name string, off, length int64) (io.ReadCloser, core.FileInfo, error) {
 	if length == 0 {
 		fi, err := s.Stat(ctx, name)
@@ -378,15 +435,28 @@ func (s *Store) Download(ctx context.Context, name string, off, length int64) (i
 	var fi core.FileInfo
 	err := s.retry(ctx, "b2_download_file_by_name", func(actx context.Context) error {
 		// The attempt's context must outlive this function: the body is
-		// read later. An idle timer takes over from the deadline.
-		dctx, cancel := context.WithCancel(ctx)
-		timer := time.AfterFunc(s.cfg.CallTimeout, cancel)
+		// read later. Until the answer comes the attempt's deadline
+		// applies; then an idle timer, and an outage, end the body.
+		dctx, cancelBody := context.WithCancel(ctx)
+		cancel := cancelBody
+		stopAttempt := context.AfterFunc(actx, cancel)
+		timer := time.AfterFunc(s.cfg.Timeout, cancel)
 		n := length
 		if n < 0 {
 			n = 0 // blazer: 0 means "to the end"
 		}
 		fr, err := s.sess.Load().bucket.DownloadFileByName(dctx, name, off, n, false)
+		if !stopAttempt() {
+			err = errors.Join(err, actx.Err()) // the attempt ended as the answer came
+		}
+		if err == nil {
+			stopOutage := context.AfterFunc(s.health.outage(), cancelBody)
+			cancel = func() { stopOutage(); cancelBody() }
+		}
 		if err != nil {
+			if fr != nil {
+				fr.Close()
+			}
 			timer.Stop()
 			cancel()
 			if st, _, _ := base.MsgCode(err); st == http.StatusRequestedRangeNotSatisfiable {
@@ -395,7 +465,7 @@ func (s *Store) Download(ctx context.Context, name string, off, length int64) (i
 			}
 			return err
 		}
-		rc = &idleReader{rc: fr, timer: timer, idle: s.cfg.CallTimeout, cancel: cancel}
+		rc = &idleReader{rc: fr, timer: timer, idle: s.cfg.Timeout, cancel: cancel, h: s.health}
 		fi = core.FileInfo{ID: fr.ID, Size: int64(fr.ContentLength)}
 		return nil
 	})
@@ -501,11 +571,15 @@ type idleReader struct {
 	timer  *time.Timer
 	idle   time.Duration
 	cancel context.CancelFunc
+	h      *health
 }
 
 func (r *idleReader) Read(p []byte) (int, error) {
 	n, err := r.rc.Read(p)
 	r.timer.Reset(r.idle)
+	if n > 0 {
+		r.h.answered()
+	}
 	if err != nil && err != io.EOF {
 		err = fmt.Errorf("%w: download broke off: %v", core.ErrUnavailable, err)
 	}
@@ -543,4 +617,11 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 		l.r = l.f()
 	}
 	return l.r.Read(p)
+}
+
+// budget is the wait for the answer to a call that makes B2 handle n bytes
+// (a large file's finish assembles its parts): CallTimeout plus one second
+// per MiB.
+func (s *Store) budget(n int64) time.Duration {
+	return s.cfg.CallTimeout + time.Duration(n>>20)*time.Second
 }

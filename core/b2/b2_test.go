@@ -48,6 +48,7 @@ func open(t testing.TB, srv *b2emu.Server, url string, cfg b2.Config) *b2.Store 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 

@@ -71,7 +71,7 @@ func TestUpdateUnknownOutcome(t *testing.T) {
 		{name: "500", fault: b2emu.Fault{ErrorRate: 1, Status: 500}},
 		{name: "503", fault: b2emu.Fault{ErrorRate: 1, Status: 503, RetryAfter: 1}},
 		{name: "408", fault: b2emu.Fault{ErrorRate: 1, Status: 408}},
-		{name: "attempt-deadline", fault: b2emu.Fault{Latency: time.Second}, cfg: b2.Config{CallTimeout: 300 * time.Millisecond}},
+		{name: "attempt-deadline", fault: b2emu.Fault{Latency: time.Second}, cfg: b2.Config{Timeout: 300 * time.Millisecond}},
 		{name: "ctx-ended", fault: b2emu.Fault{Latency: time.Second}, ctx: 300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,6 +114,18 @@ func TestUpdateUnknownOutcome(t *testing.T) {
 	}
 }
 
+// eventually retries f until it succeeds, for at most 30 s.
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for err := f(); err != nil; err = f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestUpdateRepeatsWhenNotApplied(t *testing.T) {
 	// 429 and stale tokens are answered before B2 applies anything, and a
 	// refused connection sends nothing: those are repeated.
@@ -149,16 +161,23 @@ func TestUpdateRepeatsWhenNotApplied(t *testing.T) {
 		srv.Close()
 		// A request sent on a kept-alive connection that the server has
 		// closed meanwhile may have reached it; a new connection cannot
-		// be made at all.
+		// be made at all. B2 is then unreachable: the update fails at
+		// once, and its outcome is known: not applied.
 		tr.CloseIdleConnections()
-		go func() {
-			time.Sleep(500 * time.Millisecond)
-			srv.Listen(strings.TrimPrefix(url, "http://"))
-		}()
-		nb, err := s.UpdateBucketInfo(testCtx(t), bi.Revision, info)
-		if err != nil || nb.Info["k"] != "v" {
-			t.Fatalf("update across an outage: %+v %v", nb, err)
+		_, err := s.UpdateBucketInfo(testCtx(t), bi.Revision, info)
+		if !errors.Is(err, core.ErrUnavailable) || errors.Is(err, core.ErrUnknownOutcome) {
+			t.Fatalf("update with B2 refusing connections: %v, want ErrUnavailable and a known outcome", err)
 		}
+		if _, err := srv.Listen(strings.TrimPrefix(url, "http://")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, func() error {
+			nb, err := s.UpdateBucketInfo(testCtx(t), bi.Revision, info)
+			if err == nil && nb.Info["k"] != "v" {
+				err = fmt.Errorf("bucket info %v", nb.Info)
+			}
+			return err
+		})
 	})
 	t.Run("conflict", func(t *testing.T) {
 		srv, url := emulator(t, b2emu.Config{})

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/Backblaze/blazer/base"
@@ -123,39 +125,64 @@ func dialFailed(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// retry runs f with a deadline of CallTimeout per attempt.
+// retry runs f, a call whose attempts each get CallTimeout to be answered.
 func (s *Store) retry(ctx context.Context, call string, f func(context.Context) error) error {
-	return s.retryBudget(ctx, call, s.cfg.CallTimeout, f)
+	return s.do(ctx, call, s.cfg.CallTimeout, func(ctx context.Context, _ *watchdog) error { return f(ctx) })
 }
 
-// budget is the attempt deadline for moving n bytes: CallTimeout plus one
-// second per MiB (a floor of 1 MiB/s).
-func (s *Store) budget(n int64) time.Duration {
-	return s.cfg.CallTimeout + time.Duration(n>>20)*time.Second
-}
-
-// retryBudget runs f until it succeeds, fails for good, Attempts tries
-// are spent or ctx ends. Each attempt gets its own deadline. An attempt
-// that ctx ended is classified like any other, so a call that may have
-// been applied reports an unknown outcome rather than only ctx's error.
-func (s *Store) retryBudget(ctx context.Context, call string, budget time.Duration, f func(context.Context) error) error {
+// do runs f until it succeeds, fails for good, Attempts tries are spent,
+// ctx ends, B2 is declared unreachable (health: the attempt under way is
+// cut short, and a call made meanwhile fails at once), or B2 has not
+// answered the call, nor moved its bytes, for Timeout (or idle, if
+// longer). Each
+// attempt ends when it gets no answer for idle: its watchdog, which f
+// feeds while bytes move, stands for its deadline. An attempt that ctx or
+// an outage ended is classified like any other, so a call that may have
+// been applied reports an unknown outcome rather than only a
+// cancellation.
+func (s *Store) do(ctx context.Context, call string, idle time.Duration, f func(context.Context, *watchdog) error) error {
 	backoff := 100 * time.Millisecond
 	reauths := 0
 	unsure := false
 	if err := ctx.Err(); err != nil {
 		return err // nothing sent
 	}
+	bound := max(s.cfg.Timeout, idle)
+	var last atomic.Int64 // when B2 last answered or moved bytes, in Unix ns
+	last.Store(time.Now().UnixNano())
+	left := func() time.Duration { return bound - time.Since(time.Unix(0, last.Load())) }
 	for attempt := 1; ; attempt++ {
+		down, err := s.health.check()
+		if err != nil {
+			if unsure {
+				_, err = outcomeUnknown(call, err)
+			}
+			return fmt.Errorf("%s: %w", call, err)
+		}
 		sess := s.sess.Load()
-		actx, cancel := context.WithTimeout(ctx, budget)
+		actx, cancel := context.WithCancelCause(ctx)
+		wd := newWatchdog(min(idle, max(left(), 0)), cancel, &last)
+		stopCut := context.AfterFunc(down, func() { cancel(errDown) })
 		start := time.Now()
-		err := f(actx)
-		cancel()
+		err = f(actx, wd)
+		silent := context.Cause(actx) == errNoAnswer
+		stopCut()
+		wd.stop()
+		cancel(nil)
 		if s.cfg.Observe != nil {
 			s.cfg.Observe(call, Class(call), errCode(err), time.Since(start))
 		}
-		if err == nil {
+		if _, isAPI := asAPI(err); err == nil || isAPI {
+			s.health.answered()
+			last.Store(time.Now().UnixNano())
+		}
+		switch {
+		case err == nil:
 			return nil
+		case dialFailed(err):
+			s.health.refused(err)
+		case silent:
+			s.health.silent()
 		}
 		act, cerr := classify(call, err, unsure)
 		switch {
@@ -188,6 +215,9 @@ func (s *Store) retryBudget(ctx context.Context, call string, budget time.Durati
 		if call == "b2_upload_file" || call == "b2_upload_part" {
 			s.dropURLs() // pooled upload URLs may share the failure
 		}
+		if left() < wait+minAttempt {
+			return fmt.Errorf("%w (no answer from B2 for %v)", cerr, bound.Round(time.Second))
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -196,6 +226,47 @@ func (s *Store) retryBudget(ctx context.Context, call string, budget time.Durati
 			return ctx.Err()
 		}
 	}
+}
+
+// minAttempt is the least time left of a call's bound worth another
+// attempt.
+const minAttempt = 200 * time.Millisecond
+
+// errNoAnswer is the cause of an attempt that its watchdog ended.
+var errNoAnswer = errors.New("no answer from B2 within the attempt's deadline")
+
+// watchdog ends an attempt that B2 has not answered, nor moved bytes for,
+// within its idle time. Transfers feed it as their bodies move.
+type watchdog struct {
+	idle  time.Duration
+	timer *time.Timer
+	last  *atomic.Int64 // the call's last progress
+}
+
+func newWatchdog(idle time.Duration, cancel context.CancelCauseFunc, last *atomic.Int64) *watchdog {
+	return &watchdog{idle: idle, last: last, timer: time.AfterFunc(idle, func() { cancel(errNoAnswer) })}
+}
+
+// feed says bytes moved: the attempt has idle again from now.
+func (w *watchdog) feed() {
+	w.timer.Reset(w.idle)
+	w.last.Store(time.Now().UnixNano())
+}
+
+func (w *watchdog) stop() { w.timer.Stop() }
+
+// fedReader feeds a watchdog on every read that moves bytes.
+type fedReader struct {
+	r  io.Reader
+	wd *watchdog
+}
+
+func (r fedReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.wd.feed()
+	}
+	return n, err
 }
 
 // errCode is the B2 error code of err for metrics: "" for none, "network"

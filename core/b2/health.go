@@ -1,0 +1,181 @@
+package b2
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/b2cfs/b2cfs/core"
+)
+
+// health tracks whether B2 answers, so that an outage costs the calls
+// made during it nothing instead of their whole Timeout.
+//
+// B2 is declared unreachable when a connection cannot be made (refused,
+// no route, no name), or when an attempt gets no answer within its
+// deadline and a probe sent then gets none either (a black hole: packets
+// dropped, or a listener that never answers). Until B2 answers again,
+// every call fails at once with core.ErrUnavailable, calls under way
+// included (their attempts are cut short): an operation that waited for
+// B2 would hold the kernel's lock on its directory, and every lookup
+// there would wait too. A probe is sent every probeEvery, and any answer
+// to any call (an error answer included) ends the outage. One log line
+// marks each change. Safe for concurrent use.
+type health struct {
+	probe func(context.Context) error // nil, or an error that is an answer of B2 (answered), means reachable
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	since   time.Time       // GUARDED_BY(mu); when B2 was declared unreachable; zero while reachable
+	cause   error           // GUARDED_BY(mu); why
+	probing bool            // GUARDED_BY(mu); a prober goroutine runs
+	down    context.Context // GUARDED_BY(mu); ends when B2 is declared unreachable
+	back    context.Context // GUARDED_BY(mu); ends when an unreachable B2 answers again
+	goDown  context.CancelFunc
+	goBack  context.CancelFunc
+	closed  chan struct{}
+}
+
+// probeEvery is how often an unreachable B2 is probed, and probeTimeout
+// how long a probe waits for its answer: B2 is found back within about
+// probeEvery+probeTimeout of its return.
+const (
+	probeEvery   = time.Second
+	probeTimeout = time.Second
+)
+
+func newHealth(probe func(context.Context) error, log *slog.Logger) *health {
+	h := &health{probe: probe, log: log, closed: make(chan struct{})}
+	h.down, h.goDown = context.WithCancel(context.Background())
+	return h
+}
+
+// errDown is the cause of attempts cut short by an outage.
+var errDown = fmt.Errorf("%w: B2 unreachable", core.ErrUnavailable)
+
+// check returns nil and a context that ends when B2 is declared
+// unreachable while B2 is reachable; else an error wrapping
+// core.ErrUnavailable that says since when and why not, and a context that
+// ends when B2 answers again.
+func (h *health) check() (context.Context, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.since.IsZero() {
+		return h.down, nil
+	}
+	return h.back, fmt.Errorf("%w: B2 unreachable since %s (%v); probed every %v",
+		core.ErrUnavailable, h.since.Format(time.TimeOnly), h.cause, probeEvery)
+}
+
+// outage returns a context that ends when B2 is declared unreachable (at
+// once, if it is).
+func (h *health) outage() context.Context {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.down
+}
+
+// reachable reports whether B2 answers, and if not since when.
+func (h *health) reachable() (bool, time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.since.IsZero(), h.since
+}
+
+// answered records that B2 answered a request.
+func (h *health) answered() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.since.IsZero() {
+		return
+	}
+	h.log.Warn("B2 reachable again", "after", time.Since(h.since).Round(time.Millisecond).String())
+	h.since, h.cause = time.Time{}, nil
+	h.down, h.goDown = context.WithCancel(context.Background())
+	h.goBack()
+}
+
+// refused records that a connection to B2 could not be made: B2 is
+// unreachable now.
+func (h *health) refused(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.downLocked(err)
+	h.startProbingLocked()
+}
+
+// silent records that an attempt got no answer within its deadline: a
+// probe decides whether B2 is unreachable or only slow for that call.
+func (h *health) silent() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.startProbingLocked()
+}
+
+// downLocked declares B2 unreachable. LOCKS_REQUIRED(mu)
+func (h *health) downLocked(cause error) {
+	if !h.since.IsZero() {
+		return
+	}
+	h.since, h.cause = time.Now(), cause
+	h.back, h.goBack = context.WithCancel(context.Background())
+	h.goDown()
+	h.log.Warn("B2 unreachable: calls fail at once until it answers again; reads answer from the last view",
+		"err", cause.Error())
+}
+
+// startProbingLocked starts the prober unless it runs. LOCKS_REQUIRED(mu)
+func (h *health) startProbingLocked() {
+	if h.probing {
+		return
+	}
+	h.probing = true
+	go h.probeLoop()
+}
+
+// probeLoop probes B2 until it answers: at once, then every probeEvery. A
+// probe without an answer declares B2 unreachable.
+func (h *health) probeLoop() {
+	defer func() {
+		h.mu.Lock()
+		h.probing = false
+		h.mu.Unlock()
+	}()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		err := h.probe(ctx)
+		cancel()
+		if err == nil {
+			h.answered()
+			return
+		}
+		h.mu.Lock()
+		if h.since.IsZero() {
+			h.downLocked(fmt.Errorf("no answer to a probe after a call got none: %v", err))
+		}
+		h.mu.Unlock()
+		t := time.NewTimer(probeEvery)
+		select {
+		case <-t.C:
+		case <-h.closed:
+			t.Stop()
+			return
+		}
+		if ok, _ := h.reachable(); ok {
+			return // another call's answer ended the outage
+		}
+	}
+}
+
+// close stops probing.
+func (h *health) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	select {
+	case <-h.closed:
+	default:
+		close(h.closed)
+	}
+}

@@ -1,0 +1,226 @@
+package b2_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/b2cfs/b2cfs/b2emu"
+	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/b2"
+)
+
+// blackHole accepts connections on addr, reads their requests and never
+// answers: B2 behind a firewall that drops packets, or a hung front end.
+type blackHole struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	paths []string // request paths received
+	conns []net.Conn
+}
+
+func newBlackHole(t *testing.T, addr string) *blackHole {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 { // the port may linger briefly
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackHole{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.conns = append(b.conns, c)
+			b.mu.Unlock()
+			go func() {
+				r := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(r)
+					if err != nil {
+						return
+					}
+					b.mu.Lock()
+					b.paths = append(b.paths, req.URL.Path)
+					b.mu.Unlock()
+				}
+			}()
+		}
+	}()
+	return b
+}
+
+// requests returns the paths received, probes (b2_get_upload_url) apart.
+func (b *blackHole) requests() (calls []string, probes int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.paths {
+		if strings.HasSuffix(p, "/b2_get_upload_url") {
+			probes++
+		} else {
+			calls = append(calls, p)
+		}
+	}
+	return calls, probes
+}
+
+func (b *blackHole) close() {
+	b.ln.Close()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		c.Close()
+	}
+}
+
+// syncLog is a log destination safe for concurrent use.
+type syncLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestOutage: when B2 refuses connections, or accepts them and never
+// answers, the call under way fails within Timeout, B2 is declared
+// unreachable with one log line, calls made then fail at once without a
+// request (probes apart), and B2's return is found within a probe period
+// with one more line.
+func TestOutage(t *testing.T) {
+	for _, mode := range []string{"refused", "black-hole"} {
+		t.Run(mode, func(t *testing.T) {
+			srv, url := emulator(t, b2emu.Config{})
+			addr := strings.TrimPrefix(url, "http://")
+			var log syncLog
+			const timeout = 4 * time.Second
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			s := open(t, srv, url, b2.Config{Timeout: timeout, Transport: tr,
+				Logger: slog.New(slog.NewTextHandler(&log, nil))})
+			ctx := testCtx(t)
+			if _, err := s.BucketInfo(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			srv.Close()
+			var hole *blackHole
+			if mode == "black-hole" {
+				hole = newBlackHole(t, addr)
+				defer hole.close()
+			}
+			tr.CloseIdleConnections()
+			start := time.Now()
+			_, err := s.BucketInfo(ctx)
+			first := time.Since(start)
+			if !errors.Is(err, core.ErrUnavailable) {
+				t.Fatalf("call with B2 %s: %v, want ErrUnavailable", mode, err)
+			}
+			// The bound holds to within scheduling: nothing waits for
+			// the outage to end.
+			if first > timeout+2*time.Second {
+				t.Fatalf("call with B2 %s took %v, past Timeout %v", mode, first, timeout)
+			}
+			if ok, _ := s.Reachable(); ok {
+				t.Fatal("B2 still reachable after a call failed for want of an answer")
+			}
+			var before []string
+			if hole != nil {
+				before, _ = hole.requests()
+			}
+			start = time.Now()
+			_, err = s.Upload(ctx, "f", strings.NewReader("data"), 4, "")
+			_, err2 := s.BucketInfo(ctx)
+			second := time.Since(start)
+			if !errors.Is(err, core.ErrUnavailable) || !errors.Is(err2, core.ErrUnavailable) {
+				t.Fatalf("calls during the declared outage: %v; %v, want ErrUnavailable", err, err2)
+			}
+			if second > time.Second {
+				t.Errorf("calls during the declared outage took %v, want an answer at once", second)
+			}
+			if hole != nil {
+				if after, _ := hole.requests(); len(after) != len(before) {
+					t.Errorf("calls during the declared outage sent requests: %q", after[len(before):])
+				}
+			}
+
+			time.Sleep(2 * time.Second) // probes go on
+			if hole != nil {
+				if _, probes := hole.requests(); probes < 2 {
+					t.Errorf("%d probes in the outage's first seconds, want one a second", probes)
+				}
+				hole.close()
+			}
+			if _, err := srv.Listen(addr); err != nil {
+				t.Fatal(err)
+			}
+			back := time.Now()
+			for ok, _ := s.Reachable(); !ok; ok, _ = s.Reachable() {
+				if time.Since(back) > 20*time.Second {
+					t.Fatal("B2's return not found after 20 s")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			t.Logf("%s: first call failed after %v, calls during the outage after %v, return found after %v",
+				mode, first.Round(time.Millisecond), second.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
+			if _, err := s.BucketInfo(ctx); err != nil {
+				t.Fatalf("call after the outage: %v", err)
+			}
+			out := log.String()
+			if n := strings.Count(out, "B2 unreachable"); n != 1 {
+				t.Errorf("%d lines say B2 is unreachable, want 1:\n%s", n, out)
+			}
+			if n := strings.Count(out, "B2 reachable again"); n != 1 {
+				t.Errorf("%d lines say B2 is back, want 1:\n%s", n, out)
+			}
+		})
+	}
+}
+
+// TestSlowIsNotOutage: a call that B2 answers too slowly fails within
+// Timeout, but B2 answers the probe, so it is not declared unreachable
+// and other calls go on.
+func TestSlowIsNotOutage(t *testing.T) {
+	srv, url := emulator(t, b2emu.Config{})
+	s := open(t, srv, url, b2.Config{Timeout: 3 * time.Second, CallTimeout: 500 * time.Millisecond})
+	ctx := testCtx(t)
+	srv.SetFault("b2_list_buckets", b2emu.Fault{Latency: 2 * time.Second})
+	start := time.Now()
+	_, err := s.BucketInfo(ctx)
+	if !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("slow call: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("slow call took %v, past Timeout 3s", d)
+	}
+	if ok, since := s.Reachable(); !ok {
+		t.Fatalf("B2 declared unreachable (since %v) although it answers other calls", since)
+	}
+	if _, err := s.Upload(ctx, "f", strings.NewReader("data"), 4, ""); err != nil {
+		t.Fatalf("upload beside the slow call: %v", err)
+	}
+}
