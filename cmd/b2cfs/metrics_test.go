@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/cache"
 	"github.com/b2cfs/b2cfs/core"
 )
@@ -70,5 +71,43 @@ func TestMetricsServed(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(body)
+	}
+}
+
+// TestMetricsReachable: b2cfs_b2_reachable follows the store's view of B2.
+func TestMetricsReachable(t *testing.T) {
+	e := newTestEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := openStore(ctx, storeOptions{Bucket: e.bucket, Endpoint: e.url, Timeout: time.Second,
+		Credentials: credentials{KeyID: b2emu.DefaultKeyID, Key: b2emu.DefaultKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := newMetrics()
+	addr, err := m.serve(ctx, "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.registerStore(s)
+	scrape := func() string {
+		resp, err := http.Get("http://" + addr.String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if body := scrape(); !strings.Contains(body, "\nb2cfs_b2_reachable 1\n") {
+		t.Fatalf("B2 up: metrics lack b2cfs_b2_reachable 1:\n%s", body)
+	}
+	e.srv.Close()
+	if _, err := s.BucketInfo(ctx); err == nil {
+		t.Fatal("a call with the emulator stopped succeeded")
+	}
+	if body := scrape(); !strings.Contains(body, "\nb2cfs_b2_reachable 0\n") {
+		t.Fatalf("B2 down: metrics lack b2cfs_b2_reachable 0:\n%s", body)
 	}
 }
