@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -41,63 +38,6 @@ const (
 	lockTimeout = 5 * time.Second
 	slack       = 3 * time.Second
 )
-
-// holdListener accepts connections on addr and never answers: a black
-// hole that lets packets in.
-type holdListener struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-	reqs  int
-}
-
-func holdOn(t *testing.T, addr string) *holdListener {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the port may linger briefly
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &holdListener{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			h.mu.Lock()
-			h.conns = append(h.conns, c)
-			h.mu.Unlock()
-			go func() {
-				r := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(r); err != nil {
-						return
-					}
-					h.mu.Lock()
-					h.reqs++
-					h.mu.Unlock()
-				}
-			}()
-		}
-	}()
-	return h
-}
-
-func (h *holdListener) close() {
-	h.ln.Close()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, c := range h.conns {
-		c.Close()
-	}
-}
 
 // opResult is what one kind of operation returned during an outage.
 type opResult struct {
@@ -242,15 +182,18 @@ func TestOutage(t *testing.T) {
 
 	for _, mode := range []string{"refused", "black hole"} {
 		before := strings.Count(m.log.String(), downLine)
-		var hole *holdListener
+		var hole *b2emu.BlackHole
 		e.stop()
 		if mode == "black hole" {
-			hole = holdOn(t, e.addr)
+			var err error
+			if hole, err = b2emu.ListenBlackHole(e.addr); err != nil {
+				t.Fatal(err)
+			}
 		}
 		ops := &outageOps{t: t, m: m, res: map[string]*opResult{}}
 		ops.run(phase)
 		if hole != nil {
-			hole.close()
+			hole.Close()
 		}
 		e.start()
 		back := time.Now()

@@ -1,11 +1,9 @@
 package b2_test
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,60 +15,9 @@ import (
 	"github.com/b2cfs/b2cfs/core/b2"
 )
 
-// blackHole accepts connections on addr, reads their requests and never
-// answers: B2 behind a firewall that drops packets, or a hung front end.
-type blackHole struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	paths []string // request paths received
-	conns []net.Conn
-}
-
-func newBlackHole(t *testing.T, addr string) *blackHole {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the port may linger briefly
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &blackHole{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.conns = append(b.conns, c)
-			b.mu.Unlock()
-			go func() {
-				r := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(r)
-					if err != nil {
-						return
-					}
-					b.mu.Lock()
-					b.paths = append(b.paths, req.URL.Path)
-					b.mu.Unlock()
-				}
-			}()
-		}
-	}()
-	return b
-}
-
-// requests returns the paths received, probes (b2_get_upload_url) apart.
-func (b *blackHole) requests() (calls []string, probes int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, p := range b.paths {
+// requests returns the paths b received, probes (b2_get_upload_url) apart.
+func requests(b *b2emu.BlackHole) (calls []string, probes int) {
+	for _, p := range b.Paths() {
 		if strings.HasSuffix(p, "/b2_get_upload_url") {
 			probes++
 		} else {
@@ -78,15 +25,6 @@ func (b *blackHole) requests() (calls []string, probes int) {
 		}
 	}
 	return calls, probes
-}
-
-func (b *blackHole) close() {
-	b.ln.Close()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, c := range b.conns {
-		c.Close()
-	}
 }
 
 // syncLog is a log destination safe for concurrent use.
@@ -128,10 +66,13 @@ func TestOutage(t *testing.T) {
 			}
 
 			srv.Close()
-			var hole *blackHole
+			var hole *b2emu.BlackHole
 			if mode == "black-hole" {
-				hole = newBlackHole(t, addr)
-				defer hole.close()
+				var err error
+				if hole, err = b2emu.ListenBlackHole(addr); err != nil {
+					t.Fatal(err)
+				}
+				defer hole.Close()
 			}
 			tr.CloseIdleConnections()
 			start := time.Now()
@@ -150,7 +91,7 @@ func TestOutage(t *testing.T) {
 			}
 			var before []string
 			if hole != nil {
-				before, _ = hole.requests()
+				before, _ = requests(hole)
 			}
 			start = time.Now()
 			_, err = s.Upload(ctx, "f", strings.NewReader("data"), 4, "")
@@ -163,17 +104,17 @@ func TestOutage(t *testing.T) {
 				t.Errorf("calls during the declared outage took %v, want an answer at once", second)
 			}
 			if hole != nil {
-				if after, _ := hole.requests(); len(after) != len(before) {
+				if after, _ := requests(hole); len(after) != len(before) {
 					t.Errorf("calls during the declared outage sent requests: %q", after[len(before):])
 				}
 			}
 
 			time.Sleep(2 * time.Second) // probes go on
 			if hole != nil {
-				if _, probes := hole.requests(); probes < 2 {
+				if _, probes := requests(hole); probes < 2 {
 					t.Errorf("%d probes in the outage's first seconds, want one a second", probes)
 				}
-				hole.close()
+				hole.Close()
 			}
 			if _, err := srv.Listen(addr); err != nil {
 				t.Fatal(err)
