@@ -134,12 +134,11 @@ func (s *Store) retry(ctx context.Context, call string, f func(context.Context) 
 // ctx ends, B2 is declared unreachable (health: the attempt under way is
 // cut short, and a call made meanwhile fails at once), or B2 has not
 // answered the call, nor moved its bytes, for Timeout (or idle, if
-// longer). Each
-// attempt ends when it gets no answer for idle: its watchdog, which f
-// feeds while bytes move, stands for its deadline. An attempt that ctx or
-// an outage ended is classified like any other, so a call that may have
-// been applied reports an unknown outcome rather than only a
-// cancellation.
+// longer). Each attempt ends when it gets no answer for idle: its
+// watchdog, which f feeds while bytes move, stands for its deadline. An
+// attempt that ctx or an outage ended is classified like any other, so a
+// call that may have been applied reports an unknown outcome rather than
+// only a cancellation.
 func (s *Store) do(ctx context.Context, call string, idle time.Duration, f func(context.Context, *watchdog) error) error {
 	backoff := 100 * time.Millisecond
 	reauths := 0
