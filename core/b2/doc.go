@@ -3,8 +3,14 @@
 // imports blazer.
 //
 // Objects go through blazer's base package, under this package's own retry
-// policy: every attempt has a deadline, retries are bounded (Config.Attempts),
-// and B2's errors are classified here into core's errors. A call that
+// policy: every attempt has a deadline (Config.CallTimeout; for transfers,
+// the time without a byte moving), every call a bound over all its
+// attempts (Config.Timeout), retries are bounded (Config.Attempts), and
+// B2's errors are classified here into core's errors. A Store also tracks
+// whether B2 answers at all (health.go): after a refused connection, or an
+// attempt and a probe without an answer, every call fails at once until a
+// probe or a call gets an answer again, and Store.Outage tells the engine,
+// which then reads from its last view (core.Options.StaleOnOutage). A call that
 // changes state and may have been applied without a definite answer is
 // repeated only where a repeat is harmless (uploads, copies, deletes);
 // b2_update_bucket then fails with core.ErrUnknownOutcome for the engine to
