@@ -93,8 +93,11 @@ func TestLargeFile(t *testing.T) {
 		t.Skip("large file in -short mode")
 	}
 	e := newEnv(t, b2emu.Config{})
-	a := e.mount("large")
-	b := e.mount("large")
+	// The emulator runs in this process: under the race detector it
+	// stores 300 MiB in parts so slowly that a part can wait longer than
+	// the default 10 s without a byte moving, which B2 does not do.
+	a := e.mount("large", "timeout=1m")
+	b := e.mount("large", "timeout=1m")
 	src := filepath.Join(t.TempDir(), "src")
 	sh(t, "/", `head -c 300M /dev/urandom > `+src)
 	want := sha(t, src)

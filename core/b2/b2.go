@@ -264,7 +264,7 @@ func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size 
 			return err
 		}
 		// The SHA1 follows the data (hex_digits_at_end): one pass over it.
-		r, _ := withSHA1(fedReader{io.NewSectionReader(data, 0, size), wd})
+		r, _ := withSHA1(fedReader{io.NewSectionReader(data, 0, size), wd, s.budget(size)})
 		f, err := u.UploadFile(ctx, r, int(size)+40, name, "application/octet-stream", "hex_digits_at_end", info)
 		if err != nil {
 			return err // the URL is dropped: B2 says to get a new one after any failure
@@ -322,7 +322,7 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 						}
 						fc, fcSess = c, sess
 					}
-					r, sum := withSHA1(fedReader{io.NewSectionReader(data, off, n), wd})
+					r, sum := withSHA1(fedReader{io.NewSectionReader(data, off, n), wd, s.budget(n)})
 					if _, err := fc.UploadPart(ctx, r, "hex_digits_at_end", int(n)+40, part); err != nil {
 						fc = nil
 						return err
@@ -578,6 +578,7 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	n, err := r.rc.Read(p)
 	r.timer.Reset(r.idle)
 	if n > 0 {
+		r.h.progress()
 		r.h.answered()
 	}
 	if err != nil && err != io.EOF {
@@ -620,8 +621,8 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 }
 
 // budget is the wait for the answer to a call that makes B2 handle n bytes
-// (a large file's finish assembles its parts): CallTimeout plus one second
-// per MiB.
+// (an upload's, once its body is sent; a large file's finish, which
+// assembles its parts): CallTimeout plus one second per MiB.
 func (s *Store) budget(n int64) time.Duration {
 	return s.cfg.CallTimeout + time.Duration(n>>20)*time.Second
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
@@ -16,7 +17,12 @@ import (
 // B2 is declared unreachable when a connection cannot be made (refused,
 // no route, no name), or when an attempt gets no answer within its
 // deadline and a probe sent then gets none either (a black hole: packets
-// dropped, or a listener that never answers). Until B2 answers again,
+// dropped, or a listener that never answers), unless B2 is busy: a
+// transfer is under way or moved bytes within the last probeTimeout. A
+// probe queued behind a saturated link, or a B2 busy storing parts, is no
+// evidence of an outage; a transfer stalled in a black hole ends on its
+// own deadline (Config.Timeout without a byte moving), and the next probe
+// then decides. Until B2 answers again,
 // every call fails at once with core.ErrUnavailable, calls under way
 // included (their attempts are cut short): an operation that waited for
 // B2 would hold the kernel's lock on its directory, and every lookup
@@ -31,6 +37,8 @@ type health struct {
 	since   time.Time       // GUARDED_BY(mu); when B2 was declared unreachable; zero while reachable
 	cause   error           // GUARDED_BY(mu); why
 	probing bool            // GUARDED_BY(mu); a prober goroutine runs
+	moved   atomic.Int64    // when a transfer last moved bytes, in Unix ns
+	running atomic.Int32    // attempts of transfers under way
 	down    context.Context // GUARDED_BY(mu); ends when B2 is declared unreachable
 	back    context.Context // GUARDED_BY(mu); ends when an unreachable B2 answers again
 	goDown  context.CancelFunc
@@ -43,7 +51,7 @@ type health struct {
 // probeEvery+probeTimeout of its return.
 const (
 	probeEvery   = time.Second
-	probeTimeout = time.Second
+	probeTimeout = 2 * time.Second
 )
 
 func newHealth(probe func(context.Context) error, log *slog.Logger) *health {
@@ -95,6 +103,26 @@ func (h *health) answered() {
 	h.since, h.cause = time.Time{}, nil
 	h.down, h.goDown = context.WithCancel(context.Background())
 	h.goBack()
+}
+
+// progress records that a transfer moved bytes.
+func (h *health) progress() { h.moved.Store(time.Now().UnixNano()) }
+
+// begin records the start of an attempt of call; the function it returns
+// records its end.
+func (h *health) begin(call string) func() {
+	switch call {
+	case "b2_upload_file", "b2_upload_part", "b2_finish_large_file":
+		h.running.Add(1)
+		return func() { h.running.Add(-1) }
+	}
+	return func() {}
+}
+
+// busy reports whether a transfer is under way or moved bytes within the
+// last probeTimeout.
+func (h *health) busy() bool {
+	return h.running.Load() > 0 || time.Since(time.Unix(0, h.moved.Load())) < probeTimeout
 }
 
 // refused records that a connection to B2 could not be made: B2 is
@@ -152,7 +180,7 @@ func (h *health) probeLoop() {
 			return
 		}
 		h.mu.Lock()
-		if h.since.IsZero() {
+		if h.since.IsZero() && !h.busy() {
 			h.downLocked(fmt.Errorf("no answer to a probe after a call got none: %v", err))
 		}
 		h.mu.Unlock()

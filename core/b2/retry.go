@@ -160,10 +160,12 @@ func (s *Store) do(ctx context.Context, call string, idle time.Duration, f func(
 		}
 		sess := s.sess.Load()
 		actx, cancel := context.WithCancelCause(ctx)
-		wd := newWatchdog(min(idle, max(left(), 0)), cancel, &last)
+		wd := newWatchdog(min(idle, max(left(), 0)), cancel, &last, s.health)
 		stopCut := context.AfterFunc(down, func() { cancel(errDown) })
 		start := time.Now()
+		end := s.health.begin(call)
 		err = f(actx, wd)
+		end()
 		silent := context.Cause(actx) == errNoAnswer
 		stopCut()
 		wd.stop()
@@ -240,30 +242,38 @@ type watchdog struct {
 	idle  time.Duration
 	timer *time.Timer
 	last  *atomic.Int64 // the call's last progress
+	h     *health
 }
 
-func newWatchdog(idle time.Duration, cancel context.CancelCauseFunc, last *atomic.Int64) *watchdog {
-	return &watchdog{idle: idle, last: last, timer: time.AfterFunc(idle, func() { cancel(errNoAnswer) })}
+func newWatchdog(idle time.Duration, cancel context.CancelCauseFunc, last *atomic.Int64, h *health) *watchdog {
+	return &watchdog{idle: idle, last: last, h: h, timer: time.AfterFunc(idle, func() { cancel(errNoAnswer) })}
 }
 
 // feed says bytes moved: the attempt has idle again from now.
 func (w *watchdog) feed() {
 	w.timer.Reset(w.idle)
 	w.last.Store(time.Now().UnixNano())
+	w.h.progress()
 }
 
 func (w *watchdog) stop() { w.timer.Stop() }
 
-// fedReader feeds a watchdog on every read that moves bytes.
+// fedReader is an upload's body: it feeds a watchdog on every read that
+// moves bytes, and once the body is read gives B2 at least answer to
+// store it and reply.
 type fedReader struct {
-	r  io.Reader
-	wd *watchdog
+	r      io.Reader
+	wd     *watchdog
+	answer time.Duration
 }
 
 func (r fedReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if n > 0 {
 		r.wd.feed()
+	}
+	if err == io.EOF {
+		r.wd.timer.Reset(max(r.wd.idle, r.answer))
 	}
 	return n, err
 }
