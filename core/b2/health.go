@@ -22,13 +22,15 @@ import (
 // probe queued behind a saturated link, or a B2 busy storing parts, is no
 // evidence of an outage; a transfer stalled in a black hole ends on its
 // own deadline (Config.Timeout without a byte moving), and the next probe
-// then decides. Until B2 answers again,
-// every call fails at once with core.ErrUnavailable, calls under way
-// included (their attempts are cut short): an operation that waited for
-// B2 would hold the kernel's lock on its directory, and every lookup
-// there would wait too. A probe is sent every probeEvery, and any answer
-// to any call (an error answer included) ends the outage. One log line
-// marks each change. Safe for concurrent use.
+// then decides.
+//
+// Until B2 answers again, every call fails at once with
+// core.ErrUnavailable, calls under way included (their attempts are cut
+// short): an operation that waited for B2 would hold the kernel's lock on
+// its directory, and every lookup there would wait too. A probe is sent
+// every probeEvery, and any answer to any call (an error answer included)
+// ends the outage. One log line marks each change. Safe for concurrent
+// use.
 type health struct {
 	probe func(context.Context) error // nil, or an error that is an answer of B2 (answered), means reachable
 	log   *slog.Logger
@@ -40,17 +42,16 @@ type health struct {
 	moved   atomic.Int64    // when a transfer last moved bytes, in Unix ns
 	running atomic.Int32    // attempts of transfers under way
 	down    context.Context // GUARDED_BY(mu); ends when B2 is declared unreachable
-	back    context.Context // GUARDED_BY(mu); ends when an unreachable B2 answers again
 	goDown  context.CancelFunc
-	goBack  context.CancelFunc
 	closed  chan struct{}
 }
 
 // probeEvery is how often an unreachable B2 is probed, and probeTimeout
-// how long a probe waits for its answer: B2 is found back within about
-// probeEvery+probeTimeout of its return.
+// how long a probe waits for its answer: B2 is found back within
+// probeEvery of its return, or probeEvery+probeTimeout when a probe was
+// lost in the outage.
 const (
-	probeEvery   = time.Second
+	probeEvery   = 500 * time.Millisecond
 	probeTimeout = 2 * time.Second
 )
 
@@ -63,17 +64,16 @@ func newHealth(probe func(context.Context) error, log *slog.Logger) *health {
 // errDown is the cause of attempts cut short by an outage.
 var errDown = fmt.Errorf("%w: B2 unreachable", core.ErrUnavailable)
 
-// check returns nil and a context that ends when B2 is declared
-// unreachable while B2 is reachable; else an error wrapping
-// core.ErrUnavailable that says since when and why not, and a context that
-// ends when B2 answers again.
+// check returns, while B2 is reachable, a context that ends when B2 is
+// declared unreachable; else an error wrapping core.ErrUnavailable that
+// says since when and why not.
 func (h *health) check() (context.Context, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.since.IsZero() {
 		return h.down, nil
 	}
-	return h.back, fmt.Errorf("%w: B2 unreachable since %s (%v); probed every %v",
+	return nil, fmt.Errorf("%w: B2 unreachable since %s (%v); probed every %v",
 		core.ErrUnavailable, h.since.Format(time.TimeOnly), h.cause, probeEvery)
 }
 
@@ -102,7 +102,6 @@ func (h *health) answered() {
 	h.log.Warn("B2 reachable again", "after", time.Since(h.since).Round(time.Millisecond).String())
 	h.since, h.cause = time.Time{}, nil
 	h.down, h.goDown = context.WithCancel(context.Background())
-	h.goBack()
 }
 
 // progress records that a transfer moved bytes.
@@ -148,7 +147,6 @@ func (h *health) downLocked(cause error) {
 		return
 	}
 	h.since, h.cause = time.Now(), cause
-	h.back, h.goBack = context.WithCancel(context.Background())
 	h.goDown()
 	h.log.Warn("B2 unreachable: calls fail at once until it answers again; reads answer from the last view",
 		"err", cause.Error())
