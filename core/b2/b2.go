@@ -258,6 +258,7 @@ func (s *Store) Upload(ctx context.Context, name string, data io.ReaderAt, size 
 	}
 	var fi core.FileInfo
 	err := s.do(ctx, "b2_upload_file", s.cfg.Timeout, func(ctx context.Context, wd *watchdog) error {
+		defer s.health.transfer(size)()
 		sess := s.sess.Load()
 		u, err := s.uploadURL(ctx, sess)
 		if err != nil {
@@ -315,6 +316,7 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 				off := int64(part-1) * s.cfg.PartSize
 				n := min(s.cfg.PartSize, size-off)
 				err := s.do(ectx, "b2_upload_part", s.cfg.Timeout, func(ctx context.Context, wd *watchdog) error {
+					defer s.health.transfer(n)()
 					if sess := s.sess.Load(); fc == nil || fcSess != sess {
 						c, err := large(sess, nil).GetUploadPartURL(ctx)
 						if err != nil {
@@ -361,6 +363,7 @@ func (s *Store) uploadLarge(ctx context.Context, name string, data io.ReaderAt, 
 	for round := 1; ; round++ {
 		var f *base.File
 		err = s.do(ctx, "b2_finish_large_file", s.budget(size), func(ctx context.Context, _ *watchdog) error {
+			defer s.health.transfer(size)()
 			var err error
 			f, err = large(s.sess.Load(), sums).FinishLargeFile(ctx)
 			return err

@@ -18,7 +18,8 @@ import (
 // no route, no name), or when an attempt gets no answer within its
 // deadline and a probe sent then gets none either (a black hole: packets
 // dropped, or a listener that never answers), unless B2 is busy: a
-// transfer is under way or moved bytes within the last probeTimeout. A
+// transfer of a MiB or more is under way, or one moved bytes within the
+// last probeTimeout. A
 // probe queued behind a saturated link, or a B2 busy storing parts, is no
 // evidence of an outage; a transfer stalled in a black hole ends on its
 // own deadline (Config.Timeout without a byte moving), and the next probe
@@ -40,7 +41,7 @@ type health struct {
 	cause   error           // GUARDED_BY(mu); why
 	probing bool            // GUARDED_BY(mu); a prober goroutine runs
 	moved   atomic.Int64    // when a transfer last moved bytes, in Unix ns
-	running atomic.Int32    // attempts of transfers under way
+	running atomic.Int32    // attempts under way of transfers of busyBytes or more
 	down    context.Context // GUARDED_BY(mu); ends when B2 is declared unreachable
 	goDown  context.CancelFunc
 	closed  chan struct{}
@@ -107,19 +108,24 @@ func (h *health) answered() {
 // progress records that a transfer moved bytes.
 func (h *health) progress() { h.moved.Store(time.Now().UnixNano()) }
 
-// begin records the start of an attempt of call; the function it returns
-// records its end.
-func (h *health) begin(call string) func() {
-	switch call {
-	case "b2_upload_file", "b2_upload_part", "b2_finish_large_file":
-		h.running.Add(1)
-		return func() { h.running.Add(-1) }
+// busyBytes is the least a transfer moves for B2 to be busy with it (see
+// transfer).
+const busyBytes = 1 << 20
+
+// transfer records the start of an attempt that makes B2 store n bytes,
+// and returns the function that records its end. While it runs, an attempt
+// and a probe without an answer do not declare B2 unreachable if n is at
+// least busyBytes: B2 may be busy storing it.
+func (h *health) transfer(n int64) func() {
+	if n < busyBytes {
+		return func() {}
 	}
-	return func() {}
+	h.running.Add(1)
+	return func() { h.running.Add(-1) }
 }
 
-// busy reports whether a transfer is under way or moved bytes within the
-// last probeTimeout.
+// busy reports whether a transfer of at least busyBytes is under way, or
+// any transfer moved bytes within the last probeTimeout.
 func (h *health) busy() bool {
 	return h.running.Load() > 0 || time.Since(time.Unix(0, h.moved.Load())) < probeTimeout
 }

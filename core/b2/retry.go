@@ -163,9 +163,7 @@ func (s *Store) do(ctx context.Context, call string, idle time.Duration, f func(
 		wd := newWatchdog(min(idle, max(left(), 0)), cancel, &last, s.health)
 		stopCut := context.AfterFunc(down, func() { cancel(errDown) })
 		start := time.Now()
-		end := s.health.begin(call)
 		err = f(actx, wd)
-		end()
 		silent := context.Cause(actx) == errNoAnswer
 		stopCut()
 		wd.stop()
