@@ -1,18 +1,17 @@
 package b2_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 // requests returns the paths b received, probes (b2_get_upload_url) apart.
@@ -27,24 +26,6 @@ func requests(b *b2emu.BlackHole) (calls []string, probes int) {
 	return calls, probes
 }
 
-// syncLog is a log destination safe for concurrent use.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // TestOutage: when B2 refuses connections, or accepts them and never
 // answers, the call under way fails within Timeout, B2 is declared
 // unreachable with one log line, calls made then fail at once without a
@@ -55,7 +36,7 @@ func TestOutage(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			srv, url := emulator(t, b2emu.Config{})
 			addr := strings.TrimPrefix(url, "http://")
-			var log syncLog
+			var log storetest.SyncBuffer
 			const timeout = 4 * time.Second
 			tr := http.DefaultTransport.(*http.Transport).Clone()
 			s := open(t, srv, url, b2.Config{Timeout: timeout, Transport: tr,
