@@ -30,7 +30,10 @@ until interrupted (Ctrl-C unmounts).
 With B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY and B2CFS_DEMO=BUCKET/GROUP
 set, the group is on real B2. Otherwise b2cfs starts its built-in B2
 emulator, keeping its data in ~/.cache/b2cfs/demo, and mounts group "demo"
-of bucket "demo-bucket".
+of bucket "demo-bucket". The emulator keeps its port from one demo to the
+next, so that a second mount started from the printed command works again
+once the demo is back; while the demo is stopped, that mount fails with
+EIO.
 
 Example:
   go run ./cmd/b2cfs demo
@@ -83,10 +86,13 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if endpoint, err = srv.Listen("127.0.0.1:0"); err != nil {
+		if endpoint, err = listenKept(srv, filepath.Join(data, "listen"), out); err != nil {
 			return err
 		}
-		defer srv.Close()
+		defer func() {
+			srv.Close()
+			fmt.Fprintf(out, "The emulator at %s stopped with the demo: other mounts of it fail with EIO until \"b2cfs demo\" runs again (on the same port).\n", endpoint)
+		}()
 		target = "demo-bucket/demo"
 		if err := srv.CreateBucket("demo-bucket"); err != nil {
 			return err
@@ -122,6 +128,28 @@ Ctrl-C here unmounts.
 
 `, target, dir, self, second, os.Getenv("B2_APPLICATION_KEY_ID"), endpoint, key)
 	return runMount(ctx, []string{"--endpoint", endpoint, target, dir})
+}
+
+// listenKept starts srv on the address saved in file by an earlier demo,
+// so that mounts started from what it printed find it again, or on a new
+// port (saved for the next demo) when there is none or it is taken.
+func listenKept(srv *b2emu.Server, file string, out io.Writer) (string, error) {
+	if b, err := os.ReadFile(file); err == nil {
+		addr := strings.TrimSpace(string(b))
+		url, err := srv.Listen(addr)
+		if err == nil {
+			return url, nil
+		}
+		fmt.Fprintf(out, "The emulator's port of the last demo (%s) is taken (%v): using a new one; mounts started from the last demo's commands need the new endpoint.\n", addr, err)
+	}
+	url, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(file, []byte(strings.TrimPrefix(url, "http://")+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return url, nil
 }
 
 // ensureFUSE installs fuse3 when fusermount3 is missing and this is a

@@ -190,3 +190,22 @@ func captureRun(t *testing.T, args ...string) (string, int) {
 	r.Close()
 	return buf.String(), code
 }
+
+// TestDefaultCacheDirPerMount: without cache_dir, mounts of one group on
+// different mountpoints get different cache directories, named after the
+// mountpoint, and the same mountpoint always the same one.
+func TestDefaultCacheDirPerMount(t *testing.T) {
+	tg := target{Bucket: "my-bucket", Group: "g"}
+	a, b := defaultCacheDir("/c", tg, "/mnt/a/demo"), defaultCacheDir("/c", tg, "/mnt/b/demo")
+	if a == b {
+		t.Fatalf("two mountpoints share %s", a)
+	}
+	for _, d := range []string{a, b} {
+		if !strings.HasPrefix(d, "/c/b2cfs/my-bucket/g/demo-") {
+			t.Errorf("cache dir %s is not under /c/b2cfs/my-bucket/g/ named after the mountpoint", d)
+		}
+	}
+	if again := defaultCacheDir("/c", tg, "/mnt/a/demo"); again != a {
+		t.Errorf("the same mountpoint got %s, then %s", a, again)
+	}
+}

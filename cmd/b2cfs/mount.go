@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,8 +46,9 @@ Options (-o, comma-separated, repeatable):
                    file and directory created (besides the process's umask)
   index_ttl=T      how stale the index may be: seconds or a Go duration,
                    0 = check B2 on every access (default 1s)
-  cache_dir=DIR    local copies and the recovery directory
-                   (default: the user cache dir, b2cfs/BUCKET/GROUP)
+  cache_dir=DIR    local copies and the recovery directory, one per mount
+                   (default: the user cache dir, b2cfs/BUCKET/GROUP/MOUNT,
+                   MOUNT named after the mountpoint)
   cache_size=N     bytes of cached versions, with K, M, G suffixes (default 1G)
   format=F         on-bucket format if the group is new: b2cfs (default)
                    or blazer (blazer's x/consistent, a few dozen names)
@@ -142,9 +145,27 @@ func parseMountArgs(args []string) (*mountConfig, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mount: no cache_dir given and %w", err)
 		}
-		mc.cacheDir = filepath.Join(base, "b2cfs", tg.Bucket, tg.Group)
+		dir, err := filepath.Abs(mc.dir)
+		if err != nil {
+			return nil, err
+		}
+		mc.cacheDir = defaultCacheDir(base, tg, dir)
 	}
 	return mc, nil
+}
+
+// defaultCacheDir is the cache directory of a mount of tg on mountpoint
+// (an absolute path) when cache_dir is not given: one per group and
+// mountpoint under base, so that two mounts of one group on one machine
+// (a second "host" for trying things) each have their own. The mountpoint's
+// last element names it; a hash of its whole path keeps it unique.
+func defaultCacheDir(base string, tg target, mountpoint string) string {
+	sum := sha256.Sum256([]byte(mountpoint))
+	name := strings.Trim(filepath.Base(mountpoint), ".")
+	if name == "" || name == "/" {
+		name = "root"
+	}
+	return filepath.Join(base, "b2cfs", tg.Bucket, tg.Group, name+"-"+hex.EncodeToString(sum[:4]))
 }
 
 // set applies one -o option.
@@ -297,7 +318,7 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("cache_dir %s is used by another b2cfs mount", dir)
+		return nil, fmt.Errorf("cache_dir %s is used by another b2cfs mount: give this mount a directory of its own with -o cache_dir=DIR", dir)
 	}
 	return f, nil
 }
