@@ -747,7 +747,7 @@ func fsckBlazerRebuild(ctx context.Context, s Store, f blazerFormat, value strin
 		default:
 			continue
 		}
-		if strings.HasPrefix(name, ReservedPrefix+"locks/") {
+		if strings.HasPrefix(name, LockPrefix) {
 			locks++ // a restored lock record would only hold a stale lock
 			continue
 		}

@@ -25,6 +25,17 @@ const MaxPathBytes = 32<<10 - 1
 // ReservedPrefix starts the names b2cfs keeps for itself.
 const ReservedPrefix = ".b2cfs/"
 
+// LockPrefix starts the names of lock objects: the lock of file P is the
+// group object LockPrefix+P, the one flock on a mount and "b2cfs lock"
+// both take, so that they exclude each other.
+const LockPrefix = ReservedPrefix + "locks/"
+
+// Reserved reports whether name is b2cfs's own: ReservedPrefix without its
+// slash, or under it.
+func Reserved(name string) bool {
+	return name+"/" == ReservedPrefix || strings.HasPrefix(name, ReservedPrefix)
+}
+
 // newCommitID returns a random id for the commit log (idLen hex digits).
 func newCommitID() string {
 	var b [idLen / 2]byte

@@ -118,7 +118,7 @@ func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.Lo
 	if len(p) > f.g.MaxName() || len(req.Name) > nameMax {
 		return nil, f.errno("lookup", p, f.checkName(p, req.Name))
 	}
-	if reserved(p) {
+	if core.Reserved(p) {
 		return nil, f.errno("lookup", p, syscall.ENOENT)
 	}
 	t, err := f.tree(ctx)
@@ -223,7 +223,7 @@ func (d *dir) checkNew(p, name string) error {
 	switch {
 	case d.fs.cfg.ReadOnly:
 		return syscall.EROFS
-	case reserved(p):
+	case core.Reserved(p):
 		return syscall.EPERM
 	}
 	return d.fs.checkName(p, name)

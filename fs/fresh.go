@@ -77,7 +77,7 @@ func (f *FS) stale(name string, e *core.Entry, sameKey bool) (entry, attrs []str
 		return nil, []string{""}
 	case strings.HasPrefix(name, dirMarkers):
 		p, isDir = name[len(dirMarkers):], true
-	case reserved(name):
+	case core.Reserved(name):
 		return nil, nil
 	}
 	parent, _ := split(p)

@@ -591,8 +591,3 @@ func split(path string) (dir, name string) {
 	}
 	return path[:i], path[i+1:]
 }
-
-// reserved reports whether path is b2cfs's own.
-func reserved(path string) bool {
-	return path+"/" == core.ReservedPrefix || strings.HasPrefix(path, core.ReservedPrefix)
-}

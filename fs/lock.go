@@ -19,9 +19,8 @@ import (
 	"github.com/b2cfs/b2cfs/core"
 )
 
-// lockPrefix starts the names of lock objects: the lock of file P is the
-// group object lockPrefix+P, the same object "b2cfs lock GROUP P" takes.
-const lockPrefix = core.ReservedPrefix + "locks/"
+// lockPrefix starts the names of lock objects (core.LockPrefix).
+const lockPrefix = core.LockPrefix
 
 // lockName returns the name of the lock object of path.
 func lockName(path string) string { return lockPrefix + path }

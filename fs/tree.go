@@ -27,7 +27,7 @@ func buildTree(entries map[string]string) *tree {
 		switch {
 		case strings.HasPrefix(name, dirMarkers):
 			t.addDir(name[len(dirMarkers):], key)
-		case reserved(name):
+		case core.Reserved(name):
 		default:
 			t.files[name] = key
 			parent, base := split(name)

@@ -181,16 +181,11 @@ func (t *tool) close() {
 // mkdir in a mount (see package fs).
 const dirMarkers = core.DirMarkers
 
-// reserved reports whether p is b2cfs's own (under .b2cfs/).
-func reserved(p string) bool {
-	return p+"/" == core.ReservedPrefix || strings.HasPrefix(p, core.ReservedPrefix)
-}
-
 func checkUserPath(tg target) error {
 	if tg.Path == "" {
 		return fmt.Errorf("%s: no object path: want BUCKET/GROUP/PATH", tg)
 	}
-	if reserved(tg.Path) {
+	if core.Reserved(tg.Path) {
 		return fmt.Errorf("%s: names under %s are reserved for b2cfs", tg, core.ReservedPrefix)
 	}
 	return nil
@@ -217,7 +212,7 @@ func newGroupTree(entries map[string]string) *groupTree {
 			d := name[len(dirMarkers):]
 			t.dirs[d] = true
 			addParents(d)
-		case reserved(name):
+		case core.Reserved(name):
 		default:
 			t.files[name] = key
 			addParents(name)
@@ -522,7 +517,7 @@ func runMv(ctx context.Context, c cli, args []string) error {
 		if err := core.CheckName(to); err != nil {
 			return fmt.Errorf("mv: target %q: %w", pos[1], err)
 		}
-		if reserved(to) {
+		if core.Reserved(to) {
 			return fmt.Errorf("mv: target %q: names under %s are reserved for b2cfs", pos[1], core.ReservedPrefix)
 		}
 	}

@@ -11,9 +11,9 @@ import (
 	"github.com/b2cfs/b2cfs/core"
 )
 
-// lockPrefix starts the names of lock objects: the lock of file F is the
-// object lockPrefix+F.
-const lockPrefix = core.ReservedPrefix + "locks/"
+// lockPrefix starts the names of lock objects (core.LockPrefix), the same
+// a mount's flock takes.
+const lockPrefix = core.LockPrefix
 
 // B2's bucket-info limits, as core applies them by default (core.Limits).
 const (
