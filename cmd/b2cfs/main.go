@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"syscall"
 )
@@ -37,7 +38,7 @@ func usage(w io.Writer) {
 	for _, name := range names {
 		fmt.Fprintf(w, "  %-15s %s\n", name, commands[name].summary)
 	}
-	fmt.Fprintf(w, "\nRun \"b2cfs <command> --help\" for a command's options.\n")
+	fmt.Fprintf(w, "\nRun \"b2cfs help <command>\" for a command's options, \"b2cfs --version\" for this build.\n")
 }
 
 // run dispatches args (without the program name) and returns the exit code.
@@ -48,7 +49,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && args[0] == "help" {
+			if _, ok := commands[args[1]]; ok {
+				return run(ctx, []string{args[1], "--help"}, stdout, stderr) // b2cfs help CMD
+			}
+			fmt.Fprintf(stderr, "b2cfs: no command %q (run \"b2cfs help\" for a list)\n", args[1])
+			return 1
+		}
 		usage(stdout)
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, version())
 		return 0
 	}
 	cmd, ok := commands[args[0]]
@@ -71,6 +82,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// version describes this build: the module version ("(devel)" for a
+// build from a checkout), the commit it was built from, and the Go release.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "b2cfs (no build information)"
+	}
+	v := "b2cfs " + bi.Main.Version
+	var rev, modified string
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			rev = kv.Value
+		case "vcs.modified":
+			if kv.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		v += fmt.Sprintf(" (commit %.12s%s)", rev, modified)
+	}
+	return v + " " + bi.GoVersion
 }
 
 // exitError makes a command exit with Code instead of 1, after printing Err
