@@ -54,7 +54,7 @@ type file struct {
 	writers []uint32 // GUARDED_BY(mu)
 	// changers are the lock owners (open file tables) that changed
 	// dirty, and failed those whose changes a commit failed to store
-	// since they last closed (reportLocked).
+	// since they last closed (reported).
 	changers map[fuse.LockOwner]bool  // GUARDED_BY(mu)
 	failed   map[fuse.LockOwner]error // GUARDED_BY(mu)
 }
@@ -305,6 +305,7 @@ func (n *file) detach(h *openFile) {
 	if n.handles > 0 {
 		return
 	}
+	n.failed = nil // every descriptor has closed: nobody is left to tell
 	if n.unlinked && n.dirty != nil {
 		f.c.Discard(n.dirty)
 		n.dirty = nil

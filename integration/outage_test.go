@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,13 +73,10 @@ func errResult(err error) string {
 		return "ok"
 	}
 	if e := errnoOf(err); e != 0 {
-		return errnoNames[e]
+		return errnoName(e)
 	}
 	return err.Error()
 }
-
-var errnoNames = map[syscall.Errno]string{syscall.EIO: "EIO", syscall.ENOENT: "ENOENT", syscall.ENOLCK: "ENOLCK",
-	syscall.EBUSY: "EBUSY", syscall.EAGAIN: "EAGAIN", syscall.EROFS: "EROFS", syscall.EACCES: "EACCES"}
 
 // run runs every operation again and again, each kind in a loop of its
 // own (as independent users would), until d has passed.

@@ -19,11 +19,10 @@ import (
 // deadline and a probe sent then gets none either (a black hole: packets
 // dropped, or a listener that never answers), unless B2 is busy: a
 // transfer of a MiB or more is under way, or one moved bytes within the
-// last probeTimeout. A
-// probe queued behind a saturated link, or a B2 busy storing parts, is no
-// evidence of an outage; a transfer stalled in a black hole ends on its
-// own deadline (Config.Timeout without a byte moving), and the next probe
-// then decides.
+// last probeTimeout. A probe queued behind a saturated link, or a B2 busy
+// storing parts, is no evidence of an outage; a transfer stalled in a
+// black hole ends on its own deadline (Config.Timeout without a byte
+// moving), and the next probe then decides.
 //
 // Until B2 answers again, every call fails at once with
 // core.ErrUnavailable, calls under way included (their attempts are cut
@@ -40,6 +39,7 @@ type health struct {
 	since   time.Time       // GUARDED_BY(mu); when B2 was declared unreachable; zero while reachable
 	cause   error           // GUARDED_BY(mu); why
 	probing bool            // GUARDED_BY(mu); a prober goroutine runs
+	out     atomic.Bool     // since is set: read without mu on every answer (a download's every read)
 	moved   atomic.Int64    // when a transfer last moved bytes, in Unix ns
 	running atomic.Int32    // attempts under way of transfers of busyBytes or more
 	down    context.Context // GUARDED_BY(mu); ends when B2 is declared unreachable
@@ -95,6 +95,9 @@ func (h *health) reachable() (bool, time.Time) {
 
 // answered records that B2 answered a request.
 func (h *health) answered() {
+	if !h.out.Load() {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.since.IsZero() {
@@ -102,6 +105,7 @@ func (h *health) answered() {
 	}
 	h.log.Warn("B2 reachable again", "after", time.Since(h.since).Round(time.Millisecond).String())
 	h.since, h.cause = time.Time{}, nil
+	h.out.Store(false)
 	h.down, h.goDown = context.WithCancel(context.Background())
 }
 
@@ -153,6 +157,7 @@ func (h *health) downLocked(cause error) {
 		return
 	}
 	h.since, h.cause = time.Now(), cause
+	h.out.Store(true)
 	h.goDown()
 	h.log.Warn("B2 unreachable: calls fail at once until it answers again; reads answer from the last view",
 		"err", cause.Error())
@@ -196,7 +201,7 @@ func (h *health) probeLoop() {
 			return
 		}
 		if ok, _ := h.reachable(); ok {
-			return // another call's answer ended the outage
+			return // another call's answer ended the outage, or B2 was busy, not gone
 		}
 	}
 }
