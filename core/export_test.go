@@ -47,3 +47,10 @@ func (g *Group) QueueLen(name string) int {
 	}
 	return 0
 }
+
+// Queued returns how many changes of g wait for the next batch.
+func (g *Group) Queued() int {
+	g.batch.mu.Lock()
+	defer g.batch.mu.Unlock()
+	return len(g.batch.pending)
+}

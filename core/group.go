@@ -130,6 +130,8 @@ type Group struct {
 	small   *lru.Cache[string, []byte]     // "<name>/<key>" -> content of versions up to smallMax bytes
 	del     *deleter
 
+	batch batcher // changes waiting for their compare-and-swap (batch.go)
+
 	qmu    sync.Mutex
 	queues map[string]*lockQueue // GUARDED_BY(qmu); waiters by lock name
 
@@ -385,43 +387,15 @@ func (g *Group) Format() string {
 // index shows that an object changed under the caller.
 type mutation func(idx *index) error
 
-// apply commits mut with a compare-and-swap on the bucket revision. It
-// starts from the view it has, however old: a stale view fails the swap, and
-// the view is then reloaded and mut applied again. A conflict (or a
-// missing object) found on a view that was not loaded by this call is
-// checked again on a fresh one.
-//
-// ctx bounds apply only until an update has been sent: from then on the
-// commit runs to its real outcome under its own deadline
-// (Options.CommitTimeout), resolving lost replies (see resolve), and
-// returns ctx.Err() only if that outcome is that nothing changed.
-//
-// A change made with a context of Mutex.Fence is checked against the lock
-// in the same compare-and-swap.
-func (g *Group) apply(ctx context.Context, mut mutation) error {
-	err := g.applyCAS(ctx, fenced(g.fences(ctx), mut))
-	loseFenced(err)
-	switch {
-	case err == nil:
-		g.opts.Metrics.Committed("ok")
-	case errors.Is(err, ErrLockLost):
-		g.opts.Metrics.Committed("fenced")
-	case errors.Is(err, ErrConflict):
-		g.opts.Metrics.Committed("conflict")
-	case errors.Is(err, ErrGroupFull):
-		g.opts.Metrics.Committed("full")
-	default:
-		g.opts.Metrics.Committed("error")
-	}
-	return err
-}
-
 // Bounds of one apply: new compare-and-swaps after the revision moved, and
 // sends of one update whose outcome is still open.
 const (
 	maxSwaps = 64
 	maxSends = 8
 )
+
+// errMoved: B2 refused an update because the bucket revision had moved.
+var errMoved = errors.New("the bucket revision moved")
 
 // attempt is one update of the bucket info, built from one view.
 type attempt struct {
@@ -433,88 +407,14 @@ type attempt struct {
 	sent   bool // an update carrying it may have reached B2
 }
 
-func (g *Group) applyCAS(ctx context.Context, mut mutation) error {
-	v, err := g.current(ctx, -1)
-	if err != nil {
-		return err
-	}
-	// octx takes over from ctx for sending updates and learning their
-	// outcome.
-	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.opts.CommitTimeout)
-	defer cancel()
-	loaded := false
-	for swaps := 0; ; swaps++ {
-		if err := ctx.Err(); err != nil {
-			return err // nothing sent, or all sent is known not to have landed
-		}
-		if swaps >= maxSwaps {
-			return fmt.Errorf("%w: the bucket kept changing: %d compare-and-swaps failed", ErrUnavailable, swaps)
-		}
-		if v.err != nil {
-			return v.err
-		}
-		idx := v.idx.clone()
-		if err := mut(idx); err != nil {
-			var fu *fenceUnknown
-			if errors.As(err, &fu) {
-				// A fence needs a lock record another host wrote: read
-				// it (once per version: records are cached by key).
-				if _, err := g.recordAt(ctx, fu.m.name, fu.key); err != nil {
-					return err
-				}
-				continue
-			}
-			if (errors.Is(err, ErrConflict) || errors.Is(err, ErrNotExist) || errors.Is(err, ErrLockLost)) && !loaded {
-				if v, err = g.reload(ctx); err != nil {
-					return err
-				}
-				loaded = true
-				continue
-			}
-			return err
-		}
-		a := &attempt{rev: v.rev, id: newCommitID()}
-		idx.stamp(a.id)
-		a.serial = idx.Serial
-		if a.info, a.ch, err = g.encode(ctx, v, idx); err != nil {
-			return err
-		}
-		bi, landed, err := g.send(octx, a)
-		switch {
-		case landed:
-			for _, f := range a.ch.obsolete {
-				g.del.later(f.name, f.id)
-			}
-			g.install(octx, bi, g.opts.Now()) // a failure only leaves the view older
-			return nil
-		case err == nil:
-			// Known not to have landed (another change came first): the
-			// view from bi is newer; apply mut to it.
-			g.opts.Metrics.CASRetried()
-			g.forget(a)
-			if v, err = g.install(octx, bi, g.opts.Now()); err != nil {
-				return err
-			}
-			loaded = true
-			sleep(ctx, casBackoff(swaps))
-		case errors.Is(err, ErrUnknownOutcome):
-			return err // may have landed: keep everything it references
-		default:
-			g.forget(a)
-			if errors.Is(err, ErrInfoRejected) {
-				return fmt.Errorf("%w: %v", ErrGroupFull, err)
-			}
-			return err
-		}
-	}
-}
-
 // send sends a's update until its outcome is known. It returns landed
 // true with the state B2 answered (or was read back) when a is in the
 // bucket, and landed false with a nil error and the current state when a
 // is known not to be there and never to land later (the revision moved
-// past a.rev). Any error means a did not land, except one matching
-// ErrUnknownOutcome: B2 could not be read back within ctx.
+// past a.rev), or with errMoved when B2 refused it for that reason
+// (nothing read back: the caller decides when to read). Any error means a
+// did not land, except one matching ErrUnknownOutcome: B2 could not be
+// read back within ctx.
 func (g *Group) send(ctx context.Context, a *attempt) (bi BucketInfo, landed bool, err error) {
 	for sends := 0; sends < maxSends; sends++ {
 		if sends > 0 && !sleep(ctx, casBackoff(sends)) {
@@ -529,10 +429,7 @@ func (g *Group) send(ctx context.Context, a *attempt) (bi BucketInfo, landed boo
 			return bi, true, nil
 		case !a.sent && errors.Is(err, ErrRevisionMismatch):
 			// B2 refused this update: the revision had moved before it.
-			if bi, err = g.readBack(ctx); err != nil {
-				return bi, false, fmt.Errorf("%w: reloading after a failed compare-and-swap: %v", ErrUnavailable, err)
-			}
-			return bi, false, nil
+			return bi, false, errMoved
 		case !a.sent && !errors.Is(err, ErrUnknownOutcome):
 			return bi, false, err // refused or never reached B2
 		}

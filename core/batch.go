@@ -1,0 +1,353 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Group commit: the index changes of a Group share b2_update_bucket calls.
+//
+// Changes (commits, removals, renames, attribute changes, lock records)
+// queue up; one committer at a time takes every change queued and sends
+// them in one compare-and-swap, each checked against its own precondition
+// on the index the batch builds on. A change whose precondition fails
+// leaves the batch alone with its error, and the others land. While a
+// batch is on its way, the changes that arrive form the next one, so the
+// number of updates follows the number of round trips, not the number of
+// changes. When a compare-and-swap fails because another host committed,
+// the committer backs off (jittered, longer the more swaps fail in a row)
+// before it reads the bucket again, and the changes that arrive meanwhile
+// join the retry: under contention batches grow and listings per landed
+// change fall.
+
+// request is one change waiting for, or taking part in, a batch.
+type request struct {
+	ctx    context.Context
+	mut    mutation
+	loaded bool // a view read since it was queued was checked
+	// claimed is set, under Group.bmu, once a batch took the request: from
+	// then on only the committer finishes it.
+	claimed bool
+	err     error
+	done    chan struct{}
+}
+
+// batcher queues requests for the committer. Its zero value is ready.
+type batcher struct {
+	mu      sync.Mutex
+	pending []*request // GUARDED_BY(mu)
+	running bool       // GUARDED_BY(mu); a committer goroutine is at work
+	// contention counts the compare-and-swaps that failed in a row,
+	// across batches, which sets the backoff before the next try.
+	contention int // GUARDED_BY(mu)
+}
+
+// apply commits mut with a compare-and-swap on the bucket revision, in a
+// batch with the changes queued at the same time. It starts from the view
+// it has, however old: a stale view fails the swap, and the view is then
+// reloaded and mut applied again. A conflict (or a missing object) found
+// on a view read before mut was queued is checked again on a fresh one.
+//
+// ctx bounds apply only until its batch has claimed it (at once, unless a
+// batch is under way): from then on the change runs to its real outcome
+// under the batch's deadline (Options.CommitTimeout), resolving lost
+// replies (see resolve), and returns ctx.Err() only if that outcome is
+// that nothing changed.
+//
+// A change made with a context of Mutex.Fence is checked against the lock
+// in the same compare-and-swap.
+func (g *Group) apply(ctx context.Context, mut mutation) error {
+	err := g.enqueue(ctx, fenced(g.fences(ctx), mut))
+	loseFenced(err)
+	switch {
+	case err == nil:
+		g.opts.Metrics.Committed("ok")
+	case errors.Is(err, ErrLockLost):
+		g.opts.Metrics.Committed("fenced")
+	case errors.Is(err, ErrConflict):
+		g.opts.Metrics.Committed("conflict")
+	case errors.Is(err, ErrGroupFull):
+		g.opts.Metrics.Committed("full")
+	default:
+		g.opts.Metrics.Committed("error")
+	}
+	return err
+}
+
+// enqueue queues mut and waits for its outcome.
+func (g *Group) enqueue(ctx context.Context, mut mutation) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{ctx: ctx, mut: mut, done: make(chan struct{})}
+	b := &g.batch
+	b.mu.Lock()
+	b.pending = append(b.pending, r)
+	if !b.running {
+		b.running = true
+		go g.commitLoop()
+	}
+	b.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	if !r.claimed {
+		r.claimed = true // the committer skips it
+		b.mu.Unlock()
+		return ctx.Err()
+	}
+	b.mu.Unlock()
+	<-r.done // bounded by the batch's deadline
+	return r.err
+}
+
+// claim takes the queued requests that are still wanted, marking them
+// claimed, and reports the requests whose callers gave up meanwhile as
+// dropped.
+func (b *batcher) claim() []*request {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []*request
+	for _, r := range b.pending {
+		if !r.claimed {
+			r.claimed = true
+			out = append(out, r)
+		}
+	}
+	b.pending = nil
+	return out
+}
+
+// commitLoop runs batches while requests are queued.
+func (g *Group) commitLoop() {
+	b := &g.batch
+	for {
+		rs := b.claim()
+		if len(rs) == 0 {
+			b.mu.Lock()
+			if len(b.pending) == 0 {
+				b.running = false
+				b.mu.Unlock()
+				return
+			}
+			b.mu.Unlock()
+			continue
+		}
+		g.commitBatch(rs)
+	}
+}
+
+// finish ends r with err.
+func finish(r *request, err error) {
+	r.err = err
+	close(r.done)
+}
+
+// commitBatch runs rs to their outcomes: each lands, or fails alone on its
+// own precondition, or with the batch when the update fails.
+func (g *Group) commitBatch(rs []*request) {
+	octx, cancel := context.WithTimeout(context.Background(), g.opts.CommitTimeout)
+	defer cancel()
+	failAll := func(err error) {
+		for _, r := range rs {
+			finish(r, err)
+		}
+	}
+	v, err := g.current(octx, -1)
+	if err != nil {
+		failAll(err)
+		return
+	}
+	// solo is set when the batch overflowed the index: its changes then go
+	// one at a time, so that only one that does not fit fails.
+	solo := false
+	for swaps := 0; ; swaps++ {
+		rs = g.dropCancelled(rs)
+		if len(rs) == 0 {
+			return
+		}
+		if swaps >= maxSwaps {
+			failAll(fmt.Errorf("%w: the bucket kept changing: %d compare-and-swaps failed", ErrUnavailable, swaps))
+			return
+		}
+		if v.err != nil {
+			failAll(v.err)
+			return
+		}
+		idx, in, retry, err := g.build(octx, v, rs, solo)
+		if err != nil {
+			failAll(err)
+			return
+		}
+		if retry {
+			if v, err = g.reload(octx); err != nil {
+				failAll(err)
+				return
+			}
+			markLoaded(rs)
+			continue
+		}
+		rs = pending(rs)
+		if len(in) == 0 {
+			continue
+		}
+		a := &attempt{rev: v.rev, id: newCommitID()}
+		idx.stamp(a.id)
+		a.serial = idx.Serial
+		if a.info, a.ch, err = g.encode(octx, v, idx); err != nil {
+			if errors.Is(err, ErrGroupFull) && len(in) > 1 && !solo {
+				solo = true
+				continue
+			}
+			for _, r := range in {
+				finish(r, err)
+			}
+			continue
+		}
+		bi, landed, err := g.send(octx, a)
+		switch {
+		case landed:
+			g.contended(false)
+			for _, f := range a.ch.obsolete {
+				g.del.later(f.name, f.id)
+			}
+			g.install(octx, bi, g.opts.Now()) // a failure only leaves the view older
+			for _, r := range in {
+				finish(r, nil)
+			}
+			solo = false
+		case err == nil || errors.Is(err, errMoved):
+			// Known not to have landed: another change came first. Back
+			// off, so that other hosts' commits go through and the
+			// changes arriving here join this batch, then read the
+			// bucket and apply every change to it again.
+			g.opts.Metrics.CASRetried()
+			g.forget(a)
+			if errors.Is(err, errMoved) {
+				if !sleep(octx, casBackoff(g.contended(true))) {
+					failAll(fmt.Errorf("%w: the bucket kept changing", ErrUnavailable))
+					return
+				}
+				rs = append(rs, g.batch.claim()...)
+				if v, err = g.reload(octx); err != nil {
+					failAll(fmt.Errorf("%w: reloading after a failed compare-and-swap: %v", ErrUnavailable, err))
+					return
+				}
+			} else if v, err = g.install(octx, bi, g.opts.Now()); err != nil {
+				failAll(err)
+				return
+			}
+			markLoaded(rs)
+		case errors.Is(err, ErrUnknownOutcome):
+			for _, r := range in {
+				finish(r, err) // may have landed: keep everything it references
+			}
+		default:
+			g.forget(a)
+			if errors.Is(err, ErrInfoRejected) {
+				err = fmt.Errorf("%w: %v", ErrGroupFull, err)
+			}
+			for _, r := range in {
+				finish(r, err)
+			}
+		}
+	}
+}
+
+// build applies the changes of rs to a clone of v's index, each on the
+// state the ones before it left, and returns that index with the requests
+// it holds (at most one when solo). A request whose change fails is
+// finished with its error, unless the failure may come from a stale view:
+// then retry asks for a fresh view first. A change that needs a lock
+// record another host wrote has it read, and is applied after.
+func (g *Group) build(ctx context.Context, v *view, rs []*request, solo bool) (idx *index, in []*request, retry bool, err error) {
+	idx = v.idx.clone()
+	for _, r := range rs {
+		if solo && len(in) == 1 {
+			break
+		}
+		next := idx
+		if len(rs) > 1 {
+			next = idx.clone() // a failing change must leave no trace
+		}
+		for {
+			err := r.mut(next)
+			var fu *fenceUnknown
+			if errors.As(err, &fu) {
+				if _, err := g.recordAt(ctx, fu.m.name, fu.key); err != nil {
+					finish(r, err)
+					break
+				}
+				if len(rs) > 1 {
+					next = idx.clone()
+				}
+				continue
+			}
+			switch {
+			case err == nil:
+				idx = next
+				in = append(in, r)
+			case (errors.Is(err, ErrConflict) || errors.Is(err, ErrNotExist) || errors.Is(err, ErrLockLost)) && !r.loaded:
+				return nil, nil, true, nil
+			default:
+				finish(r, err)
+			}
+			break
+		}
+	}
+	return idx, in, false, nil
+}
+
+// pending returns the requests of rs not finished yet.
+func pending(rs []*request) []*request {
+	out := rs[:0:0]
+	for _, r := range rs {
+		select {
+		case <-r.done:
+		default:
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// dropCancelled finishes the requests of rs whose context ended (nothing
+// of theirs was sent, or what was sent is known not to have landed) and
+// returns the others.
+func (g *Group) dropCancelled(rs []*request) []*request {
+	rs = pending(rs)
+	out := rs[:0:0]
+	for _, r := range rs {
+		if err := r.ctx.Err(); err != nil {
+			finish(r, err)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func markLoaded(rs []*request) {
+	for _, r := range rs {
+		r.loaded = true
+	}
+}
+
+// contended records whether a compare-and-swap failed, and returns the
+// failures in a row.
+func (g *Group) contended(failed bool) int {
+	b := &g.batch
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if failed {
+		b.contention++
+	} else {
+		b.contention /= 2
+	}
+	return b.contention - 1
+}

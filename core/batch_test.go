@@ -1,0 +1,148 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/memstore"
+)
+
+// gatedStore holds back the first b2_update_bucket after arm until
+// release, so that a test can queue changes behind it.
+type gatedStore struct {
+	*memstore.Store
+	armed   atomic.Bool
+	held    chan struct{} // receives once the held update waits
+	release chan struct{}
+}
+
+func newGatedStore() *gatedStore {
+	return &gatedStore{Store: memstore.New(), held: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (s *gatedStore) UpdateBucketInfo(ctx context.Context, rev int64, info map[string]string) (core.BucketInfo, error) {
+	if s.armed.CompareAndSwap(true, false) {
+		s.held <- struct{}{}
+		<-s.release
+	}
+	return s.Store.UpdateBucketInfo(ctx, rev, info)
+}
+
+// waitFor polls cond with a generous bound.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestConcurrentCommitsShareUpdates(t *testing.T) { bothFormats(t, testConcurrentCommitsShareUpdates) }
+
+// Eight commits of different files at once cost two updates: the first
+// goes alone, the seven that queued behind it share the second.
+func testConcurrentCommitsShareUpdates(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := newGatedStore()
+	g := newGroup(t, s, format, core.Options{})
+	if _, err := g.Commit(ctx, "seed", "", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Calls()
+	s.armed.Store(true)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	commit := func(i int) {
+		wg.Go(func() {
+			_, errs[i] = g.Commit(ctx, fmt.Sprintf("f%d", i), "", strings.NewReader(fmt.Sprint(i)), 1)
+		})
+	}
+	commit(0)
+	<-s.held // the first commit's update is on its way
+	for i := 1; i < len(errs); i++ {
+		commit(i)
+	}
+	waitFor(t, "seven queued commits", func() bool { return g.Queued() == 7 })
+	close(s.release)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("commit f%d: %v", i, err)
+		}
+	}
+	after := s.Calls()
+	if d := after["UpdateBucketInfo"] - before["UpdateBucketInfo"]; d != 2 {
+		t.Errorf("8 concurrent commits made %d updates, want 2", d)
+	}
+	if d := after["BucketInfo"] - before["BucketInfo"]; d != 0 {
+		t.Errorf("8 concurrent commits made %d listings, want 0", d)
+	}
+	for i := range errs {
+		if got := read(t, g, fmt.Sprintf("f%d", i)); got != fmt.Sprint(i) {
+			t.Errorf("f%d = %q, want %q", i, got, fmt.Sprint(i))
+		}
+	}
+}
+
+func TestBatchConflictFailsAlone(t *testing.T) { bothFormats(t, testBatchConflictFailsAlone) }
+
+// A change whose precondition fails leaves its batch with ErrConflict;
+// the others in the same update land.
+func testBatchConflictFailsAlone(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := newGatedStore()
+	g := newGroup(t, s, format, core.Options{})
+	keys := map[string]string{}
+	for _, n := range []string{"a", "b", "c"} {
+		k, err := g.Commit(ctx, n, "", strings.NewReader(n+"0"), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[n] = k
+	}
+	s.armed.Store(true)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := g.Commit(ctx, "first", "", strings.NewReader("1"), 1); err != nil {
+			t.Errorf("commit first: %v", err)
+		}
+	})
+	<-s.held
+	errs := map[string]error{}
+	var mu sync.Mutex
+	for _, n := range []string{"a", "b", "c"} {
+		key := keys[n]
+		if n == "b" {
+			key = strings.Repeat("0", 40) // not b's version: someone else's view
+		}
+		wg.Go(func() {
+			_, err := g.Commit(ctx, n, key, strings.NewReader(n+"1"), 2)
+			mu.Lock()
+			errs[n] = err
+			mu.Unlock()
+		})
+	}
+	waitFor(t, "three queued commits", func() bool { return g.Queued() == 3 })
+	close(s.release)
+	wg.Wait()
+	if errs["a"] != nil || errs["c"] != nil {
+		t.Errorf("commits of a and c: %v, %v; want both to land", errs["a"], errs["c"])
+	}
+	if !errors.Is(errs["b"], core.ErrConflict) {
+		t.Errorf("commit of b on a wrong version: %v, want ErrConflict", errs["b"])
+	}
+	for n, want := range map[string]string{"a": "a1", "b": "b0", "c": "c1", "first": "1"} {
+		if got := read(t, g, n); got != want {
+			t.Errorf("%s = %q, want %q", n, got, want)
+		}
+	}
+}
