@@ -46,7 +46,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestConcurrentCommitsShareUpdates(t *testing.T) { bothFormats(t, testConcurrentCommitsShareUpdates) }
+func TestConcurrentCommitsShareUpdates(t *testing.T) {
+	bothFormats(t, testConcurrentCommitsShareUpdates)
+}
 
 // Eight commits of different files at once cost two updates: the first
 // goes alone, the seven that queued behind it share the second.
