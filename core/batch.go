@@ -179,11 +179,7 @@ func (g *Group) commitBatch(rs []*request) {
 			failAll(v.err)
 			return
 		}
-		idx, in, retry, err := g.build(octx, v, rs, solo)
-		if err != nil {
-			failAll(err)
-			return
-		}
+		idx, in, refused, retry := g.build(octx, v, rs, solo)
 		if retry {
 			if v, err = g.reload(octx); err != nil {
 				failAll(err)
@@ -219,6 +215,9 @@ func (g *Group) commitBatch(rs []*request) {
 			g.install(octx, bi, g.opts.Now()) // a failure only leaves the view older
 			for _, r := range in {
 				finish(r, nil)
+			}
+			for _, f := range refused {
+				finish(f.r, f.err)
 			}
 			solo = false
 		case err == nil || errors.Is(err, errMoved):
@@ -259,13 +258,24 @@ func (g *Group) commitBatch(rs []*request) {
 	}
 }
 
+// refusal is a request whose change failed on the index a batch builds,
+// with its error.
+type refusal struct {
+	r   *request
+	err error
+}
+
 // build applies the changes of rs to a clone of v's index, each on the
 // state the ones before it left, and returns that index with the requests
-// it holds (at most one when solo). A request whose change fails is
-// finished with its error, unless the failure may come from a stale view:
-// then retry asks for a fresh view first. A change that needs a lock
-// record another host wrote has it read, and is applied after.
-func (g *Group) build(ctx context.Context, v *view, rs []*request, solo bool) (idx *index, in []*request, retry bool, err error) {
+// it holds (at most one when solo). A change that fails is refused; its
+// request may be finished with that error only once the batch landed,
+// since the failure may come from a change before it in the batch (two
+// commits of one version of a file: the second conflicts with the first
+// only if the first lands), or at once when the batch holds no change.
+// When a failure may come from a stale view (one read before the request
+// was queued), retry asks for a fresh view first. A change that needs a
+// lock record another host wrote has it read, and is applied after.
+func (g *Group) build(ctx context.Context, v *view, rs []*request, solo bool) (idx *index, in []*request, refused []refusal, retry bool) {
 	idx = v.idx.clone()
 	for _, r := range rs {
 		if solo && len(in) == 1 {
@@ -280,7 +290,7 @@ func (g *Group) build(ctx context.Context, v *view, rs []*request, solo bool) (i
 			var fu *fenceUnknown
 			if errors.As(err, &fu) {
 				if _, err := g.recordAt(ctx, fu.m.name, fu.key); err != nil {
-					finish(r, err)
+					refused = append(refused, refusal{r, err})
 					break
 				}
 				if len(rs) > 1 {
@@ -293,14 +303,20 @@ func (g *Group) build(ctx context.Context, v *view, rs []*request, solo bool) (i
 				idx = next
 				in = append(in, r)
 			case (errors.Is(err, ErrConflict) || errors.Is(err, ErrNotExist) || errors.Is(err, ErrLockLost)) && !r.loaded:
-				return nil, nil, true, nil
+				return nil, nil, nil, true
 			default:
-				finish(r, err)
+				refused = append(refused, refusal{r, err})
 			}
 			break
 		}
 	}
-	return idx, in, false, nil
+	if len(in) == 0 {
+		for _, f := range refused {
+			finish(f.r, f.err)
+		}
+		refused = nil
+	}
+	return idx, in, refused, false
 }
 
 // pending returns the requests of rs not finished yet.

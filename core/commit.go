@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -86,18 +87,25 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 	}
 	nk := newKey()
 	file := g.file(name, nk)
-	fi, err := g.store.Upload(ctx, file, data, size, g.name)
-	if err != nil {
-		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
+	inline := small != nil && g.inlineRoom(ctx, size)
+	var fi FileInfo
+	if !inline {
+		var err error
+		if fi, err = g.store.Upload(ctx, file, data, size, g.name); err != nil {
+			return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
+		}
+		g.remember(file, fi)
 	}
-	g.remember(file, fi)
 	now := g.opts.Now().UnixNano()
 	ne := Entry{Key: nk, Size: size, MTime: now, CTime: now, ID: fi.ID}
+	if inline {
+		ne.Inline, ne.Data = true, base64.StdEncoding.EncodeToString(small)
+	}
 	for _, o := range opts {
 		o(&ne)
 	}
 	var old Entry
-	err = g.apply(ctx, func(idx *index) error {
+	err := g.apply(ctx, func(idx *index) error {
 		cur, ok := idx.Entries[name]
 		if ok != (key != "") || cur.Key != key {
 			return ErrConflict
@@ -115,12 +123,14 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 		return nil
 	})
 	if err != nil {
-		if !errors.Is(err, ErrUnknownOutcome) {
+		if !inline && !errors.Is(err, ErrUnknownOutcome) {
 			g.discard(file, fi.ID)
 		}
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
-	if small != nil {
+	if inline {
+		g.inline.Add(file, small)
+	} else if small != nil {
 		g.small.Add(file, small)
 	}
 	if g.format().hasAttrs() {
@@ -254,8 +264,8 @@ func (g *Group) precheck(ctx context.Context, name string) error {
 
 // supersede schedules the deletion of the version e of name.
 func (g *Group) supersede(name string, e Entry) {
-	if e.IsLink() {
-		return // no data file
+	if !e.HasFile() {
+		return // no data file; readers of an inline version keep g.inline
 	}
 	fn := g.file(name, e.Key)
 	id, ok := g.ids.Get(fn)
@@ -275,4 +285,70 @@ func (g *Group) discard(file, id string) {
 	if err := g.store.Delete(ctx, file, id); err != nil {
 		g.opts.Logger.Warn("uncommitted upload not deleted", "file", file, "err", fmt.Sprint(err))
 	}
+}
+
+// Inline versions (FormatB2cfs): a version of at most Options.InlineMax
+// bytes (default InlineDefault) is kept in the index instead of a data
+// file of its own, while the group's inline versions take at most
+// InlineTotal bytes together. The index then
+// holds small files' bytes: a commit of one is a single b2_update_bucket
+// when the pointer has room for it (else one upload of a delta and the
+// update, as for any file), and reading one costs no download. The total
+// bounds what every base manifest carries, which the index rewrites now
+// and then (see manifest.go), and what each view holds in memory.
+const (
+	InlineDefault = 4 << 10
+	InlineTotal   = 1 << 20
+)
+
+// inlineRoom reports whether a version of size bytes may go inline: the
+// group is in FormatB2cfs and its inline versions leave room for it.
+func (g *Group) inlineRoom(ctx context.Context, size int64) bool {
+	if size > int64(g.opts.InlineMax) {
+		return false
+	}
+	v, err := g.current(ctx, -1)
+	if err != nil || v.idx == nil || !v.format.hasAttrs() {
+		return false
+	}
+	return v.inlined()+size <= InlineTotal
+}
+
+// inlined returns the bytes the view's inline versions take.
+func (v *view) inlined() int64 {
+	v.inlineOnce.Do(func() {
+		for _, e := range v.idx.Entries {
+			if e.Inline {
+				v.inlineBytes += e.Size
+			}
+		}
+	})
+	return v.inlineBytes
+}
+
+// inlineVersion returns the bytes of version key of name if it is
+// inline: remembered since this Group wrote it or saw it replaced, or in
+// the view.
+func (g *Group) inlineVersion(ctx context.Context, name, key string) ([]byte, bool) {
+	fn := g.file(name, key)
+	if b, ok := g.inline.Get(fn); ok {
+		return b, true
+	}
+	if !g.format().hasAttrs() {
+		return nil, false
+	}
+	v, err := g.current(ctx, -1)
+	if err != nil || v.idx == nil {
+		return nil, false
+	}
+	e, ok := v.idx.Entries[name]
+	if !ok || e.Key != key || !e.Inline {
+		return nil, false
+	}
+	b, err := e.inlineBytes()
+	if err != nil {
+		return nil, false
+	}
+	g.inline.Add(fn, b)
+	return b, true
 }

@@ -28,6 +28,19 @@ type Entry struct {
 	Link  string `json:"l,omitempty"` // symbolic link target
 	Prev  string `json:"p,omitempty"` // the first version of the run of appends this one ends: every version of the run begins this one
 	ID    string `json:"i,omitempty"` // B2 file id of the version
+	// Inline marks a version kept in the index itself: its bytes are Data
+	// (standard base64), and it has no data file.
+	Inline bool   `json:"n,omitempty"`
+	Data   string `json:"d,omitempty"`
+}
+
+// HasFile reports whether the version's bytes live in a data file of
+// their own: neither a symbolic link nor an inline version.
+func (e Entry) HasFile() bool { return !e.IsLink() && !e.Inline }
+
+// inlineBytes returns the bytes of an inline version.
+func (e Entry) inlineBytes() ([]byte, error) {
+	return base64.StdEncoding.DecodeString(e.Data)
 }
 
 // File types of Entry.Mode (the S_IFMT bits of st_mode).
@@ -229,6 +242,9 @@ func (f blazerFormat) decode(_ context.Context, v string) (*index, error) {
 func (f blazerFormat) encode(_ context.Context, _, idx *index, budget int) (string, *change, error) {
 	locs := make(map[string]string, len(idx.Entries))
 	for n, e := range idx.Entries {
+		if e.Inline {
+			return "", nil, fmt.Errorf("%w: the %s format cannot keep %q inline", ErrNotSupported, FormatBlazer, n)
+		}
 		locs[n] = e.Key
 	}
 	bi := blazerIndex{Version: 1, Serial: idx.Serial, Locations: locs, B2cfsLog: idx.Log}

@@ -256,7 +256,7 @@ func fsckCheckData(r *FsckReport, entries map[string]Entry, file func(name, key 
 	for _, n := range fsckSortedNames(entries) {
 		e := entries[n]
 		fn := file(n, e.Key)
-		if !listed[fn] && !e.IsLink() { // a link has no data file
+		if !listed[fn] && e.HasFile() { // a link or an inline version has no data file
 			r.Missing = append(r.Missing, n)
 			r.problem(FsckData, n, fn, "object %q: data file %s is missing", n, fn)
 			r.plan("drop %q: its data file %s is missing", n, fn)

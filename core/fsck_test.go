@@ -43,7 +43,7 @@ type fsckPointer struct {
 func newFsckGroup(t *testing.T, format string) *fsckGroup {
 	fg := &fsckGroup{t: t, s: memstore.New(), format: format, want: map[string]string{}, keys: map[string]string{},
 		pending: map[string]bool{}, onlyInBase: map[string]bool{}}
-	fg.g = newGroup(t, fg.s, format, core.Options{Grace: -1, IndexTTL: -1})
+	fg.g = newGroup(t, fg.s, format, core.Options{Grace: -1, IndexTTL: -1, InlineMax: -1}) // data files, to damage
 	return fg
 }
 
@@ -182,7 +182,7 @@ func dumpReport(r *core.FsckReport) string {
 func (fg *fsckGroup) checkDamaged() {
 	fg.t.Helper()
 	ctx := testCtx(fg.t)
-	g := newGroup(fg.t, fg.s, "", core.Options{IndexTTL: -1})
+	g := newGroup(fg.t, fg.s, "", core.Options{IndexTTL: -1, InlineMax: -1})
 	if _, err := g.List(ctx); err != nil {
 		return
 	}
@@ -205,7 +205,7 @@ func (fg *fsckGroup) checkDamaged() {
 func (fg *fsckGroup) checkReadable(want map[string]string) {
 	fg.t.Helper()
 	ctx := testCtx(fg.t)
-	g := newGroup(fg.t, fg.s, "", core.Options{IndexTTL: -1})
+	g := newGroup(fg.t, fg.s, "", core.Options{IndexTTL: -1, InlineMax: -1})
 	names, err := g.List(ctx)
 	if err != nil {
 		fg.t.Fatalf("after repair: %v", err)
@@ -331,7 +331,7 @@ func TestFsckMissingDelta(t *testing.T) {
 	// Names the lost delta alone knew are lost or back at older versions;
 	// every name the group lists reads, and the ones the base or the
 	// pointer show keep their versions.
-	g := newGroup(t, fg.s, "", core.Options{IndexTTL: -1})
+	g := newGroup(t, fg.s, "", core.Options{IndexTTL: -1, InlineMax: -1})
 	names, err := g.List(testCtx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -380,7 +380,7 @@ func testFsckCorruptInfo(t *testing.T, format string) {
 	if format == core.FormatBlazer {
 		// Files the rebuild must leave out: one blazer wrote (no mark),
 		// one of another group; old versions of objects are there too.
-		other, err := core.NewGroup(fg.s, "other", core.Options{Format: format})
+		other, err := core.NewGroup(fg.s, "other", core.Options{Format: format, InlineMax: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -505,7 +505,7 @@ func TestFsckRefuses(t *testing.T) {
 	t.Run("newer pointer", func(t *testing.T) {
 		fg := newFsckGroup(t, core.FormatB2cfs)
 		fg.put("a", "1")
-		fg.s.SetInfo("b2cfs-test", base64.StdEncoding.EncodeToString([]byte(`{"b2cfs":3,"serial":3}`)))
+		fg.s.SetInfo("b2cfs-test", base64.StdEncoding.EncodeToString([]byte(`{"b2cfs":4,"serial":3}`)))
 		r := fg.checkUnchanged(func() *core.FsckReport { return fg.fsck(true) })
 		if !hasProblem(r, core.FsckInfo, "", "newer") || r.CannotRepair == "" || r.Repaired {
 			t.Fatalf("report:\n%s", dumpReport(r))

@@ -41,6 +41,10 @@ type Options struct {
 	// then no longer linearizable: a mount wants this, a program that
 	// must not act on stale state does not. Default off.
 	StaleOnOutage bool
+	// InlineMax is the largest version kept inline, in the index itself
+	// (FormatB2cfs; see InlineDefault): default InlineDefault, negative
+	// means never.
+	InlineMax int
 	// Limits are B2's bucket-info limits; zero fields take B2's values.
 	Limits Limits
 	// Format is the on-bucket format of a group that does not exist yet:
@@ -81,6 +85,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LockTimeout == 0 {
 		o.LockTimeout = 5 * time.Second
+	}
+	if o.InlineMax == 0 {
+		o.InlineMax = InlineDefault
 	}
 	if o.LoadTimeout == 0 {
 		o.LoadTimeout = time.Minute
@@ -128,6 +135,7 @@ type Group struct {
 	seen    *lru.Cache[string, time.Time]  // lock record entry -> Clock reading when first seen (Group.live)
 	attrs   *lru.Cache[string, FileInfo]   // "<name>/<key>" -> size and time of the version
 	small   *lru.Cache[string, []byte]     // "<name>/<key>" -> content of versions up to smallMax bytes
+	inline  *lru.Cache[string, []byte]     // "<name>/<key>" -> content of inline versions this Group wrote or saw replaced
 	del     *deleter
 
 	batch batcher // changes waiting for their compare-and-swap (batch.go)
@@ -149,6 +157,9 @@ type view struct {
 	at     time.Time
 	keys   map[string]string // name -> key, built on first use
 	once   sync.Once
+
+	inlineBytes int64 // what its inline versions take; see inlined
+	inlineOnce  sync.Once
 }
 
 // Formats of Options.Format.
@@ -179,6 +190,7 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 	seen, _ := lru.New[string, time.Time](4096)
 	attrs, _ := lru.New[string, FileInfo](1 << 16)
 	small, _ := lru.New[string, []byte](smallEntries)
+	inline, _ := lru.New[string, []byte](inlineEntries)
 	g := &Group{
 		store:   store,
 		name:    name,
@@ -190,6 +202,7 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 		queues:  map[string]*lockQueue{},
 		attrs:   attrs,
 		small:   small,
+		inline:  inline,
 	}
 	g.del = newDeleter(store, opts.Grace, opts.Logger)
 	return g, nil
@@ -335,9 +348,29 @@ func (g *Group) install(ctx context.Context, bi BucketInfo, at time.Time) (*view
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.view == nil || v.rev > g.view.rev || (v.rev == g.view.rev && v.at.After(g.view.at)) {
+		g.keepReplaced(g.view, v)
 		g.view = v
 	}
 	return g.view, nil
+}
+
+// keepReplaced remembers the bytes of the inline versions of old that new
+// no longer has, for the readers still reading them.
+func (g *Group) keepReplaced(old, new *view) {
+	if old == nil || old.idx == nil || new.idx == nil || old.idx == new.idx {
+		return
+	}
+	for n, e := range old.idx.Entries {
+		if !e.Inline {
+			continue
+		}
+		if ne, ok := new.idx.Entries[n]; ok && ne.Key == e.Key {
+			continue
+		}
+		if b, err := e.inlineBytes(); err == nil {
+			g.inline.Add(old.format.file(n, e.Key), b)
+		}
+	}
 }
 
 // decode finds the group's format in the bucket info and decodes its index.
@@ -693,6 +726,9 @@ func (g *Group) Key(ctx context.Context, name string) (string, error) {
 const (
 	smallMax     = 64 << 10
 	smallEntries = 128
+	// inlineEntries bounds the inline versions remembered beside the
+	// view: at most inlineEntries x Options.InlineMax bytes.
+	inlineEntries = 4096
 )
 
 // GroupRef names a group found in a bucket's info.
@@ -731,7 +767,9 @@ func (g *Group) Files(ctx context.Context) ([]string, error) {
 	}
 	out := make([]string, 0, len(v.idx.Entries)+2)
 	for n, e := range v.idx.Entries {
-		out = append(out, v.format.file(n, e.Key))
+		if e.HasFile() {
+			out = append(out, v.format.file(n, e.Key))
+		}
 	}
 	if st, ok := v.idx.state.(*manifestState); ok {
 		f := v.format.(*manifestFormat)

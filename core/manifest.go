@@ -55,22 +55,28 @@ import (
 
 // manifestVersion is the newest format version this code reads. It writes
 // version 1 unless the index holds symbolic links (formatVersion).
-const manifestVersion = 2
+const manifestVersion = 3
 
 // formatVersion is the format version of pointers and manifests that hold
-// entries: 2 when one of them is a symbolic link, which b2cfs before
-// version 2 would take for a file whose data is missing (and drop, or turn
-// into a regular file, when it rewrote the index), so that such a b2cfs
-// refuses the group ("upgrade b2cfs") instead; 1 otherwise, which every
-// b2cfs reads. The other fields added since (types in modes, atime, ctime,
-// Prev) are only dropped by an older b2cfs, never misread.
+// entries: the lowest that every entry needs, so that an older b2cfs that
+// would misread one refuses the group ("upgrade b2cfs") instead. 3 when
+// one of them is inline (Entry.Inline: its bytes in the index), which
+// b2cfs before version 3 would take for a file whose data is missing; 2
+// when one is a symbolic link, which b2cfs before version 2 would drop or
+// turn into a regular file; 1 otherwise, which every b2cfs reads. The
+// other fields added since (types in modes, atime, ctime, Prev) are only
+// dropped by an older b2cfs, never misread.
 func formatVersion(entries map[string]Entry) int {
+	v := 1
 	for _, e := range entries {
-		if e.IsLink() {
-			return 2
+		switch {
+		case e.Inline:
+			return 3
+		case e.IsLink():
+			v = 2
 		}
 	}
-	return 1
+	return v
 }
 
 // foldAt is the compressed delta size above which a commit writes a new

@@ -148,7 +148,7 @@ func TestRenameDirWithoutCopy(t *testing.T) {
 func TestAttrsKept(t *testing.T) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	g := newGroup(t, s, core.FormatB2cfs, core.Options{})
+	g := newGroup(t, s, core.FormatB2cfs, core.Options{InlineMax: -1}) // a data file, with its id
 	mt := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 	k, err := g.Commit(ctx, "f", "", strings.NewReader("abc"), 3, core.WithMode(0o640), core.WithMTime(mt))
 	if err != nil {

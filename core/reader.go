@@ -47,7 +47,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 	for attempt := 0; ; attempt++ {
 		if r.rc == nil {
 			fn := r.g.file(r.name, r.Key)
-			if b, ok := r.g.small.Get(fn); ok {
+			b, ok := r.g.small.Get(fn)
+			if !ok {
+				b, ok = r.g.inlineVersion(r.ctx, r.name, r.Key)
+			}
+			if ok {
 				r.rc = io.NopCloser(bytes.NewReader(b[min(r.off, int64(len(b))):]))
 			} else {
 				rc, fi, err := r.g.store.Download(r.ctx, fn, r.off, -1)
@@ -110,6 +114,16 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 
 // ReadAt reads len(p) bytes at off with one ranged download.
 func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if b, ok := r.g.inlineVersion(r.ctx, r.name, r.Key); ok {
+		if off >= int64(len(b)) {
+			return 0, io.EOF
+		}
+		n := copy(p, b[off:])
+		if n < len(p) {
+			return n, io.EOF
+		}
+		return n, nil
+	}
 	rc, fi, err := r.g.store.Download(r.ctx, r.g.file(r.name, r.Key), off, int64(len(p)))
 	if err != nil {
 		return 0, r.wrap(err)

@@ -202,7 +202,8 @@ func testInterruptAfterSend(t *testing.T, format string) {
 		}
 		return nil
 	})
-	_, err = g.Commit(ctx2, "g", "", strings.NewReader("gone"), 4)
+	gone := strings.Repeat("gone", core.InlineDefault) // too large to go inline: an upload
+	_, err = g.Commit(ctx2, "g", "", strings.NewReader(gone), int64(len(gone)))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("commit interrupted during its upload: %v, want context.Canceled", err)
 	}

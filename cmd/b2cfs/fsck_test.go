@@ -117,7 +117,7 @@ func TestFsck(t *testing.T) {
 func testFsck(t *testing.T, format string) {
 	e := newTestEnv(t)
 	s := e.store()
-	g := e.groupFormat("g", format)
+	g := e.groupFiles("g", format)
 	want := map[string]string{}
 	keys := map[string]string{}
 	put := func(name, content string) {

@@ -122,7 +122,7 @@ func testGC(t *testing.T, f1, f2 string) {
 	e := newTestEnv(t)
 	s := e.store()
 	ctx := context.Background()
-	g1, g2 := e.groupFormat("g1", f1), e.groupFormat("g2", f2)
+	g1, g2 := e.groupFiles("g1", f1), e.groupFiles("g2", f2)
 
 	// Before t1: live versions, a superseded version, orphans of crashed
 	// writers, and files that are not group files at all.
@@ -292,7 +292,7 @@ func TestGCRefusesUnknownLayout(t *testing.T) {
 	// not take the group's files for garbage.
 	e := newTestEnv(t)
 	s := e.store()
-	g := e.groupFormat("solo", core.FormatB2cfs)
+	g := e.groupFiles("solo", core.FormatB2cfs)
 	key := commit(t, g, "only", "data")
 	file := dataFile(core.FormatB2cfs, "solo", "only", key)
 	fi, err := s.Stat(context.Background(), file)

@@ -108,7 +108,22 @@ func (e *testEnv) group(name string) *core.Group {
 // groupFormat opens a group that is created in format if it is new.
 func (e *testEnv) groupFormat(name, format string) *core.Group {
 	e.t.Helper()
-	g, err := core.NewGroup(e.store(), name, core.Options{Grace: -1, IndexTTL: -1, Format: format})
+	return e.groupOptions(name, core.Options{Format: format})
+}
+
+// groupFiles is groupFormat, but every version gets a data file, none is
+// inline: for tests that damage or collect data files.
+func (e *testEnv) groupFiles(name, format string) *core.Group {
+	e.t.Helper()
+	return e.groupOptions(name, core.Options{Format: format, InlineMax: -1})
+}
+
+// groupOptions opens a group with opts, keeping superseded versions and
+// reloading the view on every read.
+func (e *testEnv) groupOptions(name string, opts core.Options) *core.Group {
+	e.t.Helper()
+	opts.Grace, opts.IndexTTL = -1, -1
+	g, err := core.NewGroup(e.store(), name, opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}
