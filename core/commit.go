@@ -3,7 +3,6 @@ package core
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -99,7 +98,7 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 	now := g.opts.Now().UnixNano()
 	ne := Entry{Key: nk, Size: size, MTime: now, CTime: now, ID: fi.ID}
 	if inline {
-		ne.Inline, ne.Data = true, base64.StdEncoding.EncodeToString(small)
+		ne.Inline, ne.Data = true, encodeInline(small)
 	}
 	for _, o := range opts {
 		o(&ne)

@@ -38,6 +38,9 @@ type Entry struct {
 // their own: neither a symbolic link nor an inline version.
 func (e Entry) HasFile() bool { return !e.IsLink() && !e.Inline }
 
+// encodeInline returns b as Entry.Data.
+func encodeInline(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
 // inlineBytes returns the bytes of an inline version.
 func (e Entry) inlineBytes() ([]byte, error) {
 	return base64.StdEncoding.DecodeString(e.Data)
