@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
@@ -27,13 +28,16 @@ const publishUploads = 8
 // nothing: if one of them finds its object changed (ErrConflict) or the
 // group full (ErrGroupFull), none lands. It uploads the data first, up
 // to eight files at once (small versions go inline, as in Commit), and
-// calls progress, if not nil, with the bytes of each finished upload. It
+// calls progress, if not nil, with the bytes of each finished upload (one
+// call at a time). It
 // returns the new keys in the order of changes. As for Commit, uploads of
 // a failed Publish are deleted, except when the outcome is unknown
 // (ErrUnknownOutcome); ctx bounds it until the update is sent. An
 // interrupted Publish leaves nothing visible.
 func (g *Group) Publish(ctx context.Context, changes []Change, progress func(n int64)) ([]string, error) {
-	op := func(name string, err error) error { return &OpError{Op: "publish", Group: g.name, Name: name, Err: err} }
+	op := func(name string, err error) error {
+		return &OpError{Op: "publish", Group: g.name, Name: name, Err: err}
+	}
 	seen := make(map[string]bool, len(changes))
 	for _, c := range changes {
 		if err := g.checkName(c.Name); err != nil {
@@ -51,6 +55,7 @@ func (g *Group) Publish(ctx context.Context, changes []Change, progress func(n i
 		room = new(atomic.Int64)
 		room.Store(InlineTotal - v.inlined())
 	}
+	var pmu sync.Mutex // one call of progress at a time
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(publishUploads)
 	for i, c := range changes {
@@ -58,7 +63,9 @@ func (g *Group) Publish(ctx context.Context, changes []Change, progress func(n i
 			e, f, err := g.stage(ectx, c, room)
 			entries[i], files[i] = e, f
 			if err == nil && progress != nil {
+				pmu.Lock()
 				progress(c.Size)
+				pmu.Unlock()
 			}
 			return err
 		})
