@@ -126,6 +126,9 @@ func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.Lo
 		return nil, f.errno("lookup", p, err)
 	}
 	resp.EntryValid = f.cfg.TTL
+	if n := f.pendingNode(p); n != nil {
+		return n, nil
+	}
 	if _, ok := t.files[p]; ok {
 		if e := t.attrs[p]; e.IsLink() {
 			return f.linkNode(p, e), nil
@@ -170,6 +173,11 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 		}
 		out = append(out, de)
 	}
+	for _, name := range f.pendingIn(p) {
+		if _, listed := kids[name]; !listed {
+			out = append(out, fuse.Dirent{Inode: f.direntIno(join(p, name)), Name: name, Type: fuse.DT_File})
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	if prefetch {
 		prefix := ""
@@ -200,7 +208,7 @@ func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fusefs.Node, e
 	if err != nil {
 		return nil, f.errno("mkdir", p, err)
 	}
-	if _, ok := t.files[p]; ok {
+	if _, ok := t.files[p]; ok || f.pendingNode(p) != nil {
 		return nil, f.errno("mkdir", p, syscall.EEXIST)
 	}
 	if _, ok := t.dirs[p]; ok {
@@ -229,9 +237,9 @@ func (d *dir) checkNew(p, name string) error {
 	return d.fs.checkName(p, name)
 }
 
-// Create makes an empty object and opens it. If someone else created the
-// name first, their object is opened (with O_TRUNC only if it is empty,
-// EBUSY if not; EEXIST with O_EXCL).
+// Create makes a new file and opens it: a pending one (pending.go), which
+// its first close commits. If the name exists, that file is opened
+// (EEXIST with O_EXCL).
 func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.CreateResponse) (fusefs.Node, fusefs.Handle, error) {
 	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
@@ -247,23 +255,28 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 		return nil, nil, f.errno("create", p, syscall.EISDIR)
 	}
 	key, exists := t.files[p]
-	if exists && req.Flags&fuse.OpenExclusive != 0 {
+	pn := f.pendingNode(p)
+	if (exists || pn != nil) && req.Flags&fuse.OpenExclusive != 0 {
 		return nil, nil, f.errno("create", p, syscall.EEXIST)
 	}
 	if t.attrs[p].IsLink() {
 		return nil, nil, f.errno("create", p, syscall.EEXIST) // the kernel follows links: a dangling one
 	}
 	if !exists {
-		// The mode asked for is kept in groups that record modes.
-		mode := core.WithMode(f.newMode(req.Mode, req.Umask))
-		key, err = f.g.Commit(ctx, p, "", bytes.NewReader(nil), 0, mode)
-		if errors.Is(err, core.ErrConflict) {
-			key, err = d.adoptEmpty(ctx, p, req.Flags)
-		}
+		n, err := d.createPending(ctx, p, pn, req.Mode, req.Umask)
 		if err != nil {
 			return nil, nil, f.errno("create", p, err)
 		}
-		f.touchDir(d.path())
+		n.mu.Lock()
+		h := n.attach(req.Flags)
+		h.create = true
+		n.keepKey = ""
+		n.mu.Unlock()
+		resp.EntryValid = f.cfg.TTL
+		if h.write {
+			resp.Flags |= fuse.OpenDirectIO // see file.Open
+		}
+		return n, h, nil
 	}
 	e := t.attrs[p]
 	if cur, ok := f.entryOf(ctx, p); ok && cur.Key == key {
@@ -287,29 +300,33 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 	return n, h, nil
 }
 
-// adoptEmpty returns the key of p, created by someone else meanwhile, to
-// open it as O_CREAT without O_EXCL opens an existing file. With O_TRUNC
-// only an empty one is adopted: truncating content this host never saw
-// would replace it unseen, so that is a conflict.
-func (d *dir) adoptEmpty(ctx context.Context, p string, flags fuse.OpenFlags) (string, error) {
-	if flags&fuse.OpenExclusive != 0 {
-		return "", syscall.EEXIST
+// createPending returns the pending file at p: pn if there is one, else a
+// new one with the mode asked for (kept in groups that record modes).
+func (d *dir) createPending(ctx context.Context, p string, pn *file, mode, umask os.FileMode) (*file, error) {
+	f := d.fs
+	if pn != nil {
+		return pn, nil
 	}
-	key, err := d.fs.g.Key(ctx, p)
+	var e core.Entry
+	core.WithMode(f.newMode(mode, umask))(&e)
+	f.mu.Lock()
+	if n := f.pending[p]; n != nil {
+		f.mu.Unlock()
+		return n, nil // another create got there first
+	}
+	n := &file{nodeBase: nodeBase{fs: f, rel: p, ino: f.inoLocked(p, false)}, entry: e}
+	n.mu.Lock() // not yet seen by anyone: no lock order to keep
+	f.nodes[p], f.pending[p] = n, n
+	f.mu.Unlock()
+	err := n.ensureDirtyLocked(ctx, true)
+	n.mu.Unlock()
 	if err != nil {
-		return "", err
+		f.unmapPath(p)
+		return nil, err
 	}
-	if flags&fuse.OpenTruncate == 0 {
-		return key, nil
-	}
-	fi, err := d.fs.g.Stat(ctx, p, key)
-	if err != nil {
-		return "", err
-	}
-	if fi.Size != 0 {
-		return "", core.ErrConflict
-	}
-	return key, nil
+	f.saw(p, "")
+	f.touchDir(d.path())
+	return n, nil
 }
 
 // Remove unlinks a file (one compare-and-swap) or removes an empty
@@ -351,11 +368,14 @@ func (d *dir) remove(ctx context.Context, p string, isDir bool) error {
 			switch {
 			case !ok:
 				return syscall.ENOENT
-			case len(t.kids[p]) > 0:
+			case len(t.kids[p]) > 0 || len(f.pendingIn(p)) > 0:
 				return syscall.ENOTEMPTY
 			}
 			name, key = markerOf(p), marker
 		} else {
+			if n := f.pendingNode(p); n != nil {
+				return nil // never committed: nothing in B2 to remove
+			}
 			k, ok := t.files[p]
 			if !ok {
 				if t.isDir(p) {
@@ -389,6 +409,9 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs
 	}
 	if from == to {
 		return nil
+	}
+	if done, err := d.renamePending(ctx, from, to); done || err != nil {
+		return f.errno("rename", from, err)
 	}
 	t, err := f.tree(ctx)
 	if err != nil {

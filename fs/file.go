@@ -486,10 +486,14 @@ func (n *file) commit(ctx context.Context, pids ...uint32) error {
 	changers := n.changers
 	n.changers = nil
 	p := n.path()
+	defer f.settled(n) // a pending file is created now, or never
 	pending, took := f.attrs.take(p, n.key)
 	opts := pending.options()
 	if pending.mtime == nil {
 		opts = append(opts, core.WithMTime(n.mtime)) // the last write, not the commit
+	}
+	if m, ok := n.entry.FileMode(); ok && n.key == "" && pending.mode == nil {
+		opts = append(opts, core.WithMode(m)) // a new file: the mode it was created with
 	}
 	if n.appended && n.key != "" {
 		opts = append(opts, core.WithAppended()) // readers elsewhere can read on (extendTo)
@@ -502,6 +506,20 @@ func (n *file) commit(ctx context.Context, pids ...uint32) error {
 		if nk, r, size, err = n.rebaseLocked(ctx, p, opts); err == nil {
 			f.c.Discard(n.dirty)
 			n.dirty, rebased = r, true
+		}
+	}
+	if err != nil && n.key == "" && size == 0 && len(changers) == 0 && errors.Is(err, core.ErrConflict) {
+		// A new file nobody wrote, created elsewhere meanwhile: it opens
+		// theirs, as O_CREAT opens an existing file.
+		if e, ok := f.entryOf(ctx, p); ok && !e.IsLink() {
+			if took {
+				f.attrs.restore(p, pending)
+			}
+			f.c.Discard(n.dirty)
+			n.dirty = nil
+			n.setVersionLocked(e)
+			f.saw(p, e.Key)
+			return nil
 		}
 	}
 	if err != nil {

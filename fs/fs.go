@@ -59,6 +59,7 @@ type FS struct {
 	mu      sync.Mutex
 	srv     *fusefs.Server              // GUARDED_BY(mu); set by Serve
 	nodes   map[string]node             // GUARDED_BY(mu); the node lookups give; INVARIANT: nodes[p].base().rel == p
+	pending map[string]*file            // GUARDED_BY(mu); files created here, not committed yet (pending.go); INVARIANT: nodes[p] == pending[p]
 	open    map[*openFile]struct{}      // GUARDED_BY(mu); every handle not yet released
 	handles map[fuse.HandleID]*openFile // GUARDED_BY(mu); kernel handle ids seen so far
 	seen    map[string]string           // GUARDED_BY(mu); path -> version this host last showed a process
@@ -93,6 +94,7 @@ func New(cfg Config) *FS {
 	f := &FS{
 		g: cfg.Group, c: cfg.Cache, cfg: cfg, log: log, start: time.Now(),
 		nodes:   map[string]node{},
+		pending: map[string]*file{},
 		open:    map[*openFile]struct{}{},
 		handles: map[fuse.HandleID]*openFile{},
 		seen:    map[string]string{},
@@ -387,6 +389,7 @@ func (f *FS) unmapPath(path string) {
 	f.mu.Lock()
 	n, _ := f.nodes[path].(*file)
 	delete(f.nodes, path)
+	delete(f.pending, path)
 	delete(f.seen, path)
 	ino, numbered := f.inos[path]
 	delete(f.inos, path)
@@ -420,6 +423,15 @@ func (f *FS) moved(from, to string) {
 	}
 	replaced, _ := f.nodes[to].(*file)
 	delete(f.nodes, to) // the replaced target, if any
+	delete(f.pending, to)
+	pend := map[string]*file{}
+	for p, n := range f.pending {
+		if under(p) {
+			pend[to+p[len(from):]] = n
+			delete(f.pending, p)
+		}
+	}
+	maps.Copy(f.pending, pend)
 	inos, times := map[string]uint64{}, map[string]time.Time{}
 	delete(f.inos, to)
 	delete(f.dirTime, to)

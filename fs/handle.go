@@ -14,6 +14,7 @@ import (
 type openFile struct {
 	n      *file       // never changes: the node (and so the version) it opened
 	write  bool        // opened for writing: its close and fsync commit
+	create bool        // made by Create: its close commits a pending file even read-only (pending.go)
 	append bool        // O_APPEND: every write goes to the real end of the file
 	wrote  atomic.Bool // it wrote since its last close (flush)
 	closed atomic.Bool // closed (flushed) and not used since: only its release is due
@@ -65,7 +66,7 @@ func (h *openFile) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 	f := h.n.fs
 	f.bind(req.Handle, h)
 	var err error
-	if h.write {
+	if h.write || h.create && h.n.isPending() {
 		h.wrote.Store(false)
 		err = h.n.reported(req.LockOwner, h.n.commit(ctx, req.Pid))
 	}
@@ -82,7 +83,7 @@ func (h *openFile) Flush(ctx context.Context, req *fuse.FlushRequest) error {
 func (h *openFile) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
 	f := h.n.fs
 	var err error
-	if h.write && h.wrote.Load() {
+	if h.write && h.wrote.Load() || h.create && h.n.isPending() {
 		err = h.n.commit(ctx)
 	}
 	h.n.detach(h)

@@ -174,7 +174,7 @@ func matrixRow(exists bool, m openMode, op string) row {
 	// whose commit may wait for the close.
 	cur, stored := "hello", "hello"
 	if !exists {
-		cur, stored = "", "" // create makes the empty object at once
+		cur, stored = "", absent // a new file is committed at its first close, not at create
 	}
 	if exists && m.trunc {
 		cur, stored = "", ""
