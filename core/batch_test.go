@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,5 +147,81 @@ func testBatchConflictFailsAlone(t *testing.T, format string) {
 		if got := read(t, g, n); got != want {
 			t.Errorf("%s = %q, want %q", n, got, want)
 		}
+	}
+}
+
+func TestBatchUnderLostReplies(t *testing.T) { bothFormats(t, testBatchUnderLostReplies) }
+
+// A batch whose update B2 applied while the reply was lost, or which
+// failed before B2 saw it, still tells each of its changes the truth:
+// every commit reported done is stored, every one reported failed is not,
+// and none is left unknown.
+func testBatchUnderLostReplies(t *testing.T, format string) {
+	for _, fault := range []string{"reply lost", "refused"} {
+		t.Run(fault, func(t *testing.T) {
+			ctx := testCtx(t)
+			s := newGatedStore()
+			g := newGroup(t, s, format, core.Options{})
+			if _, err := g.Commit(ctx, "seed", "", strings.NewReader("x"), 1); err != nil {
+				t.Fatal(err)
+			}
+			// The second update from now on, the batch's, meets the fault.
+			var updates atomic.Int32
+			faultHere := func(op string) bool { return op == "UpdateBucketInfo" && updates.Add(1) == 2 }
+			injected := errors.New("injected")
+			switch fault {
+			case "reply lost":
+				s.SetLostReply(func(op string) error {
+					if faultHere(op) {
+						return injected
+					}
+					return nil
+				})
+			case "refused":
+				s.SetFault(func(op string) error {
+					if faultHere(op) {
+						return fmt.Errorf("%w: %w", core.ErrUnavailable, injected)
+					}
+					return nil
+				})
+			}
+			s.armed.Store(true)
+			var wg sync.WaitGroup
+			errs := make([]error, 6)
+			commit := func(i int) {
+				wg.Go(func() {
+					_, errs[i] = g.Commit(ctx, fmt.Sprintf("f%d", i), "", strings.NewReader(fmt.Sprint(i)), 1)
+				})
+			}
+			commit(0)
+			<-s.held
+			for i := 1; i < len(errs); i++ {
+				commit(i)
+			}
+			waitFor(t, "five queued commits", func() bool { return g.Queued() == 5 })
+			close(s.release)
+			wg.Wait()
+			s.SetLostReply(nil)
+			s.SetFault(nil)
+			if updates.Load() < 2 {
+				t.Fatal("the fault was never injected")
+			}
+			names, err := newGroup(t, s.Store, format, core.Options{}).List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, err := range errs {
+				name := fmt.Sprintf("f%d", i)
+				stored := slices.Contains(names, name)
+				switch {
+				case errors.Is(err, core.ErrUnknownOutcome):
+					t.Errorf("commit %s: outcome left unknown: %v", name, err)
+				case err == nil && !stored:
+					t.Errorf("commit %s reported done, not stored", name)
+				case err != nil && stored:
+					t.Errorf("commit %s reported failed (%v), but stored", name, err)
+				}
+			}
+		})
 	}
 }

@@ -54,7 +54,8 @@ func commandFlags() map[string][]string {
 	return map[string][]string{
 		"ls":       with("-l"),
 		"cat":      with(),
-		"put":      with("--format"),
+		"put":      with("--format", "-r"),
+		"get":      with("-r", "--force"),
 		"rm":       with(),
 		"mv":       with(),
 		"status":   with(),
@@ -85,8 +86,9 @@ func writeBashCompletion(w io.Writer) error {
 }
 
 // bashTemplate completes the command name first, then its options; after
-// --credentials and --dir, and for other arguments (put's FILE), bash's
-// default file-name completion applies; "completion" takes "bash".
+// --credentials and --dir, and for other arguments (put's FILE or DIR, get's
+// destination), bash's default file-name completion applies; "completion"
+// takes "bash".
 const bashTemplate = `# bash completion for b2cfs
 _b2cfs() {
     local cur prev cmd opts

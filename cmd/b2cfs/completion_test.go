@@ -39,7 +39,7 @@ COMP_WORDS=(b2cfs completion ""); COMP_CWORD=2; _b2cfs; echo "3:${COMPREPLY[*]}"
 	if err != nil {
 		t.Fatalf("bash: %v\n%s", err, out)
 	}
-	for _, want := range []string{"1:gc\n", "2:--dry-run\n", "3:bash\n"} {
+	for _, want := range []string{"1:gc get\n", "2:--dry-run\n", "3:bash\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("completion output lacks %q:\n%s", want, out)
 		}

@@ -15,6 +15,7 @@ import (
 )
 
 const putHelp = `usage: b2cfs put [options] [FILE|-] BUCKET/GROUP/PATH
+       b2cfs put -r [options] DIR BUCKET/GROUP[/PREFIX]
 
 Stores the contents of FILE, or of stdin when FILE is "-" or left out, as
 object PATH of the group, creating it or replacing its current version.
@@ -24,12 +25,26 @@ and stores nothing (run it again to replace the newer version). Hosts that
 have the old version open keep reading it; "b2cfs gc" deletes it later.
 A progress bar is drawn on stderr for large inputs when stderr is a terminal.
 No mount is needed.
+
+With -r, every regular file under the local directory DIR becomes object
+PREFIX/relative/path (the group's root when PREFIX is left out), with its
+mode and modification time. Files upload eight at a time (small ones go into
+the index itself), then ALL of them become visible in one compare-and-swap:
+readers see the whole tree or none of it. Existing objects at those paths are
+replaced at the versions current when put started; if another host changes
+one meanwhile, or put is interrupted, nothing is stored. A path that is a
+directory in the group, or an object where the tree needs a directory, is an
+error before anything is uploaded. Symbolic links and special files are
+skipped with a warning, empty directories are ignored. A summary line is
+printed on stdout, and a progress bar over the whole tree on stderr when it
+is a terminal.
 `
 
 const putExample = `
 Example:
   b2cfs put build/manifest.json my-bucket/deploy/manifests/current.json
   date | b2cfs put my-bucket/deploy/last-run
+  b2cfs put -r build/site my-bucket/deploy/releases/v42
 `
 
 // putBeforeCommit, when set by a test, runs after put has read the key it
@@ -46,9 +61,13 @@ const spoolMemMax = 1 << 20
 func runPut(ctx context.Context, c cli, args []string) error {
 	t := newTool(c, "put", putHelp, putExample)
 	t.flags.StringVar(&t.format, "format", "", "on-bucket `FORMAT` if the group is new: b2cfs (default) or blazer (blazer's x/consistent, a few dozen names)")
+	recursive := t.flags.Bool("r", false, "store every file under directory DIR as objects under PREFIX, in one compare-and-swap")
 	pos, err := t.parse(args, 1, 2)
 	if err != nil {
 		return err
+	}
+	if *recursive {
+		return runPutTree(ctx, t, pos)
 	}
 	src := "-"
 	if len(pos) == 2 {
