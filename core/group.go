@@ -354,8 +354,9 @@ func (g *Group) install(ctx context.Context, bi BucketInfo, at time.Time) (*view
 	return g.view, nil
 }
 
-// keepReplaced remembers the bytes of the inline versions of old that new
-// no longer has, for the readers still reading them.
+// keepReplaced remembers the bytes and attributes of the inline versions
+// of old that new no longer has, for the readers still reading them: they
+// have no data file to read or stat.
 func (g *Group) keepReplaced(old, new *view) {
 	if old == nil || old.idx == nil || new.idx == nil || old.idx == new.idx {
 		return
@@ -367,8 +368,12 @@ func (g *Group) keepReplaced(old, new *view) {
 		if ne, ok := new.idx.Entries[n]; ok && ne.Key == e.Key {
 			continue
 		}
+		fn := old.format.file(n, e.Key)
 		if b, err := e.inlineBytes(); err == nil {
-			g.inline.Add(old.format.file(n, e.Key), b)
+			g.inline.Add(fn, b)
+		}
+		if !g.attrs.Contains(fn) {
+			g.attrs.Add(fn, FileInfo{Name: fn, Size: e.Size, Modified: time.Unix(0, e.MTime)})
 		}
 	}
 }

@@ -91,6 +91,9 @@ func TestInlineVersionOutlivesItsEntry(t *testing.T) {
 	if err != nil || string(got) != "first" {
 		t.Fatalf("reader of the replaced version: %q, %v; want \"first\"", got, err)
 	}
+	if fi, err := b.Stat(ctx, "f", k); err != nil || fi.Size != 5 {
+		t.Errorf("stat of the replaced version: %+v, %v; want size 5", fi, err)
+	}
 	if n := s.Calls()["Delete"]; n != 0 {
 		t.Errorf("inline versions made %d deletions; they have no file", n)
 	}

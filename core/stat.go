@@ -39,6 +39,9 @@ func (g *Group) Stat(ctx context.Context, name, key string) (FileInfo, error) {
 	if fi, ok := g.attrs.Get(fn); ok {
 		return fi, nil
 	}
+	if b, ok := g.inline.Get(fn); ok {
+		return FileInfo{Name: fn, Size: int64(len(b))}, nil // an inline version has no file to stat
+	}
 	fi, err := g.store.Stat(ctx, fn)
 	if err != nil {
 		return FileInfo{}, &OpError{Op: "stat", Group: g.name, Name: name, Err: err}

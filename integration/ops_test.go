@@ -280,7 +280,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	url := match[1]
 	g := e.group("metrics")
 	const n = 5
-	sh(t, a.dir, `for i in 1 2 3 4 5; do echo "file $i" > f$i; done; cat f1 f2 f3 f4 f5 >/dev/null`)
+	// Files too large to be kept inline, so that each commit uploads.
+	sh(t, a.dir, `for i in 1 2 3 4 5; do { echo "file $i"; head -c 8192 /dev/zero; } > f$i; done; cat f1 f2 f3 f4 f5 >/dev/null`)
 	if _, err := g.Commit(t.Context(), "remote", "", strings.NewReader("from elsewhere\n"), 15); err != nil {
 		t.Fatal(err)
 	}

@@ -169,8 +169,9 @@ func TestOutage(t *testing.T) {
 	e := newEnv(t, b2emu.Config{})
 	m := e.mount("outage")
 	sh(t, m.dir, `mkdir d && echo a > d/a.txt && echo b > d/b.txt && echo 'cached content' > cached && cat cached >/dev/null
-		touch lockfile && echo before > victim && echo uncached > uncached`)
-	// A fresh mount knows every name but holds no bytes of "uncached".
+		touch lockfile && echo before > victim && head -c 65536 /dev/urandom > uncached`)
+	// A fresh mount knows every name but holds no bytes of "uncached"
+	// (too large to be kept inline in the index, as small files are).
 	m.unmount()
 	m = e.mount("outage")
 	sh(t, m.dir, `cat cached victim >/dev/null && ls -l d >/dev/null && stat lockfile uncached >/dev/null && flock -n lockfile true`)
