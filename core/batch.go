@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Group commit: the index changes of a Group share b2_update_bucket calls.
@@ -17,10 +20,12 @@ import (
 // batch is on its way, the changes that arrive form the next one, so the
 // number of updates follows the number of round trips, not the number of
 // changes. When a compare-and-swap fails because another host committed,
-// the committer backs off (jittered, longer the more swaps fail in a row)
-// before it reads the bucket again, and the changes that arrive meanwhile
-// join the retry: under contention batches grow and listings per landed
-// change fall.
+// the committer backs off before it reads the bucket again (a random pause
+// of up to one round trip of b2_update_bucket, doubling with each swap of
+// the batch that fails, up to 16), and the changes that arrive meanwhile
+// join the retry: hosts that collided spread out instead of colliding
+// again, batches grow under contention, and listings per landed change
+// fall.
 
 // request is one change waiting for, or taking part in, a batch.
 type request struct {
@@ -39,9 +44,34 @@ type batcher struct {
 	mu      sync.Mutex
 	pending []*request // GUARDED_BY(mu)
 	running bool       // GUARDED_BY(mu); a committer goroutine is at work
-	// contention counts the compare-and-swaps that failed in a row,
-	// across batches, which sets the backoff before the next try.
-	contention int // GUARDED_BY(mu)
+
+	rtt atomic.Int64 // how long B2 takes to answer an update, ns (moving average)
+}
+
+// observe records that B2 answered an update in d.
+func (b *batcher) observe(d time.Duration) {
+	old := b.rtt.Load()
+	if old == 0 {
+		b.rtt.Store(int64(d))
+		return
+	}
+	b.rtt.Store(old + (int64(d)-old)/4)
+}
+
+// Backoff after a refused compare-and-swap, in round trips of an update.
+const (
+	backoffFloor = 5 * time.Millisecond // the round trip assumed at least
+	backoffMax   = 16                   // round trips at most
+)
+
+// backoff returns the pause before retry n (0: the first) of a batch
+// whose swap B2 refused: uniform between 0 and 2^n round trips (at most
+// backoffMax), "full jitter", which spreads hosts that collided.
+func (b *batcher) backoff(n int) time.Duration {
+	rtt := max(time.Duration(b.rtt.Load()), backoffFloor)
+	d := rtt << min(n, 4)
+	d = min(d, backoffMax*rtt)
+	return time.Duration(mrand.Int64N(int64(d) + 1))
 }
 
 // apply commits mut with a compare-and-swap on the bucket revision, in a
@@ -208,7 +238,6 @@ func (g *Group) commitBatch(rs []*request) {
 		bi, landed, err := g.send(octx, a)
 		switch {
 		case landed:
-			g.contended(false)
 			for _, f := range a.ch.obsolete {
 				g.del.later(f.name, f.id)
 			}
@@ -228,7 +257,7 @@ func (g *Group) commitBatch(rs []*request) {
 			g.opts.Metrics.CASRetried()
 			g.forget(a)
 			if errors.Is(err, errMoved) {
-				if !sleep(octx, casBackoff(g.contended(true))) {
+				if !sleep(octx, g.batch.backoff(swaps)) {
 					failAll(fmt.Errorf("%w: the bucket kept changing", ErrUnavailable))
 					return
 				}
@@ -352,18 +381,4 @@ func markLoaded(rs []*request) {
 	for _, r := range rs {
 		r.loaded = true
 	}
-}
-
-// contended records whether a compare-and-swap failed, and returns the
-// failures in a row.
-func (g *Group) contended(failed bool) int {
-	b := &g.batch
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if failed {
-		b.contention++
-	} else {
-		b.contention /= 2
-	}
-	return b.contention - 1
 }

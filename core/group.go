@@ -521,7 +521,11 @@ func (g *Group) update(ctx context.Context, a *attempt) (BucketInfo, outcome, er
 	defer cancel()
 	done := make(chan answer, 1)
 	go func() {
+		start := time.Now()
 		bi, err := g.store.UpdateBucketInfo(rctx, a.rev, a.info)
+		if err == nil || errors.Is(err, ErrRevisionMismatch) {
+			g.batch.observe(time.Since(start))
+		}
 		done <- answer{bi, err}
 	}()
 	watch := time.NewTicker(watchEvery)
