@@ -1,12 +1,12 @@
 package core
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -68,7 +68,9 @@ func WithATime(t time.Time) CommitOption {
 // ctx bounds the commit until its update is sent; from then on it runs to
 // its outcome (see apply). One upload and one b2_update_bucket when the
 // view is current (FormatB2cfs adds, now and then, the upload of a delta of
-// the index).
+// the index). In FormatB2cfs a version of at most Options.InlineMax bytes
+// goes into the index itself while the group's inline versions take less
+// than InlineTotal bytes: no upload, and reading it costs no download.
 func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, size int64, opts ...CommitOption) (string, error) {
 	if err := g.checkName(name); err != nil {
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
@@ -76,69 +78,44 @@ func (g *Group) Commit(ctx context.Context, name, key string, data io.ReaderAt, 
 	if err := g.precheck(ctx, name); err != nil {
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
-	var small []byte
-	if size <= smallMax {
-		small = make([]byte, size)
-		if _, err := io.ReadFull(io.NewSectionReader(data, 0, size), small); err != nil {
-			return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
-		}
-		data = bytes.NewReader(small)
-	}
-	nk := newKey()
-	file := g.file(name, nk)
-	inline := small != nil && g.inlineRoom(ctx, size)
-	var fi FileInfo
-	if !inline {
-		var err error
-		if fi, err = g.store.Upload(ctx, file, data, size, g.name); err != nil {
-			return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
-		}
-		g.remember(file, fi)
-	}
-	now := g.opts.Now().UnixNano()
-	ne := Entry{Key: nk, Size: size, MTime: now, CTime: now, ID: fi.ID}
-	if inline {
-		ne.Inline, ne.Data = true, encodeInline(small)
-	}
-	for _, o := range opts {
-		o(&ne)
-	}
-	var old Entry
-	err := g.apply(ctx, func(idx *index) error {
-		cur, ok := idx.Entries[name]
-		if ok != (key != "") || cur.Key != key {
-			return ErrConflict
-		}
-		if cur.IsLink() {
-			return fmt.Errorf("%w: %q is a symbolic link", ErrConflict, name)
-		}
-		if ne.Mode == 0 {
-			ne.Mode = cur.Mode
-		}
-		old = cur
-		e := ne
-		e.Prev = lineage(ne, cur, ok)
-		idx.Entries[name] = e
-		return nil
-	})
+	ne, f, err := g.stage(ctx, Change{Name: name, Key: key, Data: data, Size: size, Opts: opts}, g.inlineBudget(ctx))
 	if err != nil {
-		if !inline && !errors.Is(err, ErrUnknownOutcome) {
-			g.discard(file, fi.ID)
-		}
 		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
-	if inline {
-		g.inline.Add(file, small)
-	} else if small != nil {
-		g.small.Add(file, small)
-	}
-	if g.format().hasAttrs() {
-		g.attrs.Add(file, FileInfo{Name: file, ID: fi.ID, Size: size, Modified: time.Unix(0, ne.MTime)})
+	var old Entry
+	err = g.apply(ctx, func(idx *index) (err error) {
+		old, err = replace(idx, name, key, ne)
+		return err
+	})
+	if err != nil {
+		if f.id != "" && !errors.Is(err, ErrUnknownOutcome) {
+			g.discard(f.name, f.id)
+		}
+		return "", &OpError{Op: "commit", Group: g.name, Name: name, Err: err}
 	}
 	if key != "" {
 		g.supersede(name, old)
 	}
-	return nk, nil
+	return ne.Key, nil
+}
+
+// replace makes e the entry of name in idx if name still has version key
+// ("": if name does not exist), and returns the entry it replaces. A
+// symbolic link is never replaced by a file (ErrConflict).
+func replace(idx *index, name, key string, e Entry) (Entry, error) {
+	cur, ok := idx.Entries[name]
+	if ok != (key != "") || cur.Key != key {
+		return Entry{}, fmt.Errorf("%w: %q changed", ErrConflict, name)
+	}
+	if cur.IsLink() {
+		return Entry{}, fmt.Errorf("%w: %q is a symbolic link", ErrConflict, name)
+	}
+	if e.Mode == 0 {
+		e.Mode = cur.Mode
+	}
+	e.Prev = lineage(e, cur, ok)
+	idx.Entries[name] = e
+	return cur, nil
 }
 
 // Remove takes name out of the group if it still has key. The data is
@@ -300,17 +277,20 @@ const (
 	InlineTotal   = 1 << 20
 )
 
-// inlineRoom reports whether a version of size bytes may go inline: the
-// group is in FormatB2cfs and its inline versions leave room for it.
-func (g *Group) inlineRoom(ctx context.Context, size int64) bool {
-	if size > int64(g.opts.InlineMax) {
-		return false
+// inlineBudget returns the bytes left for inline versions in the group
+// as the view shows it, for stage, or nil when versions cannot go inline
+// (FormatBlazer, or Options.InlineMax negative).
+func (g *Group) inlineBudget(ctx context.Context) *atomic.Int64 {
+	if g.opts.InlineMax < 0 {
+		return nil
 	}
 	v, err := g.current(ctx, -1)
 	if err != nil || v.idx == nil || !v.format.hasAttrs() {
-		return false
+		return nil
 	}
-	return v.inlined()+size <= InlineTotal
+	room := new(atomic.Int64)
+	room.Store(InlineTotal - v.inlined())
+	return room
 }
 
 // inlined returns the bytes the view's inline versions take.

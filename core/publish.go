@@ -1,12 +1,14 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -50,11 +52,7 @@ func (g *Group) Publish(ctx context.Context, changes []Change, progress func(n i
 	}
 	entries := make([]Entry, len(changes))
 	files := make([]fileRef, len(changes))
-	var room *atomic.Int64 // bytes left for inline versions; nil: none
-	if v, err := g.current(ctx, -1); err == nil && v.idx != nil && v.format.hasAttrs() {
-		room = new(atomic.Int64)
-		room.Store(InlineTotal - v.inlined())
-	}
+	room := g.inlineBudget(ctx)
 	var pmu sync.Mutex // one call of progress at a time
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(publishUploads)
@@ -87,18 +85,11 @@ func (g *Group) Publish(ctx context.Context, changes []Change, progress func(n i
 	olds := make([]Entry, len(changes))
 	err := g.apply(ctx, func(idx *index) error {
 		for i, c := range changes {
-			cur, ok := idx.Entries[c.Name]
-			if ok != (c.Key != "") || cur.Key != c.Key {
-				return fmt.Errorf("%w: %q changed", ErrConflict, c.Name)
+			old, err := replace(idx, c.Name, c.Key, entries[i])
+			if err != nil {
+				return err // the index is a clone: the changes before go with it
 			}
-			olds[i] = cur
-		}
-		for i, c := range changes {
-			e := entries[i]
-			if e.Mode == 0 {
-				e.Mode = olds[i].Mode
-			}
-			idx.Entries[c.Name] = e
+			olds[i] = old
 		}
 		return nil
 	})
@@ -118,38 +109,49 @@ func (g *Group) Publish(ctx context.Context, changes []Change, progress func(n i
 	return keys, nil
 }
 
-// stage prepares the version c commits: uploaded, or inline when small
-// and room (bytes left for inline versions; nil: none) has its size. The file it
-// returns has an empty id when nothing was uploaded.
+// stage prepares the version c commits: its entry, and the file it
+// uploaded (an empty id when it uploaded nothing). A version goes inline
+// when it is small enough and room (bytes left for inline versions; nil:
+// none) has its size; a version of at most smallMax bytes is kept in
+// memory for readers either way.
 func (g *Group) stage(ctx context.Context, c Change, room *atomic.Int64) (Entry, fileRef, error) {
 	nk := newKey()
 	file := g.file(c.Name, nk)
 	now := g.opts.Now().UnixNano()
 	e := Entry{Key: nk, Size: c.Size, MTime: now, CTime: now}
+	for _, o := range c.Opts {
+		o(&e)
+	}
+	data := c.Data
 	var small []byte
+	if c.Size <= smallMax {
+		small = make([]byte, c.Size)
+		if _, err := io.ReadFull(io.NewSectionReader(data, 0, c.Size), small); err != nil {
+			return Entry{}, fileRef{}, err
+		}
+		data = bytes.NewReader(small)
+	}
 	if room != nil && c.Size <= int64(g.opts.InlineMax) {
 		if room.Add(-c.Size) >= 0 {
-			small = make([]byte, c.Size)
+			e.Inline, e.Data = true, encodeInline(small)
+			g.inline.Add(file, small)
 		} else {
 			room.Add(c.Size)
 		}
 	}
-	if small != nil {
-		if _, err := io.ReadFull(io.NewSectionReader(c.Data, 0, c.Size), small); err != nil {
-			return Entry{}, fileRef{}, err
-		}
-		e.Inline, e.Data = true, encodeInline(small)
-		g.inline.Add(file, small)
-	} else {
-		fi, err := g.store.Upload(ctx, file, c.Data, c.Size, g.name)
+	if !e.Inline {
+		fi, err := g.store.Upload(ctx, file, data, c.Size, g.name)
 		if err != nil {
 			return Entry{}, fileRef{}, err
 		}
 		g.remember(file, fi)
 		e.ID = fi.ID
+		if small != nil {
+			g.small.Add(file, small)
+		}
 	}
-	for _, o := range c.Opts {
-		o(&e)
+	if g.format().hasAttrs() {
+		g.attrs.Add(file, FileInfo{Name: file, ID: e.ID, Size: c.Size, Modified: time.Unix(0, e.MTime)})
 	}
 	return e, fileRef{file, e.ID}, nil
 }
