@@ -45,7 +45,41 @@ type batcher struct {
 	pending []*request // GUARDED_BY(mu)
 	running bool       // GUARDED_BY(mu); a committer goroutine is at work
 
-	rtt atomic.Int64 // how long B2 takes to answer an update, ns (moving average)
+	rtt     atomic.Int64  // how long B2 takes to answer an update, ns (moving average)
+	arrived chan struct{} // poked by every request queued; see linger
+}
+
+// maxBatchSwaps bounds the compare-and-swaps of one batch, a guard only:
+// under contention its deadline (Options.CommitTimeout) ends it first,
+// since every refused swap backs off (backoff).
+const maxBatchSwaps = 1024
+
+// lingerMax bounds the wait of linger: a small fraction of any round trip
+// to B2, so that a lone writer is not slowed down.
+const lingerMax = 2 * time.Millisecond
+
+// linger waits, at most min(lingerMax, a sixteenth of an update's round
+// trip), until n requests are queued.
+func (b *batcher) linger(n int) {
+	if n <= 1 {
+		return
+	}
+	wait := min(lingerMax, time.Duration(b.rtt.Load())/16)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		b.mu.Lock()
+		queued := len(b.pending)
+		b.mu.Unlock()
+		if queued >= n {
+			return
+		}
+		select {
+		case <-b.arrived:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // observe records that B2 answered an update in d.
@@ -115,6 +149,10 @@ func (g *Group) enqueue(ctx context.Context, mut mutation) error {
 	b := &g.batch
 	b.mu.Lock()
 	b.pending = append(b.pending, r)
+	select {
+	case b.arrived <- struct{}{}:
+	default:
+	}
 	if !b.running {
 		b.running = true
 		go g.commitLoop()
@@ -154,10 +192,18 @@ func (b *batcher) claim() []*request {
 }
 
 // commitLoop runs batches while requests are queued.
+//
+// Before each batch it lingers a moment (see linger) for as many requests
+// as the batch before had: writers whose commits just landed queue their
+// next ones right away, and a batch that leaves without them costs them a
+// round trip of their own.
 func (g *Group) commitLoop() {
 	b := &g.batch
+	last := 0 // requests in the batch before
 	for {
+		b.linger(last)
 		rs := b.claim()
+		last = len(rs)
 		if len(rs) == 0 {
 			b.mu.Lock()
 			if len(b.pending) == 0 {
@@ -201,7 +247,7 @@ func (g *Group) commitBatch(rs []*request) {
 		if len(rs) == 0 {
 			return
 		}
-		if swaps >= maxSwaps {
+		if swaps >= maxBatchSwaps {
 			failAll(fmt.Errorf("%w: the bucket kept changing: %d compare-and-swaps failed", ErrUnavailable, swaps))
 			return
 		}

@@ -200,6 +200,7 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 		records: records,
 		seen:    seen,
 		queues:  map[string]*lockQueue{},
+		batch:   batcher{arrived: make(chan struct{}, 1)},
 		attrs:   attrs,
 		small:   small,
 		inline:  inline,
