@@ -306,28 +306,22 @@ func (v *view) inlined() int64 {
 }
 
 // inlineVersion returns the bytes of version key of name if it is
-// inline: remembered since this Group wrote it or saw it replaced, or in
-// the view.
+// inline: in the view, or remembered since this Group wrote it or saw it
+// replaced. The view is looked at first: keepReplaced remembers a version
+// before the view that drops it is installed, so one of the two has it.
 func (g *Group) inlineVersion(ctx context.Context, name, key string) ([]byte, bool) {
 	fn := g.file(name, key)
-	if b, ok := g.inline.Get(fn); ok {
-		return b, true
+	if g.format().hasAttrs() {
+		if v, err := g.current(ctx, -1); err == nil && v.idx != nil {
+			if e, ok := v.idx.Entries[name]; ok && e.Key == key {
+				if !e.Inline {
+					return nil, false
+				}
+				if b, err := e.inlineBytes(); err == nil {
+					return b, true
+				}
+			}
+		}
 	}
-	if !g.format().hasAttrs() {
-		return nil, false
-	}
-	v, err := g.current(ctx, -1)
-	if err != nil || v.idx == nil {
-		return nil, false
-	}
-	e, ok := v.idx.Entries[name]
-	if !ok || e.Key != key || !e.Inline {
-		return nil, false
-	}
-	b, err := e.inlineBytes()
-	if err != nil {
-		return nil, false
-	}
-	g.inline.Add(fn, b)
-	return b, true
+	return g.inline.Get(fn)
 }
