@@ -21,17 +21,20 @@ import (
 // number of updates follows the number of round trips, not the number of
 // changes. When a compare-and-swap fails because another host committed,
 // the committer backs off before it reads the bucket again (a random pause
-// of up to one round trip of b2_update_bucket, doubling with each swap of
-// the batch that fails, up to 16), and the changes that arrive meanwhile
-// join the retry: hosts that collided spread out instead of colliding
-// again, batches grow under contention, and listings per landed change
-// fall.
+// of up to one round trip of b2_update_bucket, doubling with each refused
+// swap of the change in the batch that has had the fewest, up to 8), and
+// the changes that arrive meanwhile join the retry: hosts that collided
+// spread out instead of colliding again, batches grow under contention,
+// and listings per landed change fall, while a change that just joined
+// (a lock attempt with its own deadline) does not inherit the long pause
+// of changes refused many times.
 
 // request is one change waiting for, or taking part in, a batch.
 type request struct {
-	ctx    context.Context
-	mut    mutation
-	loaded bool // a view read since it was queued was checked
+	ctx     context.Context
+	mut     mutation
+	loaded  bool // a view read since it was queued was checked
+	refused int  // swaps of batches holding it that B2 refused
 	// claimed is set, under Group.bmu, once a batch took the request: from
 	// then on only the committer finishes it.
 	claimed bool
@@ -95,15 +98,24 @@ func (b *batcher) observe(d time.Duration) {
 // Backoff after a refused compare-and-swap, in round trips of an update.
 const (
 	backoffFloor = 5 * time.Millisecond // the round trip assumed at least
-	backoffMax   = 16                   // round trips at most
+	backoffMax   = 8                    // round trips at most
 )
 
 // backoff returns the pause before retry n (0: the first) of a batch
-// whose swap B2 refused: uniform between 0 and 2^n round trips (at most
-// backoffMax), "full jitter", which spreads hosts that collided.
+// whose swap B2 refused: none for the first, which reads the bucket at
+// once (a lock hand-off between hosts wants that: the other host's next
+// commit is a moment away); then uniform between 0 and 2^(n-1) half round
+// trips (at most backoffMax round trips), "full jitter", which spreads
+// hosts that keep colliding.
+//
+// n counts the refusals of the change in the batch that has had the
+// fewest (fewestRefusals).
 func (b *batcher) backoff(n int) time.Duration {
+	if n == 0 {
+		return 0
+	}
 	rtt := max(time.Duration(b.rtt.Load()), backoffFloor)
-	d := rtt << min(n, 4)
+	d := rtt / 2 << min(n-1, 4)
 	d = min(d, backoffMax*rtt)
 	return time.Duration(mrand.Int64N(int64(d) + 1))
 }
@@ -303,7 +315,7 @@ func (g *Group) commitBatch(rs []*request) {
 			g.opts.Metrics.CASRetried()
 			g.forget(a)
 			if errors.Is(err, errMoved) {
-				if !sleep(octx, g.batch.backoff(swaps)) {
+				if !sleep(octx, g.batch.backoff(fewestRefusals(in))) {
 					failAll(fmt.Errorf("%w: the bucket kept changing", ErrUnavailable))
 					return
 				}
@@ -427,4 +439,18 @@ func markLoaded(rs []*request) {
 	for _, r := range rs {
 		r.loaded = true
 	}
+}
+
+// fewestRefusals counts a refusal for every request of in, and returns
+// the fewest refusals any of them has had, less one: the retry number for
+// backoff.
+func fewestRefusals(in []*request) int {
+	n := -1
+	for _, r := range in {
+		r.refused++
+		if n < 0 || r.refused < n {
+			n = r.refused
+		}
+	}
+	return max(n-1, 0)
 }
