@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,20 +10,27 @@ import (
 	"strings"
 
 	"github.com/b2cfs/b2cfs/b2emu"
+	"github.com/spf13/cobra"
 )
 
-func init() {
-	commands["demo"] = command{
-		summary: "mount a group to try b2cfs (on the built-in emulator without a B2 account)",
-		run: func(ctx context.Context, args []string) error {
-			return runDemo(ctx, args, os.Stdout)
+func newDemoCmd(c cli) *cobra.Command {
+	return &cobra.Command{
+		Use:     "demo [MOUNTPOINT]",
+		Short:   "mount a group to try b2cfs (on the built-in emulator without a B2 account)",
+		Long:    demoHelp,
+		Example: demoExample,
+		Args:    argsBetween(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "b2cfs-demo"
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			return runDemo(cmd.Context(), dir, c.stdout)
 		},
 	}
 }
 
-const demoHelp = `usage: b2cfs demo [MOUNTPOINT]
-
-Mounts a group on MOUNTPOINT (default ./b2cfs-demo) and prints things to try,
+const demoHelp = `Mounts a group on MOUNTPOINT (default ./b2cfs-demo) and prints things to try,
 until interrupted (Ctrl-C unmounts).
 
 With B2_APPLICATION_KEY_ID, B2_APPLICATION_KEY and B2CFS_DEMO=BUCKET/GROUP
@@ -34,25 +40,13 @@ of bucket "demo-bucket". The emulator keeps its port from one demo to the
 next, so that a second mount started from the printed command works again
 once the demo is back; while the demo is stopped, that mount fails with
 EIO.
-
-Example:
-  go run ./cmd/b2cfs demo
-  B2_APPLICATION_KEY_ID=... B2_APPLICATION_KEY=... B2CFS_DEMO=my-bucket/scratch b2cfs demo /mnt/scratch
 `
 
-func runDemo(ctx context.Context, args []string, out io.Writer) error {
-	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fl.Usage = func() { fmt.Fprint(fl.Output(), demoHelp) }
-	if err := fl.Parse(args); err != nil {
-		return err
-	}
-	dir := "b2cfs-demo"
-	if fl.NArg() > 1 {
-		return fmt.Errorf("demo: at most one mountpoint (run \"b2cfs demo --help\")")
-	}
-	if fl.NArg() == 1 {
-		dir = fl.Arg(0)
-	}
+const demoExample = `  go run ./cmd/b2cfs demo
+  B2_APPLICATION_KEY_ID=... B2_APPLICATION_KEY=... B2CFS_DEMO=my-bucket/scratch b2cfs demo /mnt/scratch`
+
+// runDemo mounts the demo group on dir and prints what to try on out.
+func runDemo(ctx context.Context, dir string, out io.Writer) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -127,7 +121,11 @@ index_ttl, 1 s by default, and conflicting writes fail with EBUSY):
 Ctrl-C here unmounts.
 
 `, target, dir, self, second, os.Getenv("B2_APPLICATION_KEY_ID"), endpoint, key)
-	return runMount(ctx, []string{"--endpoint", endpoint, target, dir})
+	mc, err := parseMountArgs([]string{"--endpoint", endpoint, target, dir})
+	if err != nil {
+		return err
+	}
+	return runMount(ctx, mc, nil)
 }
 
 // listenKept starts srv on the address saved in file by an earlier demo,

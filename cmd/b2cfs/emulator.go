@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -13,27 +12,47 @@ import (
 	"time"
 
 	"github.com/b2cfs/b2cfs/b2emu"
+	"github.com/spf13/cobra"
 )
 
-func init() {
-	commands["emulator"] = command{
-		summary: "run a local B2 API emulator for testing",
-		run: func(ctx context.Context, args []string) error {
-			return runEmulator(ctx, args, os.Stdout, os.Stderr, nil)
+func newEmulatorCmd(c cli) *cobra.Command {
+	var o emulatorOptions
+	cmd := &cobra.Command{
+		Use:     "emulator [flags]",
+		Short:   "run a local B2 API emulator for testing",
+		Long:    emulatorHelp,
+		Example: emulatorExample,
+		Args:    argsBetween(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runEmulator(cmd.Context(), o, c.stdout, c.stderr, nil)
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.listen, "listen", "127.0.0.1:8787", "address to listen on (loopback by default)")
+	fl.StringVar(&o.dir, "dir", "", "directory to keep state in across restarts (default: memory only)")
+	fl.StringVar(&o.keyID, "key-id", b2emu.DefaultKeyID, "application key ID to accept")
+	fl.StringVar(&o.key, "key", b2emu.DefaultKey, "application key to accept")
+	fl.IntVar(&o.infoValue, "info-value-bytes", 2048, "maximum bytes of one bucket-info value")
+	fl.Int64Var(&o.minPart, "min-part-size", 5_000_000, "minimum size of a large-file part other than the last")
+	fl.BoolVarP(&o.verbose, "verbose", "v", false, "log every request")
+	fl.StringArrayVar(&o.buckets, "bucket", nil, "create bucket `NAME` at start (repeatable)")
+	fl.StringArrayVar(&o.faults, "fault", nil, "inject the faults `SPEC` says: 'CALL:setting=value,...' (repeatable; see above)")
+	return cmd
 }
 
-const emulatorHelp = `usage: b2cfs emulator [options]
+// emulatorOptions are the emulator's flags.
+type emulatorOptions struct {
+	listen, dir, keyID, key string
+	infoValue               int
+	minPart                 int64
+	verbose                 bool
+	buckets, faults         []string
+}
 
-Runs a local emulator of the Backblaze B2 native API (see package
+const emulatorHelp = `Runs a local emulator of the Backblaze B2 native API (see package
 b2emu) until interrupted. Point b2cfs or any B2 client at the
 printed endpoint with the printed credentials.
 
-Options:
-`
-
-const emulatorExample = `
 Faults (--fault, repeatable) take a B2 call name, or * for all calls, and
 comma-separated settings:
   latency=DUR jitter=DUR   delay before answering (e.g. 30ms)
@@ -49,57 +68,28 @@ comma-separated settings:
   max=N                    at most N injected faults in a row (default 3)
   per-minute=N             answer 429 above N calls per minute
 Drops and errors happen before the call is applied; lost replies after.
-
-Example:
-  b2cfs emulator --listen 127.0.0.1:8787 --dir /tmp/b2emu --bucket test-bucket \
-    --fault 'b2_upload_file:error=0.1,status=503' \
-    --fault 'b2_list_buckets:per-minute=60,retry-after=1' \
-    --fault 'b2_update_bucket:lost=0.3,lost-as=mixed,late=40s'
 `
 
-type stringList []string
+const emulatorExample = `  b2cfs emulator --listen 127.0.0.1:8787 --dir /tmp/b2emu --bucket test-bucket \
+    --fault 'b2_upload_file:error=0.1,status=503' \
+    --fault 'b2_list_buckets:per-minute=60,retry-after=1' \
+    --fault 'b2_update_bucket:lost=0.3,lost-as=mixed,late=40s'`
 
-func (l *stringList) String() string     { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
-
-// runEmulator runs the emulator command. If ready is not nil it receives
-// the endpoint once serving starts.
-func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) error {
-	fs := flag.NewFlagSet("emulator", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8787", "address to listen on (loopback by default)")
-	dir := fs.String("dir", "", "directory to keep state in across restarts (default: memory only)")
-	keyID := fs.String("key-id", b2emu.DefaultKeyID, "application key ID to accept")
-	key := fs.String("key", b2emu.DefaultKey, "application key to accept")
-	infoValue := fs.Int("info-value-bytes", 2048, "maximum bytes of one bucket-info value")
-	minPart := fs.Int64("min-part-size", 5_000_000, "minimum size of a large-file part other than the last")
-	verbose := fs.Bool("v", false, "log every request")
-	var buckets, faults stringList
-	fs.Var(&buckets, "bucket", "create this bucket at start (repeatable)")
-	fs.Var(&faults, "fault", "inject faults: 'CALL:setting=value,...' (repeatable; see below)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), emulatorHelp)
-		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), emulatorExample)
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("emulator: unexpected argument %q", fs.Arg(0))
-	}
+// runEmulator runs the emulator as o says until ctx ends. If ready is not
+// nil it receives the endpoint once serving starts.
+func runEmulator(ctx context.Context, o emulatorOptions, stdout, stderr io.Writer, ready chan<- string) error {
 	cfg := b2emu.Config{
-		KeyID:             *keyID,
-		Key:               *key,
-		Dir:               *dir,
-		MaxInfoValueBytes: *infoValue,
-		MinPartSize:       *minPart,
+		KeyID:             o.keyID,
+		Key:               o.key,
+		Dir:               o.dir,
+		MaxInfoValueBytes: o.infoValue,
+		MinPartSize:       o.minPart,
 	}
-	if *verbose {
+	if o.verbose {
 		cfg.Logf = log.New(stderr, "", log.LstdFlags|log.Lmicroseconds).Printf
 	}
-	if *dir != "" {
-		if err := os.MkdirAll(*dir, 0o700); err != nil {
+	if o.dir != "" {
+		if err := os.MkdirAll(o.dir, 0o700); err != nil {
 			return err
 		}
 	}
@@ -107,27 +97,27 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	if err != nil {
 		return err
 	}
-	for _, b := range buckets {
+	for _, b := range o.buckets {
 		if err := srv.CreateBucket(b); err != nil {
 			return fmt.Errorf("bucket %q: %v", b, err)
 		}
 	}
-	for _, spec := range faults {
+	for _, spec := range o.faults {
 		call, f, err := parseFault(spec)
 		if err != nil {
 			return err
 		}
 		srv.SetFault(call, f)
 	}
-	url, err := srv.Listen(*listen)
+	url, err := srv.Listen(o.listen)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	fmt.Fprintf(stdout, "B2 emulator serving at %s\n", url)
-	printClientSettings(stdout, url, *keyID, *key)
-	if len(buckets) > 0 {
-		fmt.Fprintf(stdout, "  buckets: %s\n", strings.Join(buckets, ", "))
+	printClientSettings(stdout, url, o.keyID, o.key)
+	if len(o.buckets) > 0 {
+		fmt.Fprintf(stdout, "  buckets: %s\n", strings.Join(o.buckets, ", "))
 	}
 	fmt.Fprintf(stdout, "  counters: %s/emulator/stats (POST %s/emulator/reset)\n", url, url)
 	if ready != nil {

@@ -2,25 +2,31 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/spf13/cobra"
 )
 
-func init() {
-	commands["fsck"] = command{
-		summary: "check a group's index and data files, and repair a damaged group",
-		run:     func(ctx context.Context, args []string) error { return runFsck(ctx, osCLI(), args) },
+func newFsckCmd(c cli, conn *connFlags) *cobra.Command {
+	var repair bool
+	cmd := &cobra.Command{
+		Use:     "fsck [flags] BUCKET/GROUP",
+		Short:   "check a group's index and data files, and repair a damaged group",
+		Long:    fsckHelp,
+		Example: fsckExample,
+		Args:    argsBetween(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runFsck(cmd.Context(), newTool(c, conn), args[0], repair)
+		},
 	}
+	cmd.Flags().BoolVar(&repair, "repair", false, "make a damaged group readable again, keeping every object whose data is intact; then check again")
+	return usageStatus(cmd, 2)
 }
 
-const fsckHelp = `usage: b2cfs fsck [options] BUCKET/GROUP
-
-Checks a group of either format, and prints one line per problem:
+const fsckHelp = `Checks a group of either format, and prints one line per problem:
   - the bucket-info value that holds the group: its pointer (b2cfs format:
     base64 JSON of a format version this b2cfs knows) or its index
     (blazer's format: base64 JSON with Version 1);
@@ -52,20 +58,12 @@ Exit status: 0 if the group is intact (or was repaired and is intact now),
 checked (bad arguments, B2 unreachable, no such group).
 `
 
-const fsckExample = `
-Example:
-  b2cfs fsck my-bucket/deploy              # check, change nothing
-  b2cfs fsck --repair my-bucket/deploy     # repair, then check again
-`
+const fsckExample = `  b2cfs fsck my-bucket/deploy              # check, change nothing
+  b2cfs fsck --repair my-bucket/deploy     # repair, then check again`
 
-func runFsck(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "fsck", fsckHelp, fsckExample)
-	repair := t.flags.Bool("repair", false, "make a damaged group readable again, keeping every object whose data is intact; then check again")
-	pos, err := t.parse(args, 1, 1)
-	if err != nil {
-		return fsckFailed(err)
-	}
-	tg, err := parseGroupTarget("fsck", pos[0])
+func runFsck(ctx context.Context, t *tool, arg string, repair bool) error {
+	c := t.c
+	tg, err := parseGroupTarget("fsck", arg)
 	if err != nil {
 		return fsckFailed(err)
 	}
@@ -73,15 +71,15 @@ func runFsck(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return fsckFailed(err)
 	}
-	r, err := core.Fsck(ctx, s, tg.Group, core.FsckOptions{Repair: *repair})
+	r, err := core.Fsck(ctx, s, tg.Group, core.FsckOptions{Repair: repair})
 	if r != nil {
-		printFsck(c.stdout, tg, r, *repair)
+		printFsck(c.stdout, tg, r, repair)
 	}
 	switch {
 	case err != nil && r != nil && r.Repaired:
 		// Repaired, but the check afterwards failed.
 		return fsckFailed(fmt.Errorf("fsck %s: repaired, but could not check again: %w", tg, err))
-	case err != nil && r != nil && *repair && r.Damaged():
+	case err != nil && r != nil && repair && r.Damaged():
 		return &exitError{Code: 1, Err: fmt.Errorf("fsck %s: not repaired: %w", tg, err)}
 	case err != nil:
 		return fsckFailed(fmt.Errorf("fsck %s: %w", tg, err))
@@ -93,7 +91,7 @@ func runFsck(ctx context.Context, c cli, args []string) error {
 		return nil
 	case r.CannotRepair != "":
 		return &exitError{Code: 1, Err: fmt.Errorf("fsck %s: damaged (%s), and cannot be repaired: %s", tg, problems(r), r.CannotRepair)}
-	case *repair:
+	case repair:
 		return &exitError{Code: 1, Err: fmt.Errorf("fsck %s: damaged (%s), not repaired", tg, problems(r))}
 	default:
 		return &exitError{Code: 1, Err: fmt.Errorf("fsck %s: damaged (%s); run \"b2cfs fsck --repair %s\" to repair it", tg, problems(r), tg)}
@@ -102,9 +100,6 @@ func runFsck(ctx context.Context, c cli, args []string) error {
 
 // fsckFailed makes err exit with status 2: the group could not be checked.
 func fsckFailed(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return err
-	}
 	return &exitError{Code: 2, Err: err}
 }
 

@@ -10,18 +10,28 @@ import (
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/spf13/cobra"
 )
 
-func init() {
-	commands["gc"] = command{
-		summary: "delete B2 files of a bucket that no group references",
-		run:     func(ctx context.Context, args []string) error { return runGC(ctx, osCLI(), args) },
+func newGCCmd(c cli, conn *connFlags) *cobra.Command {
+	var grace time.Duration
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:     "gc [flags] BUCKET",
+		Short:   "delete B2 files of a bucket that no group references",
+		Long:    gcHelp,
+		Example: gcExample,
+		Args:    argsBetween(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runGC(cmd.Context(), newTool(c, conn), args[0], grace, dryRun)
+		},
 	}
+	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "keep unreferenced files uploaded less than `DURATION` ago")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be deleted, delete nothing")
+	return cmd
 }
 
-const gcHelp = `usage: b2cfs gc [options] BUCKET
-
-Deletes the B2 files of BUCKET that no group references: versions left by
+const gcHelp = `Deletes the B2 files of BUCKET that no group references: versions left by
 writers that crashed between upload and commit, and versions that were
 replaced or removed by short-lived commands (put, rm, mv) or by mounts that
 stopped before deleting them. Groups of both formats are read (blazer's,
@@ -53,213 +63,58 @@ no newer upload within --grace is garbage at once, whatever its age; hosts
 that still read it get errors once it is deleted.
 `
 
-const gcExample = `
-Example:
-  b2cfs gc --dry-run my-bucket          # print what would be deleted
-  b2cfs gc --grace 24h my-bucket
-`
+const gcExample = `  b2cfs gc --dry-run my-bucket          # print what would be deleted
+  b2cfs gc --grace 24h my-bucket`
 
-func runGC(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "gc", gcHelp, gcExample)
-	grace := t.flags.Duration("grace", time.Hour, "keep unreferenced files uploaded less than `DURATION` ago")
-	dryRun := t.flags.Bool("dry-run", false, "print what would be deleted, delete nothing")
-	pos, err := t.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	bucket := strings.TrimSuffix(pos[0], "/")
+// runGC is the gc command: it checks its target, opens the bucket, and
+// prints what core.CollectGarbage (whose rules gcHelp restates) found and
+// did.
+func runGC(ctx context.Context, t *tool, arg string, grace time.Duration, dryRun bool) error {
+	c := t.c
+	bucket := strings.TrimSuffix(arg, "/")
 	if strings.Contains(bucket, "/") {
-		return fmt.Errorf("gc: %q: want a bucket name: gc works on every group of a bucket at once", pos[0])
+		return fmt.Errorf("gc: %q: want a bucket name: gc works on every group of a bucket at once", arg)
 	}
 	if err := checkBucketName(bucket); err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
-	if *grace < 0 {
+	if grace < 0 {
 		return fmt.Errorf("gc: --grace must not be negative")
 	}
 	s, err := t.store(ctx, bucket)
 	if err != nil {
 		return err
 	}
-	res, err := collectGarbage(ctx, s, gcConfig{Bucket: bucket, Grace: *grace, DryRun: *dryRun, Out: c.stdout, Logger: t.log})
+	r, err := core.CollectGarbage(ctx, s, core.GCOptions{Grace: grace, DryRun: dryRun, Logger: t.log})
+	printGarbage(c.stdout, t.log, r, dryRun)
 	if err != nil {
+		var refused *core.GCRefusedError
+		if errors.As(err, &refused) && refused.File != "" {
+			err = fmt.Errorf("%w; check it with: b2cfs fsck %s/%s", err, bucket, refused.Group)
+		}
 		return fmt.Errorf("gc %s: %w", bucket, err)
 	}
 	verb := "deleted"
-	if *dryRun {
+	if dryRun {
 		verb = "would delete"
 	}
 	fmt.Fprintf(c.stdout, "gc %s: %d groups, %d files: %d referenced, %d not group files, %d unmarked (not written by b2cfs), %d within the grace period; %s %d files (%s)\n",
-		bucket, res.Groups, res.Files, res.Referenced, res.Foreign, res.Unmarked, res.Young, verb, len(res.Garbage), humanBytes(res.GarbageBytes))
+		bucket, r.Groups, r.Files, r.Referenced, r.Foreign, r.Unmarked, r.Young, verb, len(r.Garbage), humanBytes(r.GarbageBytes))
 	return nil
 }
 
-// gcConfig tunes collectGarbage.
-type gcConfig struct {
-	Bucket string           // for messages
-	Grace  time.Duration    // keep files uploaded less than this ago
-	DryRun bool             // only report
-	Now    func() time.Time // default time.Now
-	Out    io.Writer        // one line per file deleted (or that would be); nil: none
-	Logger *slog.Logger     // nil: discard
-}
-
-// gcResult counts what collectGarbage saw.
-type gcResult struct {
-	Groups       int
-	Files        int             // files listed in the bucket
-	Referenced   int             // live versions of some group
-	Foreign      int             // not of the <name>/<key> shape: never touched
-	Unmarked     int             // unreferenced, of that shape, but not written by b2cfs: kept
-	Young        int             // unreferenced but within the grace period
-	Garbage      []core.FileInfo // deleted, or would be with DryRun
-	GarbageBytes int64
-}
-
-// collectGarbage deletes the files of the store's bucket that no group
-// references (see gcHelp for the rules). The indexes are read before the
-// listing, so a version committed in between is young, and one superseded in
-// between is still referenced by what was read: either way it is kept.
-func collectGarbage(ctx context.Context, s core.Store, cfg gcConfig) (gcResult, error) {
-	var res gcResult
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Bucket == "" {
-		cfg.Bucket = "BUCKET"
-	}
-	info, err := s.BucketInfo(ctx)
-	if err != nil {
-		return res, err
-	}
-	seen := map[string]bool{}
-	var groups []string
-	for _, ref := range core.GroupsIn(info.Info) {
-		if !seen[ref.Name] {
-			seen[ref.Name] = true
-			groups = append(groups, ref.Name)
-		}
-	}
-	referenced := map[string]bool{} // B2 file names every group needs
-	byGroup := map[string][]string{}
-	for _, name := range groups {
-		files, err := groupFiles(ctx, s, name)
-		if err != nil {
-			return res, fmt.Errorf("refusing to collect garbage: cannot read the index of group %q, so its files cannot be told from garbage: %w", name, err)
-		}
-		for _, f := range files {
-			referenced[f] = true
-		}
-		byGroup[name] = files
-		cfg.Logger.Debug("gc: read group index", "group", name, "files", len(files))
-	}
-	res.Groups = len(groups)
-
-	files, err := s.List(ctx, "")
-	if err != nil {
-		return res, err
-	}
-	res.Files = len(files)
-	listed := make(map[string]bool, len(files))
-	for _, f := range files {
-		listed[f.Name] = true
-	}
-	// A group that references files the listing lacks is not understood
-	// (or is damaged): its data could be taken for garbage.
-	for _, g := range groups {
-		for _, f := range byGroup[g] {
-			if !listed[f] {
-				return res, fmt.Errorf("refusing to collect garbage: group %q references %q, which the bucket listing lacks: the group may be damaged, or in a format this b2cfs does not know; check it with: b2cfs fsck %s/%s", g, f, cfg.Bucket, g)
-			}
-		}
-	}
-
-	now := cfg.Now()
-	cutoff := now.Add(-cfg.Grace)
-	// newestLive is the upload time of the newest live version stored under
-	// a name prefix (an object's name in blazer's format, a group's data
-	// folder in b2cfs's).
-	newestLive := map[string]time.Time{}
-	for _, f := range files {
-		if referenced[f.Name] {
-			n, _, _ := splitFileName(f.Name)
-			if f.Modified.After(newestLive[n]) {
-				newestLive[n] = f.Modified
-			}
-		}
-	}
-	for _, f := range files {
-		name, _, ok := splitFileName(f.Name)
-		switch {
-		case !ok:
-			res.Foreign++
-		case referenced[f.Name]:
-			res.Referenced++
-		case f.Group == "" && !strings.HasPrefix(f.Name, ".b2cfs/"):
-			res.Unmarked++
-		case f.Modified.IsZero() || f.Modified.After(cutoff): // uploaded less than Grace ago
-			res.Young++
-		case newestLive[name].After(cutoff):
-			// A newer version was stored within the grace period, so this
-			// one may have been replaced only just now.
-			res.Young++
+// printGarbage prints one line per file of r.Garbage that was deleted (or,
+// with dryRun, would be), and logs the deletions that failed.
+func printGarbage(w io.Writer, log *slog.Logger, r *core.GCReport, dryRun bool) {
+	for _, f := range r.Garbage {
+		age := r.Now.Sub(f.Modified).Round(time.Second)
+		switch err := r.Failed[f.Name]; {
+		case dryRun:
+			fmt.Fprintf(w, "would delete %s (%d bytes, uploaded %s ago)\n", f.Name, f.Size, age)
+		case err != nil:
+			log.Warn("gc: delete failed", "file", f.Name, "err", err)
 		default:
-			res.Garbage = append(res.Garbage, f)
-			res.GarbageBytes += f.Size
+			fmt.Fprintf(w, "deleted %s (%d bytes, uploaded %s ago)\n", f.Name, f.Size, age)
 		}
 	}
-	var failed []error
-	for _, f := range res.Garbage {
-		age := now.Sub(f.Modified).Round(time.Second)
-		if cfg.DryRun {
-			if cfg.Out != nil {
-				fmt.Fprintf(cfg.Out, "would delete %s (%d bytes, uploaded %s ago)\n", f.Name, f.Size, age)
-			}
-			continue
-		}
-		if err := s.Delete(ctx, f.Name, f.ID); err != nil && !errors.Is(err, core.ErrNotExist) {
-			cfg.Logger.Warn("gc: delete failed", "file", f.Name, "err", err)
-			failed = append(failed, err)
-			continue
-		}
-		if cfg.Out != nil {
-			fmt.Fprintf(cfg.Out, "deleted %s (%d bytes, uploaded %s ago)\n", f.Name, f.Size, age)
-		}
-	}
-	if len(failed) > 0 {
-		return res, fmt.Errorf("%d of %d deletions failed, first: %w", len(failed), len(res.Garbage), failed[0])
-	}
-	return res, nil
-}
-
-// groupFiles returns the B2 files one group needs, read through core.
-func groupFiles(ctx context.Context, s core.Store, name string) ([]string, error) {
-	g, err := core.NewGroup(s, name, core.Options{Grace: -1})
-	if err != nil {
-		return nil, err
-	}
-	defer g.Close()
-	return g.Files(ctx)
-}
-
-// splitFileName splits a B2 file name of b2cfs's shape "<name>/<key>",
-// where key is 40 lower-case hex digits and name is a valid object name.
-func splitFileName(file string) (name, key string, ok bool) {
-	i := strings.LastIndexByte(file, '/')
-	if i < 0 {
-		return "", "", false
-	}
-	name, key = file[:i], file[i+1:]
-	if len(key) != core.KeyLen || core.CheckName(name) != nil {
-		return "", "", false
-	}
-	for _, c := range []byte(key) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return "", "", false
-		}
-	}
-	return name, key, true
 }

@@ -52,7 +52,7 @@ func TestGCAfterLostReplies(t *testing.T) {
 	defer cancel()
 	s := e.store()
 	before := fileNames(t, s)
-	res, err := collectGarbage(ctx, s, gcConfig{Grace: 0, Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	res, err := core.CollectGarbage(ctx, s, core.GCOptions{Grace: 0, Now: func() time.Time { return time.Now().Add(time.Hour) }})
 	if err != nil {
 		t.Fatalf("gc after lost replies: %v", err)
 	}

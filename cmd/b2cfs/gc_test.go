@@ -20,34 +20,6 @@ func hexKey() string {
 	return hex.EncodeToString(b[:])
 }
 
-func TestSplitFileName(t *testing.T) {
-	k := hexKey()
-	for _, tc := range []struct {
-		file string
-		ok   bool
-	}{
-		{"a/" + k, true},
-		{"dir/sub/a.txt/" + k, true},
-		{".b2cfs/locks/x/" + k, true},
-		{k, false},                         // no name
-		{"/" + k, false},                   // empty name
-		{"a/" + strings.ToUpper(k), false}, // not lower case
-		{"a/" + k[:39], false},             // 39 digits
-		{"a/" + k + "0", false},            // 41 digits
-		{"a/" + k[:39] + "g", false},       // not hex
-		{"photos/" + k + ".jpg", false},    // suffix
-		{"x/0123", false},                  // short
-		{"a//" + k, false},                 // not an object name
-		{"photos/cat.jpg", false},          // ordinary file
-		{"a\x01b/" + k, false},             // control character
-		{strings.Repeat("n", core.MaxNameBytes) + "/" + k, true}, // longest name
-	} {
-		if _, _, ok := splitFileName(tc.file); ok != tc.ok {
-			t.Errorf("splitFileName(%q) ok = %v, want %v", tc.file, ok, tc.ok)
-		}
-	}
-}
-
 // fileNames lists every file of the bucket.
 func fileNames(t *testing.T, s core.Store) []string {
 	t.Helper()
@@ -109,8 +81,8 @@ func TestGC(t *testing.T) {
 	}
 }
 
-// dataFile is where a version lives, written out independently of gc's
-// versionFile.
+// dataFile is where a version lives, written out independently of
+// core's naming.
 func dataFile(format, group, name, key string) string {
 	if format == core.FormatB2cfs {
 		return ".b2cfs/data/" + group + "/" + key
@@ -173,13 +145,13 @@ func testGC(t *testing.T, f1, f2 string) {
 	}
 
 	// A long grace keeps everything.
-	out := e.must(runGC, "", "--grace", "1000h", e.bucket)
+	out := e.must("gc", "", "--grace", "1000h", e.bucket)
 	if got := fileNames(t, s); len(got) != len(all) || !strings.Contains(out, "deleted 0 files") {
 		t.Errorf("gc --grace 1000h deleted %q:\n%s", diff(all, got), out)
 	}
 
 	// Dry run: reports, deletes nothing.
-	out = e.must(runGC, "", "--dry-run", "--grace", "0s", e.bucket)
+	out = e.must("gc", "", "--dry-run", "--grace", "0s", e.bucket)
 	if got := fileNames(t, s); len(got) != len(all) {
 		t.Errorf("dry run deleted %q", diff(all, got))
 	}
@@ -199,7 +171,7 @@ func testGC(t *testing.T, f1, f2 string) {
 
 	// At t1 + grace: only what is older than t1 and unreferenced goes; the
 	// young orphan stays, and so does d v1, whose successor is young.
-	res, err := collectGarbage(ctx, s, gcConfig{Grace: time.Hour, Now: func() time.Time { return t1.Add(time.Hour) }})
+	res, err := core.CollectGarbage(ctx, s, core.GCOptions{Grace: time.Hour, Now: func() time.Time { return t1.Add(time.Hour) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +192,7 @@ func testGC(t *testing.T, f1, f2 string) {
 
 	// Grace 0 through the command: the rest of the garbage goes; live
 	// versions and foreign files stay.
-	out = e.must(runGC, "", "--grace=0s", e.bucket)
+	out = e.must("gc", "", "--grace=0s", e.bucket)
 	final := fileNames(t, s)
 	gone = withoutManifests(diff(after, final))
 	sort.Strings(gone)
@@ -259,7 +231,7 @@ func testGC(t *testing.T, f1, f2 string) {
 		}
 	}
 	// Nothing more to collect.
-	if out := e.must(runGC, "", "--grace=0s", e.bucket); !strings.Contains(out, "deleted 0 files") {
+	if out := e.must("gc", "", "--grace=0s", e.bucket); !strings.Contains(out, "deleted 0 files") {
 		t.Errorf("second gc:\n%s", out)
 	}
 }
@@ -274,7 +246,7 @@ func TestGCDeletesOnlyMarkedFiles(t *testing.T) {
 	foreign, garbage := "report.csv/"+hexKey(), "report.csv/"+hexKey()
 	upload(t, s, foreign, "blazer's", "")
 	upload(t, s, garbage, "b2cfs's", "g")
-	out := e.must(runGC, "", "--grace", "0s", e.bucket)
+	out := e.must("gc", "", "--grace", "0s", e.bucket)
 	final := fileNames(t, s)
 	if !contains(final, foreign) {
 		t.Errorf("unmarked %s deleted:\n%s", foreign, out)
@@ -306,7 +278,7 @@ func TestGCRefusesUnknownLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := fileNames(t, s)
-	_, _, err = e.run(runGC, "", "--grace", "0s", e.bucket)
+	_, _, err = e.run("gc", "", "--grace", "0s", e.bucket)
 	if err == nil || !strings.Contains(err.Error(), "refusing") || !strings.Contains(err.Error(), `"solo"`) ||
 		!strings.Contains(err.Error(), "b2cfs fsck "+e.bucket+"/solo") {
 		t.Errorf("gc: %v, want a refusal that points to fsck", err)
@@ -373,7 +345,7 @@ func TestGCRefusesUnreadableIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := fileNames(t, s)
-			_, _, err = e.run(runGC, "", "--grace", "0s", e.bucket)
+			_, _, err = e.run("gc", "", "--grace", "0s", e.bucket)
 			if err == nil || !strings.Contains(err.Error(), "refusing") || !strings.Contains(err.Error(), `"broken"`) {
 				t.Errorf("gc over an unreadable index: %v", err)
 			}
@@ -393,7 +365,7 @@ func TestGCArguments(t *testing.T) {
 		{"x"},
 		{},
 	} {
-		if _, _, err := e.run(runGC, "", args...); err == nil {
+		if _, _, err := e.run("gc", "", args...); err == nil {
 			t.Errorf("gc %q accepted", args)
 		}
 	}

@@ -19,7 +19,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,12 +30,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-func init() {
-	commands["mount-helper"] = command{summary: "what mount(8) runs for -t fuse.b2cfs (see install-helper)", run: runMountHelper}
-	commands["install-helper"] = command{summary: "install /sbin/mount.fuse.b2cfs for mount(8) and fstab", run: runInstallHelper}
-}
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
 
 const (
 	// envReadyFD names the descriptor on which a daemonized mount reports
@@ -54,7 +51,8 @@ const (
 // helperArgs returns the command line to dispatch for argv: the arguments
 // as they are, or "mount-helper" and the arguments when b2cfs runs as a
 // mount helper, i.e. under the name mount.fuse.b2cfs (or any "mount.*"
-// name), or as mount.fuse3 runs it: "b2cfs BUCKET/GROUP DIR -o OPTS".
+// name), or as mount.fuse3 runs it: "b2cfs BUCKET/GROUP DIR -o OPTS" (no
+// command has a "/" in its name).
 func helperArgs(argv []string) []string {
 	if len(argv) == 0 {
 		return nil
@@ -64,15 +62,31 @@ func helperArgs(argv []string) []string {
 		return append([]string{"mount-helper"}, args...)
 	}
 	if len(args) >= 2 && strings.Contains(args[0], "/") && !strings.HasPrefix(args[0], "-") {
-		if _, ok := commands[args[0]]; !ok {
-			return append([]string{"mount-helper"}, args...)
-		}
+		return append([]string{"mount-helper"}, args...)
 	}
 	return args
 }
 
-const helperHelp = `usage: mount -t fuse.b2cfs BUCKET/GROUP MOUNTPOINT [-o OPTIONS]
-       b2cfs mount-helper BUCKET/GROUP MOUNTPOINT [-o OPTIONS]
+// newMountHelperCmd parses its own command line, mount(8)'s.
+func newMountHelperCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                   "mount-helper BUCKET/GROUP MOUNTPOINT [-o OPTIONS]",
+		Short:                 "what mount(8) runs for -t fuse.b2cfs (see install-helper)",
+		Long:                  helperHelp,
+		Example:               helperExample,
+		DisableFlagParsing:    true,
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := runMountHelper(cmd.Context(), args)
+			if errors.Is(err, pflag.ErrHelp) {
+				return cmd.Help()
+			}
+			return err
+		},
+	}
+}
+
+const helperHelp = `  mount -t fuse.b2cfs BUCKET/GROUP MOUNTPOINT [-o OPTIONS]
 
 What mount(8) runs, as /sbin/mount.fuse.b2cfs (see "b2cfs install-helper"),
 for "mount -t fuse.b2cfs" and fstab lines of type fuse.b2cfs. It checks the
@@ -87,13 +101,13 @@ credentials=FILE (mode 0600) or B2_APPLICATION_KEY_ID and
 B2_APPLICATION_KEY in the environment; they are never passed on a command
 line. The background mount logs to log=FILE, or by default to syslog (the
 journal), or CACHE_DIR/b2cfs.log where there is no syslog.
-
-Example (/etc/fstab):
-  my-bucket/deploy /mnt/deploy fuse.b2cfs _netdev,allow_other,credentials=/etc/b2cfs/creds 0 0
-Example (shell):
-  mount -t fuse.b2cfs my-bucket/deploy /mnt/deploy -o credentials=/etc/b2cfs/creds
-  umount /mnt/deploy
 `
+
+const helperExample = `  # /etc/fstab
+  my-bucket/deploy /mnt/deploy fuse.b2cfs _netdev,allow_other,credentials=/etc/b2cfs/creds 0 0
+  # shell
+  mount -t fuse.b2cfs my-bucket/deploy /mnt/deploy -o credentials=/etc/b2cfs/creds
+  umount /mnt/deploy`
 
 // helperIgnored are options meant for mount(8), fstab or systemd.
 var helperIgnored = map[string]bool{
@@ -123,7 +137,7 @@ func parseHelperArgs(args []string) (source, dir string, opts []string, fake boo
 		a := args[i]
 		switch {
 		case a == "-h" || a == "--help" || a == "-help":
-			return "", "", nil, false, flag.ErrHelp
+			return "", "", nil, false, pflag.ErrHelp
 		case a == "-o" || a == "-t":
 			if i+1 == len(args) {
 				return "", "", nil, false, fmt.Errorf("mount helper: %s needs a value", a)
@@ -159,10 +173,6 @@ func parseHelperArgs(args []string) (source, dir string, opts []string, fake boo
 
 func runMountHelper(ctx context.Context, args []string) error {
 	source, dir, opts, fake, err := parseHelperArgs(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Print(helperHelp)
-		return err
-	}
 	if err != nil {
 		return err
 	}
@@ -298,13 +308,6 @@ type serviceConfig struct {
 	daemon      bool // started by the mount helper
 }
 
-// register adds the service flags to a mount's flag set.
-func (s *serviceConfig) register(fl *flag.FlagSet) {
-	fl.StringVar(&s.credentials, "credentials", "", "read `FILE` for B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY (mode 0600) instead of the environment; also -o credentials=FILE")
-	fl.StringVar(&s.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `ADDR` (host:port) at /metrics; also -o metrics_addr=ADDR")
-	fl.BoolVar(&s.verbose, "v", false, "log debug messages; also -o verbose")
-}
-
 // set applies a service option; ok is false for options it does not know.
 func (mc *mountConfig) setService(k, v string) (ok bool, err error) {
 	s := &mc.svc
@@ -395,41 +398,46 @@ func defaultCacheBase() (string, error) {
 	return base, err
 }
 
-const installHelp = `usage: b2cfs install-helper [--dir DIR] [--force] [--remove]
+func newInstallHelperCmd(c cli) *cobra.Command {
+	var f installFlags
+	cmd := &cobra.Command{
+		Use:     "install-helper [flags]",
+		Short:   "install /sbin/mount.fuse.b2cfs for mount(8) and fstab",
+		Long:    installHelp,
+		Example: installExample,
+		Args:    argsBetween(0, 0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runInstallHelper(c.stdout, f)
+		},
+	}
+	cmd.Flags().StringVar(&f.dir, "dir", "/sbin", "install into `DIR`")
+	cmd.Flags().BoolVar(&f.force, "force", false, "replace an existing helper")
+	cmd.Flags().BoolVar(&f.remove, "remove", false, "remove the helper instead")
+	return cmd
+}
 
-Installs the mount helper DIR/mount.fuse.b2cfs (default /sbin), a symbolic
+// installFlags are install-helper's options.
+type installFlags struct {
+	dir           string
+	force, remove bool
+}
+
+const installHelp = `Installs the mount helper DIR/mount.fuse.b2cfs (default /sbin), a symbolic
 link to this b2cfs binary, so that "mount -t fuse.b2cfs" and fstab lines of
 type fuse.b2cfs work. The same as:
   ln -s "$(command -v b2cfs)" /sbin/mount.fuse.b2cfs
-
-Example:
-  sudo b2cfs install-helper
-  sudo mount -t fuse.b2cfs my-bucket/deploy /mnt/deploy -o credentials=/etc/b2cfs/creds
-
-Options:
 `
 
-func runInstallHelper(ctx context.Context, args []string) error {
-	fl := flag.NewFlagSet("install-helper", flag.ContinueOnError)
-	fl.Usage = func() {
-		fmt.Fprint(fl.Output(), installHelp)
-		fl.PrintDefaults()
-	}
-	dir := fl.String("dir", "/sbin", "install into `DIR`")
-	force := fl.Bool("force", false, "replace an existing helper")
-	remove := fl.Bool("remove", false, "remove the helper instead")
-	if err := fl.Parse(args); err != nil {
-		return err
-	}
-	if fl.NArg() != 0 {
-		return errors.New("install-helper: no arguments expected (see b2cfs install-helper --help)")
-	}
-	link := filepath.Join(*dir, helperName)
-	if *remove {
+const installExample = `  sudo b2cfs install-helper
+  sudo mount -t fuse.b2cfs my-bucket/deploy /mnt/deploy -o credentials=/etc/b2cfs/creds`
+
+func runInstallHelper(out io.Writer, f installFlags) error {
+	link := filepath.Join(f.dir, helperName)
+	if f.remove {
 		if err := os.Remove(link); err != nil {
 			return fmt.Errorf("install-helper: %w", err)
 		}
-		fmt.Printf("removed %s\n", link)
+		fmt.Fprintf(out, "removed %s\n", link)
 		return nil
 	}
 	exe, err := os.Executable()
@@ -440,11 +448,11 @@ func runInstallHelper(ctx context.Context, args []string) error {
 		return fmt.Errorf("install-helper: %w", err)
 	}
 	if cur, err := os.Readlink(link); err == nil && cur == exe {
-		fmt.Printf("%s -> %s (already installed)\n", link, exe)
+		fmt.Fprintf(out, "%s -> %s (already installed)\n", link, exe)
 		return nil
 	}
 	if _, err := os.Lstat(link); err == nil {
-		if !*force {
+		if !f.force {
 			return fmt.Errorf("install-helper: %s exists; pass --force to replace it", link)
 		}
 		if err := os.Remove(link); err != nil {
@@ -454,6 +462,6 @@ func runInstallHelper(ctx context.Context, args []string) error {
 	if err := os.Symlink(exe, link); err != nil {
 		return fmt.Errorf("install-helper: %w", err)
 	}
-	fmt.Printf("%s -> %s\n", link, exe)
+	fmt.Fprintf(out, "%s -> %s\n", link, exe)
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -120,8 +119,11 @@ func TestReadyPipe(t *testing.T) {
 
 func TestInstallHelper(t *testing.T) {
 	dir := t.TempDir()
-	ctx := context.Background()
-	if err := runInstallHelper(ctx, []string{"--dir", dir}); err != nil {
+	install := func(args ...string) error {
+		c := cli{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}
+		return execute(context.Background(), c, append([]string{"install-helper", "--dir", dir}, args...))
+	}
+	if err := install(); err != nil {
 		t.Fatal(err)
 	}
 	link := filepath.Join(dir, helperName)
@@ -134,18 +136,18 @@ func TestInstallHelper(t *testing.T) {
 	if target != exe {
 		t.Errorf("%s -> %s, want %s", link, target, exe)
 	}
-	if err := runInstallHelper(ctx, []string{"--dir", dir}); err != nil {
+	if err := install(); err != nil {
 		t.Errorf("second install: %v", err)
 	}
 	os.Remove(link)
 	os.WriteFile(link, []byte("other"), 0o755)
-	if err := runInstallHelper(ctx, []string{"--dir", dir}); err == nil || !strings.Contains(err.Error(), "--force") {
+	if err := install(); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("replaced another helper without --force: %v", err)
 	}
-	if err := runInstallHelper(ctx, []string{"--dir", dir, "--force"}); err != nil {
+	if err := install("--force"); err != nil {
 		t.Error(err)
 	}
-	if err := runInstallHelper(ctx, []string{"--dir", dir, "--remove"}); err != nil {
+	if err := install("--remove"); err != nil {
 		t.Error(err)
 	}
 	if _, err := os.Lstat(link); !os.IsNotExist(err) {
@@ -153,42 +155,19 @@ func TestInstallHelper(t *testing.T) {
 	}
 }
 
-// TestEveryCommandHelp runs "b2cfs CMD --help" for every registered
-// command through the dispatcher: each must exit 0 and show an example.
+// TestEveryCommandHelp runs "b2cfs CMD --help" and "b2cfs help CMD" for
+// every command: each must exit 0 and show its usage and an example on
+// stdout.
 func TestEveryCommandHelp(t *testing.T) {
-	names := make([]string, 0, len(commands))
-	for name := range commands {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		out, code := captureRun(t, name, "--help")
-		if code != 0 || !strings.Contains(out, "usage:") || !strings.Contains(out, "Example") {
-			t.Errorf("b2cfs %s --help: exit %d\n%s", name, code, out)
+	for _, cmd := range newRootCmd(cli{}).Commands() {
+		for _, args := range [][]string{{cmd.Name(), "--help"}, {"help", cmd.Name()}} {
+			var out, errs bytes.Buffer
+			code := run(context.Background(), args, &out, &errs)
+			if code != 0 || !strings.Contains(out.String(), "Usage:\n  b2cfs "+cmd.Name()) || !strings.Contains(out.String(), "Examples:") {
+				t.Errorf("b2cfs %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errs.String())
+			}
 		}
 	}
-}
-
-// captureRun runs the dispatcher with os.Stdout and os.Stderr captured
-// (commands write their help to either) and returns the output and the
-// exit code.
-func captureRun(t *testing.T, args ...string) (string, int) {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldOut, oldErr := os.Stdout, os.Stderr
-	os.Stdout, os.Stderr = w, w
-	var buf bytes.Buffer
-	done := make(chan struct{})
-	go func() { io.Copy(&buf, r); close(done) }()
-	code := run(context.Background(), args, w, w)
-	os.Stdout, os.Stderr = oldOut, oldErr
-	w.Close()
-	<-done
-	r.Close()
-	return buf.String(), code
 }
 
 // TestDefaultCacheDirPerMount: without cache_dir, mounts of one group on

@@ -12,9 +12,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"sort"
@@ -25,23 +25,29 @@ import (
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-func init() {
-	for _, t := range []struct {
-		name, summary string
-		run           func(context.Context, cli, []string) error
-	}{
-		{"lock", "run a command while holding a group's lock (like flock(1))", runLock},
-		{"locks", "list the held locks of a group", runLocks},
-		{"unlock", "clear a lock (stale, or left by a crashed host)", runUnlock},
-	} {
-		run := t.run
-		commands[t.name] = command{
-			summary: t.summary,
-			run:     func(ctx context.Context, args []string) error { return run(ctx, osCLI(), args) },
-		}
+func newLockCmd(c cli, conn *connFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "lock [flags] BUCKET/GROUP NAME -- COMMAND [ARG...]",
+		Short:   "run a command while holding a group's lock (like flock(1))",
+		Long:    lockHelp,
+		Example: lockExample,
+		Args:    argsBetween(3, math.MaxInt),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runLock(cmd.Context(), c, conn, cmd.Flags(), args)
+		},
 	}
+	fl := cmd.Flags()
+	fl.BoolP("nonblock", "n", false, "fail (exit 1) at once if the lock is held")
+	fl.Float64P("wait", "w", 0, "give up (exit 1) after `SECS` seconds of waiting")
+	fl.BoolP("shared", "s", false, "take a shared lock")
+	fl.BoolP("exclusive", "x", true, "take an exclusive lock")
+	fl.Duration("lease", 0, "lease of the lock: how long it outlives a crashed holder (default 30s)")
+	fl.Duration("lost-grace", defaultLostGrace, "when the lock is lost or b2cfs dies, SIGKILL the command `DUR` after SIGTERM; by default at most a third of the lease, if given less than half of it")
+	return usageStatus(cmd, exitUsage)
 }
 
 // Exit statuses of "b2cfs lock", as flock(1) has them.
@@ -64,9 +70,7 @@ const (
 	defaultLostGrace = 5 * time.Second
 )
 
-const lockHelp = `usage: b2cfs lock [options] BUCKET/GROUP NAME -- COMMAND [ARG...]
-
-Runs COMMAND while holding lock NAME of the group, then releases it, as
+const lockHelp = `Runs COMMAND while holding lock NAME of the group, then releases it, as
 flock(1) does. NAME is the lock of file NAME in a mount of the group: this
 command and "flock MOUNTPOINT/NAME" on any host exclude each other, and so
 does blazer's x/consistent Mutex on object ".b2cfs/locks/NAME".
@@ -102,11 +106,8 @@ status when it caught SIGTERM and exited in time; so a script that must
 know checks for LOCK LOST on stderr.
 `
 
-const lockExample = `
-Example:
-  b2cfs lock -w 60 my-bucket/deploy release.lock -- ./release.sh
-  b2cfs lock -n -s my-bucket/deploy cache.lock -- make
-`
+const lockExample = `  b2cfs lock -w 60 my-bucket/deploy release.lock -- ./release.sh
+  b2cfs lock -n -s my-bucket/deploy cache.lock -- make`
 
 // lockFlags are what lock's options ask for.
 type lockFlags struct {
@@ -120,42 +121,36 @@ type lockFlags struct {
 	argv   []string
 }
 
-func parseLockArgs(t *tool, args []string) (*lockFlags, error) {
-	nb := t.flags.Bool("n", false, "fail (exit 1) at once if the lock is held")
-	wait := t.flags.Float64("w", 0, "give up (exit 1) after `SECS` seconds of waiting")
-	shared := t.flags.Bool("s", false, "take a shared lock")
-	t.flags.Bool("x", true, "take an exclusive lock (the default)")
-	lease := t.flags.Duration("lease", 0, "lease of the lock: how long it outlives a crashed holder (default 30s)")
-	grace := t.flags.Duration("lost-grace", defaultLostGrace, "when the lock is lost or b2cfs dies, SIGKILL the command `DUR` after SIGTERM; by default at most a third of the lease, if given less than half of it")
-	pos, err := t.parse(args, 3, 1<<20)
-	if err != nil {
-		return nil, err
-	}
+// parseLockArgs reads lock's parsed flags fl and its arguments pos.
+func parseLockArgs(fl *pflag.FlagSet, pos []string) (*lockFlags, error) {
+	nb, _ := fl.GetBool("nonblock")
+	wait, _ := fl.GetFloat64("wait")
+	shared, _ := fl.GetBool("shared")
+	lease, _ := fl.GetDuration("lease")
+	grace, _ := fl.GetDuration("lost-grace")
 	tg, err := parseGroupTarget("lock", pos[0])
 	if err != nil {
 		return nil, err
 	}
-	lf := &lockFlags{nb: *nb, wait: time.Duration(*wait * float64(time.Second)), lease: *lease, target: tg, name: pos[1], argv: pos[2:]}
+	lf := &lockFlags{nb: nb, wait: time.Duration(wait * float64(time.Second)), lease: lease, target: tg, name: pos[1], argv: pos[2:]}
 	if err := checkLockName(lf.name); err != nil {
 		return nil, err
 	}
-	if *wait < 0 || *lease < 0 || *grace < 0 {
+	if wait < 0 || lease < 0 || grace < 0 {
 		return nil, errors.New("lock: -w, --lease and --lost-grace must not be negative")
 	}
 	// The grace must end well before the lease of a dead tool lets another
 	// holder in, two thirds of the lease after the tool died at the
 	// earliest (it renewed every third of the lease).
 	ttl := cmp.Or(lf.lease, defaultLease)
-	lf.grace = *grace
-	set := false
-	t.flags.Visit(func(f *flag.Flag) { set = set || f.Name == "lost-grace" })
+	lf.grace = grace
 	switch {
-	case !set:
+	case !fl.Changed("lost-grace"):
 		lf.grace = min(lf.grace, ttl/3)
 	case lf.grace >= ttl/2:
 		return nil, fmt.Errorf("lock: --lost-grace %v must be less than half the lease (%v)", lf.grace, ttl)
 	}
-	if *shared {
+	if shared {
 		lf.mode = core.Shared
 	}
 	return lf, nil
@@ -169,16 +164,13 @@ func checkLockName(name string) error {
 	return nil
 }
 
-func runLock(ctx context.Context, c cli, args []string) error {
+func runLock(ctx context.Context, c cli, conn *connFlags, fl *pflag.FlagSet, args []string) error {
 	if _, ok := c.stderr.(*os.File); !ok {
 		// The log and the command's copied stderr meet in it.
 		c.stderr = &syncWriter{w: c.stderr}
 	}
-	t := newTool(c, "lock", lockHelp, lockExample)
-	lf, err := parseLockArgs(t, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return err
-	}
+	t := newTool(c, conn)
+	lf, err := parseLockArgs(fl, args)
 	if err != nil {
 		return &exitError{Code: exitUsage, Err: err}
 	}
@@ -310,9 +302,20 @@ func commandStatus(err error) int {
 	return ee.ExitCode()
 }
 
-const locksHelp = `usage: b2cfs locks [options] BUCKET/GROUP
+func newLocksCmd(c cli, conn *connFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "locks [flags] BUCKET/GROUP",
+		Short:   "list the held locks of a group",
+		Long:    locksHelp,
+		Example: locksExample,
+		Args:    argsBetween(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runLocks(cmd.Context(), newTool(c, conn), args[0])
+		},
+	}
+}
 
-Lists the held locks of a group, one holder a line: the lock's name (the
+const locksHelp = `Lists the held locks of a group, one holder a line: the lock's name (the
 file it locks in a mount, or the NAME given to "b2cfs lock"), mode
 (exclusive or shared), host and pid of the holding process (for "b2cfs
 lock", that b2cfs process; its command runs under it), since when, and when
@@ -322,18 +325,11 @@ shown in local time: "never" for blazer's locks, which do not expire,
 stopped renewing, or the clocks differ). No mount is needed.
 `
 
-const locksExample = `
-Example:
-  b2cfs locks my-bucket/deploy
-`
+const locksExample = `  b2cfs locks my-bucket/deploy`
 
-func runLocks(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "locks", locksHelp, locksExample)
-	pos, err := t.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	tg, err := parseGroupTarget("locks", pos[0])
+func runLocks(ctx context.Context, t *tool, arg string) error {
+	c := t.c
+	tg, err := parseGroupTarget("locks", arg)
 	if err != nil {
 		return err
 	}
@@ -392,33 +388,38 @@ func expiresString(t, now time.Time) string {
 	return t.Local().Format(time.DateTime)
 }
 
-const unlockHelp = `usage: b2cfs unlock --force [options] BUCKET/GROUP NAME
+func newUnlockCmd(c cli, conn *connFlags) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "unlock --force [flags] BUCKET/GROUP NAME",
+		Short:   "clear a lock (stale, or left by a crashed host)",
+		Long:    unlockHelp,
+		Example: unlockExample,
+		Args:    argsBetween(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUnlock(cmd.Context(), newTool(c, conn), args[0], args[1], force)
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "clear the lock whoever holds it")
+	return cmd
+}
 
-Clears lock NAME whoever holds it, and logs who did: for a lock left by
+const unlockHelp = `Clears lock NAME whoever holds it, and logs who did: for a lock left by
 blazer's x/consistent (it never expires by itself), or a lease you do not
 want to wait for. A holder that is still running is not told: it goes on
 as if it held the lock, so make sure it is gone. Without --force nothing
 is changed. No mount is needed.
 `
 
-const unlockExample = `
-Example:
-  b2cfs locks my-bucket/deploy
-  b2cfs unlock --force my-bucket/deploy release.lock
-`
+const unlockExample = `  b2cfs locks my-bucket/deploy
+  b2cfs unlock --force my-bucket/deploy release.lock`
 
-func runUnlock(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "unlock", unlockHelp, unlockExample)
-	force := t.flags.Bool("force", false, "clear the lock whoever holds it")
-	pos, err := t.parse(args, 2, 2)
+func runUnlock(ctx context.Context, t *tool, arg, name string, force bool) error {
+	c := t.c
+	tg, err := parseGroupTarget("unlock", arg)
 	if err != nil {
 		return err
 	}
-	tg, err := parseGroupTarget("unlock", pos[0])
-	if err != nil {
-		return err
-	}
-	name := pos[1]
 	if err := checkLockName(name); err != nil {
 		return err
 	}
@@ -427,7 +428,7 @@ func runUnlock(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !*force {
+	if !force {
 		hs, err := g.Holders(ctx, lockPrefix+name)
 		if err != nil {
 			return err

@@ -55,21 +55,21 @@ func holdLock(t *testing.T, g *core.Group, name string, mode core.LockMode) func
 
 func TestLockRunsCommandWithExitStatus(t *testing.T) {
 	e := newTestEnv(t)
-	out, _, err := e.run(runLock, "", e.path("g"), "f.lock", "--", "sh", "-c", "echo in; exit 3")
+	out, _, err := e.run("lock", "", e.path("g"), "f.lock", "--", "sh", "-c", "echo in; exit 3")
 	if exitStatus(err) != 3 || out != "in\n" {
 		t.Fatalf("lock -- exit 3: status %d (%v), out %q", exitStatus(err), err, out)
 	}
-	if _, _, err := e.run(runLock, "", e.path("g"), "f.lock", "--", "true"); err != nil {
+	if _, _, err := e.run("lock", "", e.path("g"), "f.lock", "--", "true"); err != nil {
 		t.Fatalf("lock -- true: %v", err)
 	}
-	if _, _, err := e.run(runLock, "", e.path("g"), "f.lock", "--", "/no/such/command"); exitStatus(err) != 127 {
+	if _, _, err := e.run("lock", "", e.path("g"), "f.lock", "--", "/no/such/command"); exitStatus(err) != 127 {
 		t.Fatalf("lock of a missing command: status %d (%v)", exitStatus(err), err)
 	}
 	// Released after each run: nothing is left held.
 	if hs, err := e.group("g").Holders(context.Background(), lockPrefix+"f.lock"); err != nil || len(hs) != 0 {
 		t.Fatalf("after the runs: holders %v, %v", hs, err)
 	}
-	if _, _, err := e.run(runLock, "", e.path("g"), "f.lock"); exitStatus(err) != exitUsage {
+	if _, _, err := e.run("lock", "", e.path("g"), "f.lock"); exitStatus(err) != exitUsage {
 		t.Fatalf("lock without a command: status %d (%v)", exitStatus(err), err)
 	}
 }
@@ -84,7 +84,7 @@ func TestLockHeldWhileCommandRuns(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		done <- runLock(ctx, c, []string{e.path("g"), "f.lock", "--", "sleep", "1.5"})
+		done <- execute(ctx, c, []string{"lock", e.path("g"), "f.lock", "--", "sleep", "1.5"})
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -119,21 +119,21 @@ func TestLockBusy(t *testing.T) {
 	release := holdLock(t, e.group("g"), "f.lock", core.Exclusive)
 
 	start := time.Now()
-	_, _, err := e.run(runLock, "", "-n", e.path("g"), "f.lock", "--", "true")
+	_, _, err := e.run("lock", "", "-n", e.path("g"), "f.lock", "--", "true")
 	if exitStatus(err) != exitBusy || time.Since(start) > 2*time.Second {
 		t.Fatalf("lock -n while held: status %d after %v (%v)", exitStatus(err), time.Since(start), err)
 	}
 	start = time.Now()
-	_, _, err = e.run(runLock, "", "-w", "0.6", e.path("g"), "f.lock", "--", "true")
+	_, _, err = e.run("lock", "", "-w", "0.6", e.path("g"), "f.lock", "--", "true")
 	if d := time.Since(start); exitStatus(err) != exitBusy || d < 600*time.Millisecond || d > 3*time.Second {
 		t.Fatalf("lock -w 0.6 while held: status %d after %v (%v)", exitStatus(err), d, err)
 	}
-	_, _, err = e.run(runLock, "", "-n", "-s", e.path("g"), "f.lock", "--", "true")
+	_, _, err = e.run("lock", "", "-n", "-s", e.path("g"), "f.lock", "--", "true")
 	if exitStatus(err) != exitBusy {
 		t.Fatalf("lock -n -s while held exclusively: status %d (%v)", exitStatus(err), err)
 	}
 	release()
-	if _, _, err := e.run(runLock, "", "-n", e.path("g"), "f.lock", "--", "true"); err != nil {
+	if _, _, err := e.run("lock", "", "-n", e.path("g"), "f.lock", "--", "true"); err != nil {
 		t.Fatalf("lock -n once released: %v", err)
 	}
 }
@@ -141,10 +141,10 @@ func TestLockBusy(t *testing.T) {
 func TestLockShared(t *testing.T) {
 	e := newTestEnv(t)
 	holdLock(t, e.group("g"), "f.lock", core.Shared)
-	if _, _, err := e.run(runLock, "", "-n", "-s", e.path("g"), "f.lock", "--", "true"); err != nil {
+	if _, _, err := e.run("lock", "", "-n", "-s", e.path("g"), "f.lock", "--", "true"); err != nil {
 		t.Fatalf("shared beside shared: %v", err)
 	}
-	if _, _, err := e.run(runLock, "", "-n", e.path("g"), "f.lock", "--", "true"); exitStatus(err) != exitBusy {
+	if _, _, err := e.run("lock", "", "-n", e.path("g"), "f.lock", "--", "true"); exitStatus(err) != exitBusy {
 		t.Fatalf("exclusive beside shared: status %d (%v)", exitStatus(err), err)
 	}
 }
@@ -155,7 +155,7 @@ func TestLockUnavailable(t *testing.T) {
 	}
 	e := newTestEnv(t)
 	e.srv.Close()
-	_, _, err := e.run(runLock, "", "-n", e.path("g"), "f.lock", "--", "true")
+	_, _, err := e.run("lock", "", "-n", e.path("g"), "f.lock", "--", "true")
 	if exitStatus(err) != exitNoLock {
 		t.Fatalf("lock with B2 unreachable: status %d (%v)", exitStatus(err), err)
 	}
@@ -169,7 +169,7 @@ func TestLocksAndUnlock(t *testing.T) {
 	if _, err := g.Commit(context.Background(), lockPrefix+"b.lock", "", bytes.NewReader([]byte{1}), 1); err != nil {
 		t.Fatal(err)
 	}
-	out := e.must(runLocks, "", e.path("g"))
+	out := e.must("locks", "", e.path("g"))
 	host, _ := os.Hostname()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") ||
@@ -178,47 +178,42 @@ func TestLocksAndUnlock(t *testing.T) {
 		t.Fatalf("locks:\n%s", out)
 	}
 
-	if _, _, err := e.run(runUnlock, "", e.path("g"), "b.lock"); err == nil || !strings.Contains(err.Error(), "--force") {
+	if _, _, err := e.run("unlock", "", e.path("g"), "b.lock"); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("unlock without --force: %v", err)
 	}
 	if hs, _ := g.Holders(context.Background(), lockPrefix+"b.lock"); len(hs) != 1 {
 		t.Fatal("unlock without --force changed the lock")
 	}
-	_, stderr, err := e.run(runUnlock, "", "--force", e.path("g"), "b.lock")
+	_, stderr, err := e.run("unlock", "", "--force", e.path("g"), "b.lock")
 	if err != nil || !strings.Contains(stderr, "cleared lock b.lock: exclusive by ?") {
 		t.Fatalf("unlock --force: %v\n%s", err, stderr)
 	}
-	_, stderr, err = e.run(runUnlock, "", "--force", e.path("g"), "dir/a.lock")
+	_, stderr, err = e.run("unlock", "", "--force", e.path("g"), "dir/a.lock")
 	if err != nil || !strings.Contains(stderr, "cleared lock dir/a.lock: shared by "+host) {
 		t.Fatalf("unlock --force of a lease: %v\n%s", err, stderr)
 	}
-	if out := e.must(runLocks, "", e.path("g")); strings.Count(out, "\n") != 1 {
+	if out := e.must("locks", "", e.path("g")); strings.Count(out, "\n") != 1 {
 		t.Fatalf("locks after unlock --force:\n%s", out)
 	}
 	// A blazer-style lock blocks "b2cfs lock" until cleared.
 	if _, err := g.Commit(context.Background(), lockPrefix+"c", "", bytes.NewReader([]byte{1}), 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.run(runLock, "", "-n", e.path("g"), "c", "--", "true"); exitStatus(err) != exitBusy {
+	if _, _, err := e.run("lock", "", "-n", e.path("g"), "c", "--", "true"); exitStatus(err) != exitBusy {
 		t.Fatalf("lock -n on a blazer-style lock: status %d (%v)", exitStatus(err), err)
 	}
-	e.must(runUnlock, "", "--force", e.path("g"), "c")
-	if _, _, err := e.run(runLock, "", "-n", e.path("g"), "c", "--", "true"); err != nil {
+	e.must("unlock", "", "--force", e.path("g"), "c")
+	if _, _, err := e.run("lock", "", "-n", e.path("g"), "c", "--", "true"); err != nil {
 		t.Fatalf("lock -n after unlock --force: %v", err)
 	}
 }
 
 func TestLockHelp(t *testing.T) {
 	e := newTestEnv(t)
-	for name, f := range map[string]func(context.Context, cli, []string) error{
-		"lock": runLock, "locks": runLocks, "unlock": runUnlock,
-	} {
-		_, stderr, err := e.run(f, "", "--help")
-		if exitStatus(err) != 0 && !strings.Contains(err.Error(), "help requested") || !strings.Contains(stderr, "usage: b2cfs "+name) {
-			t.Errorf("%s --help: %v\n%s", name, err, stderr)
-		}
-		if _, ok := commands[name]; !ok {
-			t.Errorf("%s is not registered", name)
+	for _, name := range []string{"lock", "locks", "unlock"} {
+		stdout, _, err := e.run(name, "", "--help")
+		if exitStatus(err) != 0 || !strings.Contains(stdout, "Usage:\n  b2cfs "+name) {
+			t.Errorf("%s --help: %v\n%s", name, err, stdout)
 		}
 	}
 }
@@ -237,8 +232,11 @@ func TestLockLostGraceFlag(t *testing.T) {
 		{[]string{"--lost-grace", "15s"}, -1},
 		{[]string{"--lost-grace", "-1s"}, -1},
 	} {
-		c := cli{stdin: strings.NewReader(""), getenv: mapEnv(nil), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
-		lf, err := parseLockArgs(newTool(c, "lock", lockHelp, lockExample), append(tc.args, "my-bucket/g", "f.lock", "--", "true"))
+		cmd := newLockCmd(cli{}, &connFlags{})
+		if err := cmd.ParseFlags(tc.args); err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		lf, err := parseLockArgs(cmd.Flags(), []string{"my-bucket/g", "f.lock", "true"})
 		switch {
 		case tc.grace < 0 && err == nil:
 			t.Errorf("%q: grace %v, want an error", tc.args, lf.grace)
@@ -249,7 +247,7 @@ func TestLockLostGraceFlag(t *testing.T) {
 		}
 	}
 	e := newTestEnv(t)
-	if _, _, err := e.run(runLock, "", "--lease", "4s", "--lost-grace", "3s", e.path("g"), "f.lock", "--", "true"); exitStatus(err) != exitUsage {
+	if _, _, err := e.run("lock", "", "--lease", "4s", "--lost-grace", "3s", e.path("g"), "f.lock", "--", "true"); exitStatus(err) != exitUsage {
 		t.Fatalf("lock with --lost-grace past half the lease: status %d (%v)", exitStatus(err), err)
 	}
 }
@@ -494,7 +492,7 @@ func TestLockLost(t *testing.T) {
 				defer close(exited)
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				res <- runLock(ctx, c, []string{"--lease", "3s", "--lost-grace", "1s", e.path("g"), "f.lock", "--",
+				res <- execute(ctx, c, []string{"lock", "--lease", "3s", "--lost-grace", "1s", e.path("g"), "f.lock", "--",
 					"sh", "-c", shPids(tc.pre, tc.body), "sh", dir})
 			}()
 			sh, sleep := waitPids(t, dir, exited)

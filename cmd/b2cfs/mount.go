@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,17 +20,35 @@ import (
 
 	"github.com/b2cfs/b2cfs/cache"
 	"github.com/b2cfs/b2cfs/core"
-	"github.com/b2cfs/b2cfs/core/b2"
 	"github.com/b2cfs/b2cfs/fs"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-func init() {
-	commands["mount"] = command{summary: "mount a group as a directory (FUSE)", run: runMount}
+func newMountCmd(conn *connFlags) *cobra.Command {
+	var f mountFlags
+	cmd := &cobra.Command{
+		Use:     "mount [flags] BUCKET/GROUP MOUNTPOINT",
+		Short:   "mount a group as a directory (FUSE)",
+		Long:    mountHelp,
+		Example: mountExample,
+		Args:    argsBetween(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			ready := readyPipeFromEnv() // set when the mount helper started us
+			defer func() { ready.finish(err) }()
+			mc, err := newMountConfig(conn, &f, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			mc.svc.daemon = ready.daemon()
+			return runMount(cmd.Context(), mc, ready)
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
 }
 
-const mountHelp = `usage: b2cfs mount [flags] [-o OPTIONS] BUCKET/GROUP MOUNTPOINT
-
-Mounts the consistent group GROUP of bucket BUCKET on MOUNTPOINT and serves
+const mountHelp = `Mounts the consistent group GROUP of bucket BUCKET on MOUNTPOINT and serves
 it in the foreground until SIGINT, SIGTERM or "fusermount3 -u MOUNTPOINT".
 Credentials come from B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY, or from
 a credentials file (mode 0600). To mount in the background, at boot or from
@@ -55,9 +72,10 @@ Options (-o, comma-separated, repeatable):
   lease=T          how long a lock taken with flock or fcntl stays held
                    without renewal, e.g. after a crash (default 30s)
   timeout=T        how long an operation that needs B2 waits for an answer
-                   before it fails with EIO (default 10s); while B2 is
-                   unreachable such operations fail at once, and cached
-                   files, stat and readdir answer from the last index read
+                   before it fails with EIO (default: --timeout, 10s); while
+                   B2 is unreachable such operations fail at once, and
+                   cached files, stat and readdir answer from the last
+                   index read
   lock_timeout=T   how long flock and fcntl wait for B2's verdict before
                    ENOLCK (default 5s)
   debug            log every FUSE request
@@ -70,13 +88,10 @@ Options (-o, comma-separated, repeatable):
 Changes that cannot be committed are kept in CACHE_DIR/recovery/ ("b2cfs
 recover" lists them). Only a mount's start and end and failed operations
 (op, path, errno, cause) are logged unless -v.
-
-Example:
-  b2cfs mount --credentials /etc/b2cfs/creds --metrics-addr localhost:9877 \
-      -o index_ttl=1s my-bucket/deploy /mnt/deploy
-
-Flags:
 `
+
+const mountExample = `  b2cfs mount --credentials /etc/b2cfs/creds --metrics-addr localhost:9877 \
+      -o index_ttl=1s my-bucket/deploy /mnt/deploy`
 
 // mountConfig is what the command line asks for.
 type mountConfig struct {
@@ -99,43 +114,50 @@ type mountConfig struct {
 	svc           serviceConfig // credentials, metrics, logging (helper.go)
 }
 
+// mountFlags are mount's own flags; the connection flags (--credentials,
+// --endpoint, --timeout, -v) are the root's.
+type mountFlags struct {
+	metricsAddr string
+	opts        []string // -o, each comma-separated
+}
+
+func (f *mountFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on `ADDR` (host:port) at /metrics; also -o metrics_addr=ADDR")
+	fl.StringArrayVarP(&f.opts, "options", "o", nil, "mount `OPTIONS`, comma-separated (repeatable)")
+}
+
+// parseMountArgs parses a whole mount command line, flags included, as
+// "b2cfs mount" does: for the mount helper, which checks it before it
+// starts "b2cfs mount" with it.
 func parseMountArgs(args []string) (*mountConfig, error) {
-	fl := flag.NewFlagSet("mount", flag.ContinueOnError)
-	fl.Usage = func() {
-		fmt.Fprint(fl.Output(), mountHelp)
-		fl.PrintDefaults()
+	fl := pflag.NewFlagSet("mount", pflag.ContinueOnError)
+	var conn connFlags
+	var f mountFlags
+	conn.register(fl)
+	f.register(fl)
+	if err := fl.Parse(args); err != nil {
+		return nil, fmt.Errorf("mount: %w", err)
 	}
-	endpoint := fl.String("endpoint", "", "B2 API `URL` (default $"+envEndpoint+", else "+b2.DefaultEndpoint+")")
-	var svc serviceConfig
-	svc.register(fl)
-	var opts stringList
-	fl.Var(&opts, "o", "mount `OPTIONS`, comma-separated")
-	// Options may follow the operands, as mount(8) and fstab put them.
-	var pos []string
-	for {
-		if err := fl.Parse(args); err != nil {
-			return nil, err
-		}
-		if fl.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fl.Arg(0))
-		args = fl.Args()[1:]
-	}
-	if len(pos) != 2 {
+	if fl.NArg() != 2 {
 		return nil, fmt.Errorf("mount: want BUCKET/GROUP MOUNTPOINT (see b2cfs mount --help)")
 	}
-	tg, err := parseGroupTarget("mount", pos[0])
+	return newMountConfig(&conn, &f, fl.Arg(0), fl.Arg(1))
+}
+
+// newMountConfig resolves the flags and -o options of a mount of source
+// (BUCKET/GROUP) on dir.
+func newMountConfig(conn *connFlags, f *mountFlags, source, dir string) (*mountConfig, error) {
+	tg, err := parseGroupTarget("mount", source)
 	if err != nil {
 		return nil, err
 	}
 	mc := &mountConfig{
-		endpoint: resolveEndpoint(*endpoint, os.Getenv), bucket: tg.Bucket, group: tg.Group, dir: pos[1],
-		svc: svc,
+		endpoint: resolveEndpoint(conn.endpoint, os.Getenv), bucket: tg.Bucket, group: tg.Group, dir: dir,
+		svc: serviceConfig{credentials: conn.credentials, metricsAddr: f.metricsAddr, verbose: conn.verbose},
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()), umask: 0o022,
-		ttl: time.Second, cacheSize: 1 << 30, timeout: 10 * time.Second,
+		ttl: time.Second, cacheSize: 1 << 30, timeout: conn.timeout,
 	}
-	for _, o := range strings.Split(strings.Join(opts, ","), ",") {
+	for _, o := range strings.Split(strings.Join(f.opts, ","), ",") {
 		if err := mc.set(o); err != nil {
 			return nil, fmt.Errorf("mount: option %q: %w", o, err)
 		}
@@ -323,14 +345,10 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func runMount(ctx context.Context, args []string) (err error) {
-	ready := readyPipeFromEnv() // set when the mount helper started us
-	defer func() { ready.finish(err) }()
-	mc, err := parseMountArgs(args)
-	if err != nil {
-		return err
-	}
-	mc.svc.daemon = ready.daemon()
+// runMount mounts and serves as mc says until ctx ends or the mount is
+// unmounted, telling ready (nil unless the mount helper started this
+// process) once the mount is ready.
+func runMount(ctx context.Context, mc *mountConfig, ready *readyPipe) (err error) {
 	if os.Getenv("GOGC") == "" {
 		// Every FUSE read and write allocates its 128 KiB buffer while the
 		// live heap stays small, so the default target collects very often:

@@ -25,19 +25,62 @@ import (
 
 	"github.com/b2cfs/b2cfs/cache"
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/spf13/cobra"
 )
 
-func init() {
-	commands["recover"] = command{
-		summary: "list, restore or commit back changes a mount could not commit",
-		run:     func(ctx context.Context, args []string) error { return runRecover(ctx, osCLI(), args) },
+func newRecoverCmd(c cli, conn *connFlags) *cobra.Command {
+	var f recoverFlags
+	cmd := &cobra.Command{
+		Use:       "recover [list|restore|commit|discard] [flags] [ID] [PATH]",
+		Short:     "list, restore or commit back changes a mount could not commit",
+		Long:      recoverHelp,
+		Example:   recoverExample,
+		ValidArgs: []cobra.Completion{"list", "restore", "commit", "discard"},
+		Args: func(_ *cobra.Command, args []string) error {
+			_, _, err := recoverArgs(args)
+			return err
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sub, pos, _ := recoverArgs(args)
+			return runRecover(cmd.Context(), newTool(c, conn), sub, pos, f)
+		},
 	}
+	cmd.Flags().StringArrayVar(&f.dirs, "cache-dir", nil, "look in `DIR` (repeatable) instead of the default cache directories")
+	cmd.Flags().BoolVar(&f.json, "json", false, "list: print JSON")
+	cmd.Flags().BoolVar(&f.force, "force", false, "commit: replace the object even if it changed after the bytes were kept")
+	cmd.Flags().StringVar(&f.to, "to", "", "commit: to `BUCKET/GROUP/PATH` instead of where the bytes came from")
+	return cmd
 }
 
-const recoverHelp = `usage: b2cfs recover [list] [--cache-dir DIR]... [--json]
-       b2cfs recover restore [--cache-dir DIR]... ID PATH
-       b2cfs recover commit [--force] [--to BUCKET/GROUP/PATH] [--cache-dir DIR]... ID
-       b2cfs recover discard [--cache-dir DIR]... ID
+// recoverFlags are recover's options.
+type recoverFlags struct {
+	dirs  []string
+	json  bool
+	force bool
+	to    string
+}
+
+// recoverArgs splits recover's arguments into the subcommand (list when
+// none is given) and its operands, and checks their number.
+func recoverArgs(args []string) (sub string, pos []string, err error) {
+	sub, pos = "list", args
+	if len(args) > 0 {
+		sub, pos = args[0], args[1:]
+	}
+	n, ok := map[string]int{"list": 0, "restore": 2, "commit": 1, "discard": 1}[sub]
+	switch {
+	case !ok:
+		return "", nil, fmt.Errorf("recover: unknown subcommand %q", sub)
+	case len(pos) != n:
+		return "", nil, fmt.Errorf("recover %s: wrong number of arguments", sub)
+	}
+	return sub, pos, nil
+}
+
+const recoverHelp = `  b2cfs recover [list] [--cache-dir DIR]... [--json]
+  b2cfs recover restore [--cache-dir DIR]... ID PATH
+  b2cfs recover commit [--force] [--to BUCKET/GROUP/PATH] [--cache-dir DIR]... ID
+  b2cfs recover discard [--cache-dir DIR]... ID
 
 When a mount cannot commit a changed file (EBUSY: it changed elsewhere
 since it was opened; EIO: B2 unreachable; ENOSPC: group index full; or an
@@ -60,12 +103,9 @@ holds now. The commit itself is a compare-and-swap on the key read just
 before, as every commit, so a writer racing with it is never overwritten.
 `
 
-const recoverExample = `
-Example:
-  b2cfs recover                                  # ID, time, object, reason
+const recoverExample = `  b2cfs recover                                  # ID, time, object, reason
   b2cfs recover restore 3f2a9c1e ./counter.mine  # look at the kept bytes
-  b2cfs recover commit 3f2a9c1e                  # put them back in B2
-`
+  b2cfs recover commit 3f2a9c1e                  # put them back in B2`
 
 // keptFile is one file of a recovery directory.
 type keptFile struct {
@@ -78,32 +118,10 @@ type keptFile struct {
 	Described bool `json:"described"`
 }
 
-func runRecover(ctx context.Context, c cli, args []string) error {
-	sub := "list"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		sub, args = args[0], args[1:]
-	}
-	t := newTool(c, "recover", recoverHelp, recoverExample)
-	var dirs stringList
-	t.flags.Var(&dirs, "cache-dir", "look in `DIR` (repeatable) instead of the default cache directories")
-	asJSON := t.flags.Bool("json", false, "list: print JSON")
-	force := t.flags.Bool("force", false, "commit: replace the object even if it changed after the bytes were kept")
-	to := t.flags.String("to", "", "commit: to `BUCKET/GROUP/PATH` instead of where the bytes came from")
-	var min, max int
-	switch sub {
-	case "list":
-	case "restore":
-		min, max = 2, 2
-	case "commit", "discard":
-		min, max = 1, 1
-	default:
-		return fmt.Errorf("recover: unknown subcommand %q (see b2cfs recover --help)", sub)
-	}
-	pos, err := t.parse(args, min, max)
-	if err != nil {
-		return err
-	}
+func runRecover(ctx context.Context, t *tool, sub string, pos []string, f recoverFlags) error {
+	c := t.c
 	defer t.close()
+	dirs := f.dirs
 	if len(dirs) == 0 {
 		dirs = defaultRecoveryRoots()
 	}
@@ -112,7 +130,7 @@ func runRecover(ctx context.Context, c cli, args []string) error {
 		return err
 	}
 	if sub == "list" {
-		return listKept(c.stdout, files, *asJSON)
+		return listKept(c.stdout, files, f.json)
 	}
 	k, err := pickKept(files, pos[0])
 	if err != nil {
@@ -128,7 +146,7 @@ func runRecover(ctx context.Context, c cli, args []string) error {
 		fmt.Fprintf(c.stdout, "discarded %s (%s)\n", k.ID, k.Path)
 		return nil
 	}
-	return t.commitKept(ctx, k, *to, *force)
+	return t.commitKept(ctx, k, f.to, f.force)
 }
 
 // defaultRecoveryRoots are where mounts put cache directories by default.

@@ -44,7 +44,7 @@ func commitString(t *testing.T, g *core.Group, name, key, data string) string {
 // listIDs runs "recover --json" and returns the kept files.
 func (e *testEnv) listKept(dir string) []keptFile {
 	e.t.Helper()
-	out := e.must(runRecover, "", "list", "--json", "--cache-dir", dir)
+	out := e.must("recover", "", "list", "--json", "--cache-dir", dir)
 	var files []keptFile
 	if err := json.Unmarshal([]byte(out), &files); err != nil {
 		e.t.Fatalf("%v: %s", err, out)
@@ -61,7 +61,7 @@ func TestRecover(t *testing.T) {
 	cacheDir := filepath.Join(base, "b2cfs", e.bucket, "g")
 	kept := keepBytes(t, cacheDir, cache.Kept{Bucket: e.bucket, Group: "g", Name: "f", Base: k1, Current: k2, CurrentKnown: true, Reason: "EBUSY: changed elsewhere"}, "mine\n")
 
-	out := e.must(runRecover, "", "--cache-dir", base)
+	out := e.must("recover", "", "--cache-dir", base)
 	if !strings.Contains(out, e.bucket+"/g") || !strings.Contains(out, " f ") || !strings.Contains(out, "EBUSY") {
 		t.Fatalf("list:\n%s", out)
 	}
@@ -72,16 +72,16 @@ func TestRecover(t *testing.T) {
 	id := files[0].ID
 
 	dst := filepath.Join(t.TempDir(), "restored")
-	e.must(runRecover, "", "restore", "--cache-dir", base, id, dst)
+	e.must("recover", "", "restore", "--cache-dir", base, id, dst)
 	if b, _ := os.ReadFile(dst); string(b) != "mine\n" {
 		t.Fatalf("restored %q", b)
 	}
-	if out := e.must(runRecover, "", "restore", "--cache-dir", base, id[:4], "-"); out != "mine\n" {
+	if out := e.must("recover", "", "restore", "--cache-dir", base, id[:4], "-"); out != "mine\n" {
 		t.Fatalf("restore to stdout: %q", out)
 	}
 
 	// Unchanged since kept: commit replaces the winner's version.
-	out = e.must(runRecover, "", "commit", "--cache-dir", base, id)
+	out = e.must("recover", "", "commit", "--cache-dir", base, id)
 	if !strings.Contains(out, "committed "+id) {
 		t.Errorf("commit: %q", out)
 	}
@@ -97,13 +97,13 @@ func TestRecover(t *testing.T) {
 	keepBytes(t, cacheDir, cache.Kept{Bucket: e.bucket, Group: "g", Name: "f", Base: k2, Current: k3, CurrentKnown: true, Reason: "EBUSY"}, "second\n")
 	commitString(t, g, "f", k3, "newer\n")
 	id = e.listKept(base)[0].ID
-	if _, _, err := e.run(runRecover, "", "commit", "--cache-dir", base, id); err == nil || !strings.Contains(err.Error(), "changed after the bytes were kept") || !strings.Contains(err.Error(), "--force") {
+	if _, _, err := e.run("recover", "", "commit", "--cache-dir", base, id); err == nil || !strings.Contains(err.Error(), "changed after the bytes were kept") || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("commit over a newer version: %v", err)
 	}
 	if got := keptObject(t, g, "f"); got != "newer\n" {
 		t.Fatalf("refused commit changed B2: %q", got)
 	}
-	e.must(runRecover, "", "commit", "--force", "--cache-dir", base, id)
+	e.must("recover", "", "commit", "--force", "--cache-dir", base, id)
 	if got := keptObject(t, g, "f"); got != "second\n" {
 		t.Fatalf("after --force B2 has %q", got)
 	}
@@ -121,23 +121,23 @@ func TestRecover(t *testing.T) {
 	if left.ID == "" || !strings.Contains(left.Kept.Reason, "stopped") {
 		t.Fatalf("leftover not listed: %+v", e.listKept(base))
 	}
-	if _, _, err := e.run(runRecover, "", "commit", "--cache-dir", base, left.ID); err == nil || !strings.Contains(err.Error(), "--to") {
+	if _, _, err := e.run("recover", "", "commit", "--cache-dir", base, left.ID); err == nil || !strings.Contains(err.Error(), "--to") {
 		t.Fatalf("commit of a leftover without --to: %v", err)
 	}
-	if _, _, err := e.run(runRecover, "", "commit", "--to", e.path("g/left"), "--cache-dir", base, left.ID); err == nil {
+	if _, _, err := e.run("recover", "", "commit", "--to", e.path("g/left"), "--cache-dir", base, left.ID); err == nil {
 		t.Fatal("commit of a leftover without --force accepted")
 	}
-	e.must(runRecover, "", "commit", "--force", "--to", e.path("g/left"), "--cache-dir", base, left.ID)
+	e.must("recover", "", "commit", "--force", "--to", e.path("g/left"), "--cache-dir", base, left.ID)
 	if got := keptObject(t, g, "left"); got != "left" {
 		t.Fatalf("leftover committed as %q", got)
 	}
 	for _, k := range e.listKept(base) {
-		e.must(runRecover, "", "discard", "--cache-dir", base, k.ID)
+		e.must("recover", "", "discard", "--cache-dir", base, k.ID)
 	}
-	if out := e.must(runRecover, "", "--cache-dir", base); !strings.Contains(out, "no kept changes") {
+	if out := e.must("recover", "", "--cache-dir", base); !strings.Contains(out, "no kept changes") {
 		t.Fatalf("after discard: %q", out)
 	}
-	if _, _, err := e.run(runRecover, "", "restore", "--cache-dir", base, "abcd", "-"); err == nil {
+	if _, _, err := e.run("recover", "", "restore", "--cache-dir", base, "abcd", "-"); err == nil {
 		t.Fatal("restore of an unknown ID accepted")
 	}
 }

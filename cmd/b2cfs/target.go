@@ -2,13 +2,12 @@ package main
 
 // This file holds what every command that talks to B2 shares: the
 // BUCKET/GROUP[/PATH] argument, credentials, the endpoint, logging and
-// opening a store and a group. The functions are small so that any command
-// (the group tools, gc, mount) can use them with its own flag set.
+// opening a store and a group. The connection flags are the root
+// command's, so every command (the group tools, gc, mount) shares them.
 
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
+	"github.com/spf13/pflag"
 )
 
 // Environment variables read by the commands.
@@ -198,7 +198,8 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// connFlags are the flags every command that talks to B2 takes.
+// connFlags are the flags every command that talks to B2 takes: the root
+// command's persistent flags.
 type connFlags struct {
 	credentials string
 	endpoint    string
@@ -207,11 +208,11 @@ type connFlags struct {
 }
 
 // register adds --credentials, --endpoint, --timeout and -v to fs.
-func (c *connFlags) register(fs *flag.FlagSet) {
+func (c *connFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.credentials, "credentials", "", "read `FILE` for B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY (mode 0600) instead of the environment")
 	fs.StringVar(&c.endpoint, "endpoint", "", "B2 API `URL` (default $"+envEndpoint+", else "+b2.DefaultEndpoint+")")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "fail a B2 call that gets no answer for this `long`")
-	fs.BoolVar(&c.verbose, "v", false, "log debug messages to stderr")
+	fs.BoolVarP(&c.verbose, "verbose", "v", false, "log debug messages to stderr")
 }
 
 // storeOptions say how to open a bucket.

@@ -172,17 +172,17 @@ func TestCredentialsFileCommand(t *testing.T) {
 	content := "B2_APPLICATION_KEY_ID=" + b2emu.DefaultKeyID + "\nB2_APPLICATION_KEY=" + b2emu.DefaultKey + "\n"
 	good := writeFile(t, "good", content, 0o600)
 	bad := writeFile(t, "bad", content, 0o644)
-	if _, stderr, err := e.runEnv(runLs, noEnv, "", "--credentials", good, e.bucket+"/g"); err != nil {
+	if _, stderr, err := e.runEnv("ls", noEnv, "", "--credentials", good, e.bucket+"/g"); err != nil {
 		t.Errorf("0600 file: %v %s", err, stderr)
 	}
-	_, _, err := e.runEnv(runLs, noEnv, "", "--credentials", bad, e.bucket+"/g")
+	_, _, err := e.runEnv("ls", noEnv, "", "--credentials", bad, e.bucket+"/g")
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("0644 file: %v", err)
 	}
 	if err != nil && strings.Contains(err.Error(), b2emu.DefaultKey) {
 		t.Errorf("error shows the key: %v", err)
 	}
-	_, _, err = e.runEnv(runLs, noEnv, "", e.bucket+"/g")
+	_, _, err = e.runEnv("ls", noEnv, "", e.bucket+"/g")
 	if err == nil || !strings.Contains(err.Error(), envKeyID) {
 		t.Errorf("no credentials: %v", err)
 	}

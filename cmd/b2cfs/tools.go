@@ -7,10 +7,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path"
 	"sort"
@@ -19,29 +19,9 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
-
-func init() {
-	tools := []struct {
-		name, summary string
-		run           func(context.Context, cli, []string) error
-	}{
-		{"ls", "list the objects of a group like a directory", runLs},
-		{"cat", "write objects of a group to stdout", runCat},
-		{"put", "store a file or stdin as an object of a group", runPut},
-		{"rm", "remove objects from a group", runRm},
-		{"mv", "rename an object or a directory of a group", runMv},
-		{"status", "show a group's size, index use and held locks", runStatus},
-	}
-	for _, t := range tools {
-		run := t.run
-		commands[t.name] = command{
-			summary: t.summary,
-			run:     func(ctx context.Context, args []string) error { return run(ctx, osCLI(), args) },
-		}
-	}
-}
 
 // cli is what a command uses besides its arguments: the standard streams,
 // the environment and whether stderr is a terminal. Tests fill it in.
@@ -62,59 +42,22 @@ func osCLI() cli {
 	}
 }
 
-// tool is one run of a group tool: its flags, and the stores and groups it
-// opened (closed by close).
+// tool is one run of a group tool: the connection flags, and the stores
+// and groups it opened (closed by close).
 type tool struct {
-	name  string
-	c     cli
-	flags *flag.FlagSet
-	conn  connFlags
-	log   *slog.Logger
+	c    cli
+	conn *connFlags
+	log  *slog.Logger
 
 	stores map[string]*b2.Store   // by bucket
 	groups map[string]*core.Group // by "bucket/group"
 	format string                 // format of groups this run creates ("": core's default)
 }
 
-// newTool returns a tool whose --help prints help, the options and example.
-func newTool(c cli, name, help, example string) *tool {
-	t := &tool{name: name, c: c, stores: map[string]*b2.Store{}, groups: map[string]*core.Group{}}
-	t.flags = flag.NewFlagSet(name, flag.ContinueOnError)
-	t.flags.SetOutput(c.stderr)
-	t.flags.Usage = func() {
-		fmt.Fprint(t.flags.Output(), help)
-		fmt.Fprint(t.flags.Output(), "\nOptions:\n")
-		t.flags.PrintDefaults()
-		fmt.Fprint(t.flags.Output(), example)
-	}
-	t.conn.register(t.flags)
-	return t
-}
-
-// parse parses flags placed before, between or after the arguments (up to a
-// "--") and checks that there are min to max arguments.
-func (t *tool) parse(args []string, min, max int) ([]string, error) {
-	var pos []string
-	for {
-		if err := t.flags.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := t.flags.Args()
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		if len(rest) == 0 {
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-	t.log = newLogger(t.c.stderr, t.conn.verbose)
-	if len(pos) < min || len(pos) > max {
-		return nil, fmt.Errorf("%s: wrong number of arguments (run \"b2cfs %s --help\")", t.name, t.name)
-	}
-	return pos, nil
+// newTool returns a tool for a command whose flags have been parsed.
+func newTool(c cli, conn *connFlags) *tool {
+	return &tool{c: c, conn: conn, log: newLogger(c.stderr, conn.verbose),
+		stores: map[string]*b2.Store{}, groups: map[string]*core.Group{}}
 }
 
 // store opens bucket once per run.
@@ -259,9 +202,23 @@ func (t *groupTree) notFound(tg target) error {
 	return fmt.Errorf("%s: %w", tg, core.ErrNotExist)
 }
 
-const lsHelp = `usage: b2cfs ls [options] BUCKET/GROUP[/PATH]
+func newLsCmd(c cli, conn *connFlags) *cobra.Command {
+	var long bool
+	cmd := &cobra.Command{
+		Use:     "ls [flags] BUCKET/GROUP[/PATH]",
+		Short:   "list the objects of a group like a directory",
+		Long:    lsHelp,
+		Example: lsExample,
+		Args:    argsBetween(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runLs(cmd.Context(), newTool(c, conn), args[0], long)
+		},
+	}
+	cmd.Flags().BoolVarP(&long, "long", "l", false, "show size and modification time")
+	return cmd
+}
 
-Lists the objects of a group like a directory: the files and subdirectories
+const lsHelp = `Lists the objects of a group like a directory: the files and subdirectories
 directly under PATH (the group's root when PATH is left out), one a line,
 directories with a trailing "/". PATH may also name one object. Names under
 .b2cfs/ (b2cfs's own lock records and directory markers) are not shown.
@@ -269,20 +226,12 @@ With -l each line has the size in bytes and the modification time.
 No mount is needed.
 `
 
-const lsExample = `
-Example:
-  export B2_APPLICATION_KEY_ID=... B2_APPLICATION_KEY=...
-  b2cfs ls -l my-bucket/deploy/manifests
-`
+const lsExample = `  export B2_APPLICATION_KEY_ID=... B2_APPLICATION_KEY=...
+  b2cfs ls -l my-bucket/deploy/manifests`
 
-func runLs(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "ls", lsHelp, lsExample)
-	long := t.flags.Bool("l", false, "show size and modification time")
-	pos, err := t.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	tg, err := parseTarget(pos[0])
+func runLs(ctx context.Context, t *tool, arg string, long bool) error {
+	c := t.c
+	tg, err := parseTarget(arg)
 	if err != nil {
 		return err
 	}
@@ -304,7 +253,7 @@ func runLs(ctx context.Context, c cli, args []string) error {
 	default:
 		return fmt.Errorf("%s: %w", tg, core.ErrNotExist)
 	}
-	if !*long {
+	if !long {
 		for _, e := range mergeListing(files, dirs) {
 			fmt.Fprintln(c.stdout, rel(e))
 		}
@@ -359,26 +308,29 @@ func mergeListing(files, dirs []string) []string {
 	return out
 }
 
-const catHelp = `usage: b2cfs cat [options] BUCKET/GROUP/PATH...
+func newCatCmd(c cli, conn *connFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "cat [flags] BUCKET/GROUP/PATH...",
+		Short:   "write objects of a group to stdout",
+		Long:    catHelp,
+		Example: catExample,
+		Args:    argsBetween(1, math.MaxInt),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCat(cmd.Context(), newTool(c, conn), args)
+		},
+	}
+}
 
-Writes the current version of each object to stdout, in order. A version
+const catHelp = `Writes the current version of each object to stdout, in order. A version
 that another host replaces meanwhile is still read to its end.
 No mount is needed.
 `
 
-const catExample = `
-Example:
-  b2cfs cat my-bucket/deploy/release-counter
-  b2cfs cat --credentials /etc/b2cfs/creds my-bucket/deploy/a my-bucket/deploy/b > both
-`
+const catExample = `  b2cfs cat my-bucket/deploy/release-counter
+  b2cfs cat --credentials /etc/b2cfs/creds my-bucket/deploy/a my-bucket/deploy/b > both`
 
-func runCat(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "cat", catHelp, catExample)
-	pos, err := t.parse(args, 1, 1<<20)
-	if err != nil {
-		return err
-	}
-	return t.eachObject(ctx, pos, func(tg target) error {
+func runCat(ctx context.Context, t *tool, args []string) error {
+	return t.eachObject(ctx, args, func(tg target) error {
 		if tg.Path == "" {
 			return fmt.Errorf("%s: no object path: want BUCKET/GROUP/PATH", tg)
 		}
@@ -430,27 +382,26 @@ func catOne(ctx context.Context, t *tool, tg target) error {
 	return nil
 }
 
-const rmHelp = `usage: b2cfs rm [options] BUCKET/GROUP/PATH...
+func newRmCmd(c cli, conn *connFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm [flags] BUCKET/GROUP/PATH...",
+		Short:   "remove objects from a group",
+		Long:    rmHelp,
+		Example: rmExample,
+		Args:    argsBetween(1, math.MaxInt),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return newTool(c, conn).eachObject(cmd.Context(), args, checkUserPath, rmOne)
+		},
+	}
+}
 
-Removes objects from their group: each name leaves the group's index with one
+const rmHelp = `Removes objects from their group: each name leaves the group's index with one
 compare-and-swap. The data stays readable for hosts that have the object
 open; "b2cfs gc" deletes it once nothing references it.
 No mount is needed.
 `
 
-const rmExample = `
-Example:
-  b2cfs rm my-bucket/deploy/manifests/old.json
-`
-
-func runRm(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "rm", rmHelp, rmExample)
-	pos, err := t.parse(args, 1, 1<<20)
-	if err != nil {
-		return err
-	}
-	return t.eachObject(ctx, pos, checkUserPath, rmOne)
-}
+const rmExample = `  b2cfs rm my-bucket/deploy/manifests/old.json`
 
 func rmOne(ctx context.Context, t *tool, tg target) error {
 	g, err := t.group(ctx, tg)
@@ -480,9 +431,20 @@ func rmOne(ctx context.Context, t *tool, tg target) error {
 	}
 }
 
-const mvHelp = `usage: b2cfs mv [options] BUCKET/GROUP/FROM TO
+func newMvCmd(c cli, conn *connFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "mv [flags] BUCKET/GROUP/FROM TO",
+		Short:   "rename an object or a directory of a group",
+		Long:    mvHelp,
+		Example: mvExample,
+		Args:    argsBetween(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runMv(cmd.Context(), newTool(c, conn), args[0], args[1])
+		},
+	}
+}
 
-Renames object FROM of the group to TO, a path in the same group (a full
+const mvHelp = `Renames object FROM of the group to TO, a path in the same group (a full
 BUCKET/GROUP/TO of the same group is accepted too). When FROM is a directory,
 every name under it moves, in one compare-and-swap: readers on other hosts
 see either the old names or the new ones. When TO is an existing directory
@@ -491,34 +453,26 @@ In the b2cfs format only the index changes; in blazer's, the data is copied
 on the server, never downloaded. No mount is needed.
 `
 
-const mvExample = `
-Example:
-  b2cfs mv my-bucket/deploy/manifests/next.json manifests/current.json
-  b2cfs mv my-bucket/deploy/staging releases/v42
-`
+const mvExample = `  b2cfs mv my-bucket/deploy/manifests/next.json manifests/current.json
+  b2cfs mv my-bucket/deploy/staging releases/v42`
 
-func runMv(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "mv", mvHelp, mvExample)
-	pos, err := t.parse(args, 2, 2)
-	if err != nil {
-		return err
-	}
-	src, err := parseTarget(pos[0])
+func runMv(ctx context.Context, t *tool, from, dest string) error {
+	src, err := parseTarget(from)
 	if err != nil {
 		return err
 	}
 	if err := checkUserPath(src); err != nil {
 		return err
 	}
-	to := strings.TrimPrefix(pos[1], src.Bucket+"/"+src.Group+"/")
+	to := strings.TrimPrefix(dest, src.Bucket+"/"+src.Group+"/")
 	into := to == "" || strings.HasSuffix(to, "/")
 	to = strings.TrimSuffix(to, "/")
 	if to != "" {
 		if err := core.CheckName(to); err != nil {
-			return fmt.Errorf("mv: target %q: %w", pos[1], err)
+			return fmt.Errorf("mv: target %q: %w", dest, err)
 		}
 		if core.Reserved(to) {
-			return fmt.Errorf("mv: target %q: names under %s are reserved for b2cfs", pos[1], core.ReservedPrefix)
+			return fmt.Errorf("mv: target %q: names under %s are reserved for b2cfs", dest, core.ReservedPrefix)
 		}
 	}
 	defer t.close()

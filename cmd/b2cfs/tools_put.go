@@ -12,12 +12,33 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 )
 
-const putHelp = `usage: b2cfs put [options] [FILE|-] BUCKET/GROUP/PATH
-       b2cfs put -r [options] DIR BUCKET/GROUP[/PREFIX]
+func newPutCmd(c cli, conn *connFlags) *cobra.Command {
+	var format string
+	var recursive bool
+	cmd := &cobra.Command{
+		Use:     "put [flags] [FILE|-] BUCKET/GROUP/PATH",
+		Short:   "store a file or stdin as an object of a group",
+		Long:    putHelp,
+		Example: putExample,
+		Args:    argsBetween(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t := newTool(c, conn)
+			t.format = format
+			if recursive {
+				return runPutTree(cmd.Context(), t, args)
+			}
+			return runPut(cmd.Context(), t, args)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "", "on-bucket `FORMAT` if the group is new: b2cfs (default) or blazer (blazer's x/consistent, a few dozen names)")
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "store every file under directory DIR as objects under PREFIX, in one compare-and-swap")
+	return cmd
+}
 
-Stores the contents of FILE, or of stdin when FILE is "-" or left out, as
+const putHelp = `Stores the contents of FILE, or of stdin when FILE is "-" or left out, as
 object PATH of the group, creating it or replacing its current version.
 The replacement is a compare-and-swap against the version current when put
 started: if another host commits PATH meanwhile, put fails with a conflict
@@ -25,6 +46,8 @@ and stores nothing (run it again to replace the newer version). Hosts that
 have the old version open keep reading it; "b2cfs gc" deletes it later.
 A progress bar is drawn on stderr for large inputs when stderr is a terminal.
 No mount is needed.
+
+  b2cfs put -r [flags] DIR BUCKET/GROUP[/PREFIX]
 
 With -r, every regular file under the local directory DIR becomes object
 PREFIX/relative/path (the group's root when PREFIX is left out), with its
@@ -40,12 +63,9 @@ printed on stdout, and a progress bar over the whole tree on stderr when it
 is a terminal.
 `
 
-const putExample = `
-Example:
-  b2cfs put build/manifest.json my-bucket/deploy/manifests/current.json
+const putExample = `  b2cfs put build/manifest.json my-bucket/deploy/manifests/current.json
   date | b2cfs put my-bucket/deploy/last-run
-  b2cfs put -r build/site my-bucket/deploy/releases/v42
-`
+  b2cfs put -r build/site my-bucket/deploy/releases/v42`
 
 // putBeforeCommit, when set by a test, runs after put has read the key it
 // replaces and before it commits.
@@ -58,17 +78,9 @@ const progressMin = 8 << 20
 // it to a temporary file.
 const spoolMemMax = 1 << 20
 
-func runPut(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "put", putHelp, putExample)
-	t.flags.StringVar(&t.format, "format", "", "on-bucket `FORMAT` if the group is new: b2cfs (default) or blazer (blazer's x/consistent, a few dozen names)")
-	recursive := t.flags.Bool("r", false, "store every file under directory DIR as objects under PREFIX, in one compare-and-swap")
-	pos, err := t.parse(args, 1, 2)
-	if err != nil {
-		return err
-	}
-	if *recursive {
-		return runPutTree(ctx, t, pos)
-	}
+// runPut stores one object: pos is [FILE|-] BUCKET/GROUP/PATH.
+func runPut(ctx context.Context, t *tool, pos []string) error {
+	c := t.c
 	src := "-"
 	if len(pos) == 2 {
 		src = pos[0]
@@ -201,9 +213,9 @@ func spool(r io.Reader) (*input, error) {
 	return &input{r: tmp, size: n, close: cleanup}, nil
 }
 
-// progressReaderAt advances a progress bar as the upload reads. Parts may
-// be read concurrently and again on retries, so the count is capped at
-// size.
+// progressReaderAt advances a progress bar by the bytes of one file as its
+// upload reads them. Parts may be read concurrently and again on retries,
+// so the file's count is capped at size.
 type progressReaderAt struct {
 	r    io.ReaderAt
 	size int64
@@ -216,8 +228,12 @@ type progressReaderAt struct {
 func (p *progressReaderAt) ReadAt(b []byte, off int64) (int, error) {
 	n, err := p.r.ReadAt(b, off)
 	p.mu.Lock()
-	p.read = min(p.read+int64(n), p.size)
-	p.bar.Set64(p.read)
+	next := min(p.read+int64(n), p.size)
+	delta := next - p.read
+	p.read = next
 	p.mu.Unlock()
+	if delta > 0 {
+		p.bar.Add64(delta) // the bar may be shared by many files (put -r)
+	}
 	return n, err
 }

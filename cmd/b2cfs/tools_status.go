@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/spf13/cobra"
 )
 
 // lockPrefix starts the names of lock objects (core.LockPrefix), the same
@@ -22,9 +23,20 @@ const (
 	infoMaxTotalBytes = 10000
 )
 
-const statusHelp = `usage: b2cfs status [options] BUCKET/GROUP
+func newStatusCmd(c cli, conn *connFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:     "status [flags] BUCKET/GROUP",
+		Short:   "show a group's size, index use and held locks",
+		Long:    statusHelp,
+		Example: statusExample,
+		Args:    argsBetween(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStatus(cmd.Context(), newTool(c, conn), args[0])
+		},
+	}
+}
 
-Shows whether B2 answers (and how fast), then a group: how many objects it
+const statusHelp = `Shows whether B2 answers (and how fast), then a group: how many objects it
 has and their bytes, its on-bucket format
 and how much of the bucket info its index uses against B2's limit (a group in
 blazer's format keeps its whole index there, so it holds a few dozen names;
@@ -32,18 +44,11 @@ the b2cfs format keeps only a pointer there), and the locks held on its
 files, with holder, mode and lease expiry. No mount is needed.
 `
 
-const statusExample = `
-Example:
-  b2cfs status my-bucket/deploy
-`
+const statusExample = `  b2cfs status my-bucket/deploy`
 
-func runStatus(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "status", statusHelp, statusExample)
-	pos, err := t.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	tg, err := parseGroupTarget("status", pos[0])
+func runStatus(ctx context.Context, t *tool, arg string) error {
+	c := t.c
+	tg, err := parseGroupTarget("status", arg)
 	if err != nil {
 		return err
 	}

@@ -22,14 +22,31 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
 
-func init() {
-	commands["get"] = command{
-		summary: "copy objects of a group, or a whole directory (-r), to local files",
-		run:     func(ctx context.Context, args []string) error { return runGet(ctx, osCLI(), args) },
+func newGetCmd(c cli, conn *connFlags) *cobra.Command {
+	var f getFlags
+	cmd := &cobra.Command{
+		Use:     "get [flags] BUCKET/GROUP/PATH FILE",
+		Short:   "copy objects of a group, or a whole directory (-r), to local files",
+		Long:    getHelp,
+		Example: getExample,
+		Args:    argsBetween(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runGet(cmd.Context(), newTool(c, conn), args[0], args[1], f)
+		},
 	}
+	cmd.Flags().BoolVarP(&f.recursive, "recursive", "r", false, "copy every object under PREFIX to DIR")
+	cmd.Flags().BoolVar(&f.force, "force", false, "replace existing local files")
+	return cmd
+}
+
+// getFlags are get's options.
+type getFlags struct {
+	recursive bool
+	force     bool
 }
 
 // putTreeBeforePublish, when set by a test, runs after put -r has read the
@@ -114,7 +131,7 @@ func runPutTree(ctx context.Context, t *tool, pos []string) error {
 	if c.stderrTTY {
 		bar = newTreeBar(c.stderr, total, fmt.Sprintf("uploading 0/%d files", len(files)))
 		for i := range changes {
-			changes[i].Data = &treeProgress{r: changes[i].Data, size: files[i].size, bar: bar}
+			changes[i].Data = &progressReaderAt{r: changes[i].Data, size: files[i].size, bar: bar}
 		}
 	}
 	if putTreeBeforePublish != nil {
@@ -288,38 +305,14 @@ func newTreeBar(w io.Writer, total int64, desc string) *progressbar.ProgressBar 
 	)
 }
 
-// treeProgress advances a bar shared by many files as one file's upload
-// reads. Parts may be read concurrently and again on retries, so the
-// file's count is capped at size.
-type treeProgress struct {
-	r    io.ReaderAt
-	size int64
-	bar  *progressbar.ProgressBar
+const getHelp = `Copies the current version of object PATH to the local FILE (into it when
+FILE is a directory).
 
-	mu   sync.Mutex
-	read int64 // GUARDED_BY(mu)
-}
+  b2cfs get -r [flags] BUCKET/GROUP[/PREFIX] DIR
 
-func (p *treeProgress) ReadAt(b []byte, off int64) (int, error) {
-	n, err := p.r.ReadAt(b, off)
-	p.mu.Lock()
-	next := min(p.read+int64(n), p.size)
-	delta := next - p.read
-	p.read = next
-	p.mu.Unlock()
-	if delta > 0 {
-		p.bar.Add64(delta)
-	}
-	return n, err
-}
-
-const getHelp = `usage: b2cfs get [options] BUCKET/GROUP/PATH FILE
-       b2cfs get -r [options] BUCKET/GROUP[/PREFIX] DIR
-
-Copies the current version of object PATH to the local FILE (into it when
-FILE is a directory). With -r, copies every object under PREFIX (the whole
-group when PREFIX is left out) to DIR/relative/path, creating DIR and the
-directories in it, as "put -r" stored them. Every object comes from one
+With -r, get copies every object under PREFIX (the whole group when PREFIX
+is left out) to DIR/relative/path, creating DIR and the directories in it,
+as "put -r" stored them. Every object comes from one
 snapshot of the group's index, so the copy is a consistent set of versions
 even while other hosts write. Objects are downloaded eight at a time, each
 to a temporary name, and renamed into place only once all downloads have
@@ -331,11 +324,8 @@ An existing local file is never replaced unless --force is given. A progress
 bar is drawn on stderr when stderr is a terminal. No mount is needed.
 `
 
-const getExample = `
-Example:
-  b2cfs get my-bucket/deploy/manifests/current.json current.json
-  b2cfs get -r my-bucket/deploy/releases/v42 ./v42
-`
+const getExample = `  b2cfs get my-bucket/deploy/manifests/current.json current.json
+  b2cfs get -r my-bucket/deploy/releases/v42 ./v42`
 
 // getFile is one local file get writes: object name (version key) to dst,
 // through the temporary file tmp.
@@ -345,27 +335,20 @@ type getFile struct {
 	dst, tmp  string
 }
 
-func runGet(ctx context.Context, c cli, args []string) error {
-	t := newTool(c, "get", getHelp, getExample)
-	recursive := t.flags.Bool("r", false, "copy every object under PREFIX to DIR")
-	force := t.flags.Bool("force", false, "replace existing local files")
-	pos, err := t.parse(args, 2, 2)
-	if err != nil {
-		return err
-	}
-	tg, err := parseTarget(pos[0])
+func runGet(ctx context.Context, t *tool, src, dest string, o getFlags) error {
+	c := t.c
+	tg, err := parseTarget(src)
 	if err != nil {
 		return err
 	}
 	if core.Reserved(tg.Path) {
 		return fmt.Errorf("%s: names under %s are reserved for b2cfs", tg, core.ReservedPrefix)
 	}
-	if !*recursive {
+	if !o.recursive {
 		if err := checkUserPath(tg); err != nil {
 			return err
 		}
 	}
-	dest := pos[1]
 	start := time.Now()
 	defer t.close()
 	g, err := t.group(ctx, tg)
@@ -379,7 +362,7 @@ func runGet(ctx context.Context, c cli, args []string) error {
 	tree := newGroupTree(keys)
 	var files []*getFile
 	var dirs []string // local directories to create, parents first
-	if *recursive {
+	if o.recursive {
 		files, dirs, err = getTreePlan(c.stderr, tg, tree, entries, dest)
 	} else {
 		files, err = getOnePlan(tg, tree, entries, dest)
@@ -388,7 +371,7 @@ func runGet(ctx context.Context, c cli, args []string) error {
 		return err
 	}
 	for _, f := range files {
-		if err := checkGetDest(f.dst, *force); err != nil {
+		if err := checkGetDest(f.dst, o.force); err != nil {
 			return err
 		}
 	}
@@ -447,7 +430,7 @@ func runGet(ctx context.Context, c cli, args []string) error {
 	}
 	// Every download is complete: only now do files take their names.
 	for _, f := range files {
-		if !*force {
+		if !o.force {
 			if err := checkGetDest(f.dst, false); err != nil {
 				return fail(err)
 			}
@@ -457,7 +440,7 @@ func runGet(ctx context.Context, c cli, args []string) error {
 		}
 		f.tmp = ""
 	}
-	if *recursive {
+	if o.recursive {
 		fmt.Fprintf(c.stdout, "get %s: %d files, %d bytes (%s) in %v\n",
 			tg, len(files), written, humanBytes(written), time.Since(start).Round(time.Millisecond))
 	}

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -157,10 +157,10 @@ func TestPutTreeGetTree(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "empty/deeper"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e.must(runPut, "x", e.path("g/other")) // the group exists
+	e.must("put", "x", e.path("g/other")) // the group exists
 
 	before := e.srv.Stats()
-	out, stderr, err := e.run(runPut, "", "-r", dir, e.path("g/rel/v1"))
+	out, stderr, err := e.run("put", "", "-r", dir, e.path("g/rel/v1"))
 	if err != nil {
 		t.Fatalf("put -r: %v (stderr %q)", err, stderr)
 	}
@@ -176,10 +176,10 @@ func TestPutTreeGetTree(t *testing.T) {
 	if !strings.Contains(stderr, "skipping symbolic link "+filepath.Join(dir, "link")) {
 		t.Errorf("stderr %q, want a warning about the symbolic link", stderr)
 	}
-	if got := e.must(runLs, "", e.path("g/rel/v1")); got != "a/\nbig/\nc/\ntop/\n" {
+	if got := e.must("ls", "", e.path("g/rel/v1")); got != "a/\nbig/\nc/\ntop/\n" {
 		t.Errorf("ls after put -r = %q", got)
 	}
-	if got := e.must(runCat, "", e.path("g/rel/v1/a/b/small-1.txt")); got != string(want["a/b/small-1.txt"].data) {
+	if got := e.must("cat", "", e.path("g/rel/v1/a/b/small-1.txt")); got != string(want["a/b/small-1.txt"].data) {
 		t.Errorf("cat of a small file: %d bytes", len(got))
 	}
 
@@ -199,7 +199,7 @@ func TestPutTreeGetTree(t *testing.T) {
 	}
 
 	dst := filepath.Join(t.TempDir(), "copy", "v1")
-	out = e.must(runGet, "", "-r", e.path("g/rel/v1"), dst)
+	out = e.must("get", "", "-r", e.path("g/rel/v1"), dst)
 	if !strings.HasPrefix(out, "get "+e.path("g/rel/v1")+": 30 files, ") {
 		t.Errorf("get -r summary %q", out)
 	}
@@ -207,8 +207,8 @@ func TestPutTreeGetTree(t *testing.T) {
 
 	// One object, into a directory and to a file name.
 	one := t.TempDir()
-	e.must(runGet, "", e.path("g/rel/v1/big/large-1.bin"), one)
-	e.must(runGet, "", e.path("g/rel/v1/big/large-1.bin"), filepath.Join(one, "renamed"))
+	e.must("get", "", e.path("g/rel/v1/big/large-1.bin"), one)
+	e.must("get", "", e.path("g/rel/v1/big/large-1.bin"), filepath.Join(one, "renamed"))
 	sameTree(t, readTree(t, one), map[string]localFile{
 		"large-1.bin": want["big/large-1.bin"],
 		"renamed":     want["big/large-1.bin"],
@@ -218,7 +218,7 @@ func TestPutTreeGetTree(t *testing.T) {
 	g := e.group("g")
 	commit(t, g, ".b2cfs/locks/x", "{}")
 	root := filepath.Join(t.TempDir(), "root")
-	e.must(runGet, "", "-r", e.path("g"), root)
+	e.must("get", "", "-r", e.path("g"), root)
 	all := readTree(t, root)
 	if len(all) != 31 || all["other"].data == nil {
 		t.Errorf("get -r of the root: %d files, want 31 with other", len(all))
@@ -228,21 +228,21 @@ func TestPutTreeGetTree(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		f    func(context.Context, cli, []string) error
+		cmd  string
 		args []string
 		want string
 	}{
-		{runGet, []string{"-r", e.path("g/rel/v1/top/small-3.txt"), t.TempDir()}, "not a directory"},
-		{runGet, []string{"-r", e.path("g/nope"), t.TempDir()}, "does not exist"},
-		{runGet, []string{e.path("g/rel/v1"), t.TempDir()}, "is a directory"},
-		{runGet, []string{e.path("g/.b2cfs/locks/x"), t.TempDir()}, "reserved"},
-		{runGet, []string{e.path("g/other")}, "wrong number of arguments"},
-		{runPut, []string{"-r", filepath.Join(dir, "a/small-0.txt"), e.path("g/x")}, "not a directory"},
-		{runPut, []string{"-r", filepath.Join(dir, "missing"), e.path("g/x")}, "no such file"},
-		{runPut, []string{"-r", dir, e.path("g/.b2cfs/x")}, "reserved"},
-		{runPut, []string{"-r", e.path("g/x")}, "want a local DIR"},
+		{"get", []string{"-r", e.path("g/rel/v1/top/small-3.txt"), t.TempDir()}, "not a directory"},
+		{"get", []string{"-r", e.path("g/nope"), t.TempDir()}, "does not exist"},
+		{"get", []string{e.path("g/rel/v1"), t.TempDir()}, "is a directory"},
+		{"get", []string{e.path("g/.b2cfs/locks/x"), t.TempDir()}, "reserved"},
+		{"get", []string{e.path("g/other")}, "wrong number of arguments"},
+		{"put", []string{"-r", filepath.Join(dir, "a/small-0.txt"), e.path("g/x")}, "not a directory"},
+		{"put", []string{"-r", filepath.Join(dir, "missing"), e.path("g/x")}, "no such file"},
+		{"put", []string{"-r", dir, e.path("g/.b2cfs/x")}, "reserved"},
+		{"put", []string{"-r", e.path("g/x")}, "want a local DIR"},
 	} {
-		_, _, err := e.run(tc.f, "", tc.args...)
+		_, _, err := e.run(tc.cmd, "", tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
 		}
@@ -256,8 +256,8 @@ func TestPutTreeReplaces(t *testing.T) {
 	e := newTestEnv(t)
 	tree := testTree(4, 2)
 	dir := makeTree(t, tree)
-	e.must(runPut, "", "-r", dir, e.path("g/site"))
-	e.must(runPut, "keep", e.path("g/site/only-remote"))
+	e.must("put", "", "-r", dir, e.path("g/site"))
+	e.must("put", "keep", e.path("g/site/only-remote"))
 
 	changed := tree["a/small-0.txt"]
 	changed.data = []byte("changed")
@@ -266,26 +266,26 @@ func TestPutTreeReplaces(t *testing.T) {
 	tree["new/file"] = localFile{data: bytes.Repeat([]byte("n"), 10000), mode: 0o640, mtime: time.Unix(1700000000, 0)}
 	dir2 := makeTree(t, tree)
 	before := e.srv.Stats()
-	out := e.must(runPut, "", "-r", dir2, e.path("g/site"))
+	out := e.must("put", "", "-r", dir2, e.path("g/site"))
 	if !strings.Contains(out, ": 7 files (1 new, 6 replaced), ") {
 		t.Errorf("summary %q", out)
 	}
 	if n := e.callsSince(before, "b2_update_bucket"); n != 1 {
 		t.Errorf("put -r made %d bucket updates, want 1", n)
 	}
-	if got := e.must(runCat, "", e.path("g/site/a/small-0.txt"), e.path("g/site/only-remote")); got != "changedkeep" {
+	if got := e.must("cat", "", e.path("g/site/a/small-0.txt"), e.path("g/site/only-remote")); got != "changedkeep" {
 		t.Errorf("after put -r over the tree: %q", got)
 	}
 	dst := filepath.Join(t.TempDir(), "out")
-	e.must(runGet, "", "-r", e.path("g/site"), dst)
+	e.must("get", "", "-r", e.path("g/site"), dst)
 	got := readTree(t, dst)
 	delete(got, "only-remote")
 	sameTree(t, got, tree)
 
 	// A file where the group has a directory, and a directory where it
 	// has an object: refused before any upload.
-	e.must(runPut, "d", e.path("g/site2/x/inside"))
-	e.must(runPut, "f", e.path("g/site3/y"))
+	e.must("put", "d", e.path("g/site2/x/inside"))
+	e.must("put", "f", e.path("g/site3/y"))
 	bad := makeTree(t, map[string]localFile{
 		"x":        {data: bytes.Repeat([]byte("x"), 9000), mode: 0o644, mtime: time.Unix(1600000000, 0)},
 		"y/nested": {data: []byte("y"), mode: 0o644, mtime: time.Unix(1600000000, 0)},
@@ -296,7 +296,7 @@ func TestPutTreeReplaces(t *testing.T) {
 		{"g/site3/y", `"site3/y" is an object in the group, where the tree needs a directory`},
 	} {
 		before := e.srv.Stats()
-		_, _, err := e.run(runPut, "", "-r", bad, e.path(tc.prefix))
+		_, _, err := e.run("put", "", "-r", bad, e.path(tc.prefix))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nothing was stored") {
 			t.Errorf("put -r to %s: %v, want %q", tc.prefix, err, tc.want)
 		}
@@ -306,7 +306,7 @@ func TestPutTreeReplaces(t *testing.T) {
 			}
 		}
 	}
-	if got := e.must(runLs, "", e.path("g/site2/x")); got != "inside\n" {
+	if got := e.must("ls", "", e.path("g/site2/x")); got != "inside\n" {
 		t.Errorf("after refused put -r: ls site2/x = %q", got)
 	}
 }
@@ -318,7 +318,7 @@ func TestPutTreeConflict(t *testing.T) {
 	e := newTestEnv(t)
 	tree := testTree(6, 3)
 	dir := makeTree(t, tree)
-	e.must(runPut, "", "-r", dir, e.path("g/site"))
+	e.must("put", "", "-r", dir, e.path("g/site"))
 	other := e.group("g")
 	ctx := context.Background()
 
@@ -343,7 +343,7 @@ func TestPutTreeConflict(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, _, err := e.run(runPut, "", "-r", dir2, e.path("g/site"))
+			out, _, err := e.run("put", "", "-r", dir2, e.path("g/site"))
 			if err == nil || !strings.Contains(err.Error(), "conflict") || !strings.Contains(err.Error(), "nothing was stored") || !errors.Is(err, core.ErrConflict) {
 				t.Errorf("put -r over a concurrent commit: %v, want a conflict", err)
 			}
@@ -362,7 +362,7 @@ func TestPutTreeConflict(t *testing.T) {
 					t.Errorf("%s changed by the failed put -r", n)
 				}
 			}
-			if got := e.must(runCat, "", e.path("g/"+name)); got != "other" {
+			if got := e.must("cat", "", e.path("g/"+name)); got != "other" {
 				t.Errorf("%s = %q, want the other host's version", name, got)
 			}
 		})
@@ -374,7 +374,7 @@ func TestPutTreeConflict(t *testing.T) {
 func TestPutTreeInterrupted(t *testing.T) {
 	e := newTestEnv(t)
 	dir := makeTree(t, testTree(0, 24))
-	e.must(runPut, "x", e.path("g/other"))
+	e.must("put", "x", e.path("g/other"))
 	e.srv.SetFault("b2_upload_file", b2emu.Fault{Latency: 20 * time.Millisecond})
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -390,7 +390,7 @@ func TestPutTreeInterrupted(t *testing.T) {
 	var out, errs bytes.Buffer
 	c := cli{stdin: strings.NewReader(""), stdout: &out, stderr: &errs, getenv: mapEnv(e.env)}
 	before := e.srv.Stats()
-	err := runPut(ctx, c, []string{"-r", dir, e.path("g/tree")})
+	err := execute(ctx, c, []string{"put", "-r", dir, e.path("g/tree")})
 	if err == nil || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted; nothing was stored") {
 		t.Errorf("interrupted put -r: %v, want an interruption", err)
 	}
@@ -404,10 +404,10 @@ func TestPutTreeInterrupted(t *testing.T) {
 		t.Errorf("interrupted put -r deleted %d files, want at least the %d it had uploaded", n, uploaded)
 	}
 	e.srv.SetFault("b2_upload_file", b2emu.Fault{})
-	if got := e.must(runLs, "", e.path("g")); got != "other\n" {
+	if got := e.must("ls", "", e.path("g")); got != "other\n" {
 		t.Errorf("after an interrupted put -r: ls = %q", got)
 	}
-	if _, _, err := e.run(runLs, "", e.path("g/tree")); !errors.Is(err, core.ErrNotExist) {
+	if _, _, err := e.run("ls", "", e.path("g/tree")); !errors.Is(err, core.ErrNotExist) {
 		t.Errorf("ls of the prefix after an interrupted put -r: %v, want ErrNotExist", err)
 	}
 	if out.Len() != 0 {
@@ -421,7 +421,7 @@ func TestPutTreeInterrupted(t *testing.T) {
 func TestGetTreeRefusesExisting(t *testing.T) {
 	e := newTestEnv(t)
 	tree := testTree(5, 2)
-	e.must(runPut, "", "-r", makeTree(t, tree), e.path("g/site"))
+	e.must("put", "", "-r", makeTree(t, tree), e.path("g/site"))
 
 	dst := t.TempDir()
 	mine := filepath.Join(dst, "top", "small-3.txt")
@@ -432,7 +432,7 @@ func TestGetTreeRefusesExisting(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := e.srv.Stats()
-	_, _, err := e.run(runGet, "", "-r", e.path("g/site"), dst)
+	_, _, err := e.run("get", "", "-r", e.path("g/site"), dst)
 	if err == nil || !strings.Contains(err.Error(), "exists (use --force") {
 		t.Errorf("get -r over an existing file: %v, want a refusal", err)
 	}
@@ -445,11 +445,11 @@ func TestGetTreeRefusesExisting(t *testing.T) {
 	if len(got) != 1 || string(got["top/small-3.txt"].data) != "mine" {
 		t.Errorf("refused get -r changed the directory: %d files, top/small-3.txt = %q", len(got), got["top/small-3.txt"].data)
 	}
-	if _, _, err := e.run(runGet, "", e.path("g/site/top/small-3.txt"), mine); err == nil || !strings.Contains(err.Error(), "exists") {
+	if _, _, err := e.run("get", "", e.path("g/site/top/small-3.txt"), mine); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("get of one object over an existing file: %v", err)
 	}
 
-	e.must(runGet, "", "-r", "--force", e.path("g/site"), dst)
+	e.must("get", "", "-r", "--force", e.path("g/site"), dst)
 	sameTree(t, readTree(t, dst), tree)
 }
 
@@ -458,14 +458,14 @@ func TestGetTreeRefusesExisting(t *testing.T) {
 // temporary one, and removes the directories it created.
 func TestGetTreeFailureLeavesNothing(t *testing.T) {
 	e := newTestEnv(t)
-	e.must(runPut, "", "-r", makeTree(t, testTree(3, 6)), e.path("g/site"))
+	e.must("put", "", "-r", makeTree(t, testTree(3, 6)), e.path("g/site"))
 	key, err := e.group("g").Key(context.Background(), "site/c/d/large-5.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fsckDelete(t, e.store(), ".b2cfs/data/g/"+key)
 	parent := t.TempDir()
-	_, _, err = e.run(runGet, "", "-r", e.path("g/site"), filepath.Join(parent, "new", "out"))
+	_, _, err = e.run("get", "", "-r", e.path("g/site"), filepath.Join(parent, "new", "out"))
 	if err == nil || !strings.Contains(err.Error(), "large-5.bin") || !strings.Contains(err.Error(), "no file was written") {
 		t.Errorf("get -r with a lost data file: %v, want an error", err)
 	}
@@ -479,7 +479,7 @@ func TestGetTreeFailureLeavesNothing(t *testing.T) {
 
 	// Into an existing directory: it stays, empty.
 	dst := t.TempDir()
-	if _, _, err := e.run(runGet, "", "-r", e.path("g/site"), dst); err == nil {
+	if _, _, err := e.run("get", "", "-r", e.path("g/site"), dst); err == nil {
 		t.Error("get -r with a lost data file succeeded")
 	}
 	if left, _ := os.ReadDir(dst); len(left) != 0 {
@@ -492,37 +492,36 @@ func TestPutTreeProgress(t *testing.T) {
 	e := newTestEnv(t)
 	dir := makeTree(t, testTree(3, 3))
 	tty := cli{stdin: strings.NewReader(""), getenv: mapEnv(e.env), stderrTTY: true}
-	_, stderr, err := e.runWith(runPut, tty, "-r", dir, e.path("g/a"))
+	_, stderr, err := e.runWith("put", tty, "-r", dir, e.path("g/a"))
 	if err != nil || !strings.Contains(stderr, "uploading") {
 		t.Errorf("terminal: %v, stderr %q, want a progress bar", err, stderr)
 	}
-	_, stderr, err = e.runWith(runGet, tty, "-r", e.path("g/a"), filepath.Join(t.TempDir(), "x"))
+	_, stderr, err = e.runWith("get", tty, "-r", e.path("g/a"), filepath.Join(t.TempDir(), "x"))
 	if err != nil || !strings.Contains(stderr, "downloading") {
 		t.Errorf("get -r on a terminal: %v, stderr %q, want a progress bar", err, stderr)
 	}
-	_, stderr, err = e.run(runPut, "", "-r", dir, e.path("g/b"))
+	_, stderr, err = e.run("put", "", "-r", dir, e.path("g/b"))
 	if err != nil || stderr != "" {
 		t.Errorf("not a terminal: %v, stderr %q, want nothing", err, stderr)
 	}
 }
 
-// TestGetTreeHelp: get is registered, put and get document -r, and the
-// completion script offers their options.
+// TestGetTreeHelp: put and get document -r, and completion offers their
+// options.
 func TestGetTreeHelp(t *testing.T) {
 	e := newTestEnv(t)
-	for name, f := range map[string]func(context.Context, cli, []string) error{"get": runGet, "put": runPut} {
-		_, stderr, err := e.run(f, "", "--help")
-		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "b2cfs "+name+" -r [options]") || !strings.Contains(stderr, "Example:") {
-			t.Errorf("%s --help: %v\n%s", name, err, stderr)
-		}
-		if _, ok := commands[name]; !ok {
-			t.Errorf("%s is not registered", name)
+	for _, name := range []string{"get", "put"} {
+		stdout, _, err := e.run(name, "", "--help")
+		if err != nil || !strings.Contains(stdout, "b2cfs "+name+" -r [flags]") || !strings.Contains(stdout, "Examples:") {
+			t.Errorf("%s --help: %v\n%s", name, err, stdout)
 		}
 	}
-	script := e.must(runCompletion, "", "bash")
-	for _, want := range []string{"\tget) opts=\"--help ", "--force\"", "--format -r\""} {
-		if !strings.Contains(script, want) {
-			t.Errorf("completion script lacks %q", want)
+	for name, want := range map[string][]string{"get": {"-r", "--force"}, "put": {"-r", "--format"}} {
+		got := strings.Fields(e.must("__complete", "", name, "-"))
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				t.Errorf("__complete %s - = %q, lacks %s", name, got, w)
+			}
 		}
 	}
 }
