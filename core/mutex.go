@@ -748,10 +748,13 @@ func (m *Mutex) lose(why string, drop bool) {
 		return
 	}
 	m.held, m.key = false, ""
-	close(m.lost)
+	lost := m.lost
 	m.mu.Unlock()
+	// Logged before Lost says so, so that whoever watches Lost finds the
+	// line written.
 	m.g.opts.Metrics.LeaseLost()
 	m.g.opts.Logger.Error("LOCK LOST", "group", m.g.name, "lock", m.name, "reason", why)
+	close(lost)
 	if drop {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), m.g.opts.LockTimeout)
