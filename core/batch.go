@@ -299,7 +299,9 @@ func (g *Group) commitBatch(rs []*request) {
 			for _, f := range a.ch.obsolete {
 				g.del.later(f.name, f.id)
 			}
-			g.install(octx, bi, g.opts.Now()) // a failure only leaves the view older
+			if nv, err := g.install(octx, bi, g.opts.Now()); err == nil {
+				v = nv // what changes are left (solo) build on
+			} // else the view stays older: the next swap finds out
 			for _, r := range in {
 				finish(r, nil)
 			}

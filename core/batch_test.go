@@ -225,3 +225,81 @@ func testBatchUnderLostReplies(t *testing.T, format string) {
 		})
 	}
 }
+
+// A batch that would overflow a blazer-format index goes one change at a
+// time: the changes that fit land, only those that do not fail with
+// ErrGroupFull, and the store keeps nothing of them.
+func TestBatchOverflowGoesOneByOne(t *testing.T) {
+	ctx := testCtx(t)
+	s := newGatedStore()
+	g := newGroup(t, s, core.FormatBlazer, core.Options{Grace: -1})
+	n := 0
+	for ; ; n++ { // fill the index up to its last few names
+		name := fmt.Sprintf("file-%03d", n)
+		if _, err := g.Commit(ctx, name, "", strings.NewReader("x"), 1); err != nil {
+			if !errors.Is(err, core.ErrGroupFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	// Make room for two more names: remove two.
+	for _, name := range []string{"file-000", "file-001"} {
+		k, err := g.Key(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Remove(ctx, k, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k2, err := g.Key(ctx, "file-002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.Calls()
+	s.armed.Store(true)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		k := k2
+		if _, err := g.Commit(ctx, "file-002", k, strings.NewReader("y"), 1); err != nil {
+			t.Errorf("rewrite: %v", err)
+		}
+	})
+	<-s.held
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = g.Commit(ctx, fmt.Sprintf("new-%03d", i), "", strings.NewReader("z"), 1)
+		})
+	}
+	waitFor(t, "four queued commits", func() bool { return g.Queued() == 4 })
+	close(s.release)
+	wg.Wait()
+	landed, full := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			landed++
+		case errors.Is(err, core.ErrGroupFull):
+			full++
+		default:
+			t.Errorf("commit: %v, want success or ErrGroupFull", err)
+		}
+	}
+	if landed != 2 || full != 2 {
+		t.Errorf("4 new names with room for 2: %d landed, %d ErrGroupFull; want 2 and 2", landed, full)
+	}
+	// Each change that landed built on the state the one before left: no
+	// swap was refused, so nothing was read back.
+	if d := s.Calls()["BucketInfo"] - before["BucketInfo"]; d != 0 {
+		t.Errorf("the batch read the bucket %d times, want 0", d)
+	}
+	names, err := newGroup(t, s.Store, core.FormatBlazer, core.Options{}).List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != n {
+		t.Errorf("group holds %d names, want %d", len(names), n)
+	}
+}
