@@ -20,14 +20,12 @@ import (
 // batch is on its way, the changes that arrive form the next one, so the
 // number of updates follows the number of round trips, not the number of
 // changes. When a compare-and-swap fails because another host committed,
-// the committer backs off before it reads the bucket again (a random pause
-// of up to one round trip of b2_update_bucket, doubling with each refused
-// swap of the change in the batch that has had the fewest, up to 8), and
-// the changes that arrive meanwhile join the retry: hosts that collided
-// spread out instead of colliding again, batches grow under contention,
-// and listings per landed change fall, while a change that just joined
-// (a lock attempt with its own deadline) does not inherit the long pause
-// of changes refused many times.
+// the committer reads the bucket again at once the first time, and after
+// a random pause (see backoff) the times after, and the changes that
+// arrive meanwhile join the retry: hosts that keep colliding spread out,
+// batches grow under contention, and listings per landed change fall,
+// while a change that just joined (a lock attempt with its own deadline)
+// does not inherit the long pause of changes refused many times.
 
 // request is one change waiting for, or taking part in, a batch.
 type request struct {
@@ -35,14 +33,16 @@ type request struct {
 	mut     mutation
 	loaded  bool // a view read since it was queued was checked
 	refused int  // swaps of batches holding it that B2 refused
-	// claimed is set, under Group.bmu, once a batch took the request: from
-	// then on only the committer finishes it.
+	// claimed is set, under batcher.mu, once a batch took the request
+	// (from then on only the committer finishes it), or by its caller,
+	// giving up before that (then no batch takes it).
 	claimed bool
 	err     error
 	done    chan struct{}
 }
 
-// batcher queues requests for the committer. Its zero value is ready.
+// batcher queues requests for the committer. NewGroup makes it, with its
+// arrived channel.
 type batcher struct {
 	mu      sync.Mutex
 	pending []*request // GUARDED_BY(mu)
@@ -126,8 +126,8 @@ func (b *batcher) backoff(n int) time.Duration {
 // reloaded and mut applied again. A conflict (or a missing object) found
 // on a view read before mut was queued is checked again on a fresh one.
 //
-// ctx bounds apply only until its batch has claimed it (at once, unless a
-// batch is under way): from then on the change runs to its real outcome
+// ctx bounds apply only until its change has been sent: from then on the
+// change runs to its real outcome
 // under the batch's deadline (Options.CommitTimeout), resolving lost
 // replies (see resolve), and returns ctx.Err() only if that outcome is
 // that nothing changed.
@@ -187,8 +187,7 @@ func (g *Group) enqueue(ctx context.Context, mut mutation) error {
 }
 
 // claim takes the queued requests that are still wanted, marking them
-// claimed, and reports the requests whose callers gave up meanwhile as
-// dropped.
+// claimed, and drops those whose callers gave up meanwhile.
 func (b *batcher) claim() []*request {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -735,7 +735,7 @@ func fsckBlazerRebuild(ctx context.Context, s Store, f blazerFormat, value strin
 	keys := map[string]string{}
 	unmarked, locks := 0, 0
 	for _, fi := range files {
-		name, key, ok := fsckSplitVersionFile(fi.Name)
+		name, key, ok := splitVersionFile(fi.Name)
 		if !ok || strings.HasPrefix(name, ReservedPrefix+"data/") || strings.HasPrefix(name, ReservedPrefix+"manifest/") {
 			continue // not a blazer-format version, or a b2cfs-format group's
 		}
@@ -778,8 +778,8 @@ func fsckBlazerRebuild(ctx context.Context, s Store, f blazerFormat, value strin
 	return fsckBlazerFix(f, x), nil
 }
 
-// fsckSplitVersionFile splits a file name of the shape "<name>/<key>".
-func fsckSplitVersionFile(file string) (name, key string, ok bool) {
+// splitVersionFile splits a file name of the shape "<name>/<key>".
+func splitVersionFile(file string) (name, key string, ok bool) {
 	i := strings.LastIndexByte(file, '/')
 	if i < 0 {
 		return "", "", false

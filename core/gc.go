@@ -184,14 +184,14 @@ func CollectGarbage(ctx context.Context, s Store, opts GCOptions) (*GCReport, er
 	newestLive := map[string]time.Time{}
 	for _, f := range files {
 		if referenced[f.Name] {
-			n, _, _ := fsckSplitVersionFile(f.Name)
+			n, _, _ := splitVersionFile(f.Name)
 			if f.Modified.After(newestLive[n]) {
 				newestLive[n] = f.Modified
 			}
 		}
 	}
 	for _, f := range files {
-		prefix, _, ok := fsckSplitVersionFile(f.Name)
+		prefix, _, ok := splitVersionFile(f.Name)
 		switch {
 		case !ok:
 			r.Foreign++

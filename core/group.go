@@ -359,8 +359,8 @@ func (g *Group) install(ctx context.Context, bi BucketInfo, at time.Time) (*view
 // of old that new no longer has, for the readers still reading them: they
 // have no data file to read or stat.
 func (g *Group) keepReplaced(old, new *view) {
-	if old == nil || old.idx == nil || new.idx == nil || old.idx == new.idx {
-		return
+	if old == nil || old.idx == nil || new.idx == nil || old.idx == new.idx || old.inlined() == 0 {
+		return // nothing inline to remember: no pass over every entry
 	}
 	for n, e := range old.idx.Entries {
 		if !e.Inline {
@@ -426,8 +426,8 @@ func (g *Group) Format() string {
 // index shows that an object changed under the caller.
 type mutation func(idx *index) error
 
-// Bounds of one apply: new compare-and-swaps after the revision moved, and
-// sends of one update whose outcome is still open.
+// maxSwaps bounds the compare-and-swap loops of lock records (mutex.go),
+// maxSends the sends of one update whose outcome is still open (send).
 const (
 	maxSwaps = 64
 	maxSends = 8
