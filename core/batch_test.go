@@ -303,3 +303,47 @@ func TestBatchOverflowGoesOneByOne(t *testing.T) {
 		t.Errorf("group holds %d names, want %d", len(names), n)
 	}
 }
+
+// A commit interrupted while it waits for a batch returns at once with
+// the interrupt, and nothing of it is stored.
+func TestQueuedCommitInterrupted(t *testing.T) {
+	ctx := testCtx(t)
+	s := newGatedStore()
+	g := newGroup(t, s, core.FormatB2cfs, core.Options{})
+	if _, err := g.Commit(ctx, "seed", "", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	s.armed.Store(true)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := g.Commit(ctx, "first", "", strings.NewReader("1"), 1); err != nil {
+			t.Errorf("commit first: %v", err)
+		}
+	})
+	<-s.held
+	ictx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.Commit(ictx, "interrupted", "", strings.NewReader("2"), 1)
+		done <- err
+	}()
+	waitFor(t, "a queued commit", func() bool { return g.Queued() == 1 })
+	cancel()
+	select { // the batch ahead of it is still held: it must not wait for it
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("queued commit interrupted: %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Minute):
+		t.Error("a queued commit did not return when interrupted")
+	}
+	close(s.release)
+	wg.Wait()
+	names, err := newGroup(t, s.Store, core.FormatB2cfs, core.Options{}).List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(names, "interrupted") || !slices.Contains(names, "first") {
+		t.Errorf("group holds %v: want first, and not the interrupted commit", names)
+	}
+}
