@@ -31,6 +31,11 @@ type FsckOptions struct {
 	Attempts int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// IsLock reports whether an object name is a lock object (the
+	// namespace's convention, not the engine's). An index rebuilt from a
+	// blazer-format group's files leaves lock records out: a restored one
+	// would only hold a stale lock. Nil restores every name.
+	IsLock func(name string) bool
 }
 
 // Kinds of FsckProblem.
@@ -146,7 +151,7 @@ func Fsck(ctx context.Context, s Store, group string, opts FsckOptions) (*FsckRe
 		if err != nil {
 			return nil, err
 		}
-		r, fix, err := fsckCheck(ctx, s, group, bi, opts.Now)
+		r, fix, err := fsckCheck(ctx, s, group, bi, opts)
 		if err != nil || !opts.Repair || !r.Damaged() || r.CannotRepair != "" {
 			return r, err
 		}
@@ -210,7 +215,8 @@ func fsckDiscard(s Store, files []fileRef) {
 }
 
 // fsckCheck checks the group as bi shows it and works out its repair.
-func fsckCheck(ctx context.Context, s Store, group string, bi BucketInfo, now func() time.Time) (*FsckReport, *fsckFix, error) {
+func fsckCheck(ctx context.Context, s Store, group string, bi BucketInfo, opts FsckOptions) (*FsckReport, *fsckFix, error) {
+	now := opts.Now
 	mf, bf := newManifestFormat(group, s), blazerFormat{group: group}
 	mv, inManifest := bi.Info[mf.infoKey()]
 	bv, inBlazer := bi.Info[bf.infoKey()]
@@ -227,7 +233,7 @@ func fsckCheck(ctx context.Context, s Store, group string, bi BucketInfo, now fu
 		return r, fix, err
 	case inBlazer:
 		r.Format, r.InfoKey = FormatBlazer, bf.infoKey()
-		fix, err := fsckBlazer(ctx, s, bf, bv, r, now)
+		fix, err := fsckBlazer(ctx, s, bf, bv, r, opts)
 		return r, fix, err
 	}
 	return nil, nil, fmt.Errorf("group %q: no bucket-info key %q or %q: %w", group, mf.infoKey(), bf.infoKey(), ErrNotExist)
@@ -644,7 +650,8 @@ func fsckApply(r *FsckReport, entries map[string]Entry, from map[string]string, 
 // The blazer format.
 
 // fsckBlazer checks a blazer-format group whose index is value.
-func fsckBlazer(ctx context.Context, s Store, f blazerFormat, value string, r *FsckReport, now func() time.Time) (*fsckFix, error) {
+func fsckBlazer(ctx context.Context, s Store, f blazerFormat, value string, r *FsckReport, opts FsckOptions) (*fsckFix, error) {
+	now := opts.Now
 	var bi blazerIndex
 	ok := false
 	raw, err := base64.StdEncoding.DecodeString(value)
@@ -664,7 +671,7 @@ func fsckBlazer(ctx context.Context, s Store, f blazerFormat, value string, r *F
 		r.Serial = bi.Serial
 	}
 	if !ok {
-		return fsckBlazerRebuild(ctx, s, f, value, r, now)
+		return fsckBlazerRebuild(ctx, s, f, value, r, now, opts.IsLock)
 	}
 	entries := make(map[string]Entry, len(bi.Locations))
 	for n, k := range bi.Locations {
@@ -726,7 +733,7 @@ func fsckListPrefixes(ctx context.Context, s Store, names []string) (map[string]
 // fsckBlazerRebuild works out the index of a blazer-format group whose
 // index is unreadable from the files that carry the group's mark: the
 // newest marked version of each name.
-func fsckBlazerRebuild(ctx context.Context, s Store, f blazerFormat, value string, r *FsckReport, now func() time.Time) (*fsckFix, error) {
+func fsckBlazerRebuild(ctx context.Context, s Store, f blazerFormat, value string, r *FsckReport, now func() time.Time, isLock func(string) bool) (*fsckFix, error) {
 	files, err := s.List(ctx, "")
 	if err != nil {
 		return nil, err
@@ -747,7 +754,7 @@ func fsckBlazerRebuild(ctx context.Context, s Store, f blazerFormat, value strin
 		default:
 			continue
 		}
-		if strings.HasPrefix(name, LockPrefix) {
+		if isLock != nil && isLock(name) {
 			locks++ // a restored lock record would only hold a stale lock
 			continue
 		}

@@ -4,7 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"sort"
+
 	"strings"
 	"unicode/utf8"
 )
@@ -22,19 +22,10 @@ const MaxNameBytes = 1024 - 1 - KeyLen
 // works in it relative to a directory it entered), as on a local disk.
 const MaxPathBytes = 32<<10 - 1
 
-// ReservedPrefix starts the names b2cfs keeps for itself.
+// ReservedPrefix starts the names b2cfs keeps for itself: the stored files
+// of b2cfs-format groups (.b2cfs/data/, .b2cfs/manifest/) and the objects
+// the namespace gives a meaning to (package namespace).
 const ReservedPrefix = ".b2cfs/"
-
-// LockPrefix starts the names of lock objects: the lock of file P is the
-// group object LockPrefix+P, the one flock on a mount and "b2cfs lock"
-// both take, so that they exclude each other.
-const LockPrefix = ReservedPrefix + "locks/"
-
-// Reserved reports whether name is b2cfs's own: ReservedPrefix without its
-// slash, or under it.
-func Reserved(name string) bool {
-	return name+"/" == ReservedPrefix || strings.HasPrefix(name, ReservedPrefix)
-}
 
 // newCommitID returns a random id for the commit log (idLen hex digits).
 func newCommitID() string {
@@ -105,32 +96,6 @@ func checkGroupName(group string) error {
 		}
 	}
 	return nil
-}
-
-// DirMarkers prefixes the marker objects that keep directories made with
-// mkdir in a mount, so that other hosts see them while they are empty:
-// directory D has the empty object DirMarkers+D.
-const DirMarkers = ReservedPrefix + "dirs/"
-
-// DirMoves returns the moves that rename directory from to to in a group
-// whose index is entries: every name under from, and the markers of from
-// and of the directories under it, sorted by From, each replacing its
-// target at the version entries shows.
-func DirMoves(entries map[string]string, from, to string) []Move {
-	var moves []Move
-	for name, key := range entries {
-		switch {
-		case strings.HasPrefix(name, from+"/"):
-			moves = append(moves, Move{From: name, To: to + name[len(from):], Key: key})
-		case name == DirMarkers+from || strings.HasPrefix(name, DirMarkers+from+"/"):
-			moves = append(moves, Move{From: name, To: DirMarkers + to + name[len(DirMarkers+from):], Key: key})
-		default:
-			continue
-		}
-		moves[len(moves)-1].ToKey = entries[moves[len(moves)-1].To]
-	}
-	sort.Slice(moves, func(i, j int) bool { return moves[i].From < moves[j].From })
-	return moves
 }
 
 // MaxName returns the longest object name the group's format allows:

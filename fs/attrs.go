@@ -10,6 +10,7 @@ import (
 	"bazil.org/fuse"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 )
 
 // attrDelay is how long chmod and utimes changes wait to be committed
@@ -223,7 +224,7 @@ func (f *FS) flushAttrs(ctx context.Context) error {
 		name := p
 		switch {
 		case a.dir:
-			name = markerOf(p)
+			name = namespace.Marker(p)
 		case f.unsaved(p):
 			q.restore(p, a) // goes with the data's commit
 			continue

@@ -13,6 +13,7 @@ import (
 	fusefs "bazil.org/fuse/fs"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 )
 
 // dir is a directory: the root, a prefix of object names, or a marker made
@@ -47,8 +48,8 @@ func (d *dir) Attr(ctx context.Context, a *fuse.Attr) error {
 	d.fillAttr(a, 2)
 	var e core.Entry
 	if t, err := f.tree(context.WithoutCancel(ctx)); err == nil {
-		e = t.attrs[markerOf(p)]
-		for _, isDir := range t.kids[p] {
+		e = t.entry(namespace.Marker(p))
+		for _, isDir := range t.Kids(p) {
 			if isDir {
 				a.Nlink++ // each subdirectory's ".."
 			}
@@ -86,7 +87,7 @@ func (d *dir) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.
 	f.mu.Lock()
 	delete(f.dirTime, p) // the times set win over the last change's
 	f.mu.Unlock()
-	if _, ok := f.entryOf(ctx, markerOf(p)); ok {
+	if _, ok := f.entryOf(ctx, namespace.Marker(p)); ok {
 		f.attrs.set(p, "", true, c)
 		return nil
 	}
@@ -95,7 +96,7 @@ func (d *dir) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.
 		m := f.dirMode().Perm()
 		a.mode = &m
 	}
-	_, err := f.g.Commit(ctx, markerOf(p), "", bytes.NewReader(nil), 0, a.options()...)
+	_, err := f.g.Commit(ctx, namespace.Marker(p), "", bytes.NewReader(nil), 0, a.options()...)
 	if errors.Is(err, core.ErrConflict) { // another host made the marker meanwhile
 		f.attrs.set(p, "", true, c)
 		err = nil
@@ -114,11 +115,11 @@ func (d *dir) Forget() { d.fs.forget(d) }
 // Lookup finds a file or directory in the current view of the index.
 func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fusefs.Node, error) {
 	f := d.fs
-	p := join(d.path(), req.Name)
+	p := namespace.Join(d.path(), req.Name)
 	if len(p) > f.g.MaxName() || len(req.Name) > nameMax {
 		return nil, f.errno("lookup", p, f.checkName(p, req.Name))
 	}
-	if core.Reserved(p) {
+	if namespace.Reserved(p) {
 		return nil, f.errno("lookup", p, syscall.ENOENT)
 	}
 	t, err := f.tree(ctx)
@@ -129,13 +130,13 @@ func (d *dir) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.Lo
 	if n := f.pendingNode(p); n != nil {
 		return n, nil
 	}
-	if _, ok := t.files[p]; ok {
-		if e := t.attrs[p]; e.IsLink() {
+	if _, ok := t.File(p); ok {
+		if e := t.entry(p); e.IsLink() {
 			return f.linkNode(p, e), nil
 		}
-		return f.fileNode(p, t.attrs[p]), nil
+		return f.fileNode(p, t.entry(p)), nil
 	}
-	if _, ok := t.dirs[p]; ok {
+	if _, ok := t.Dir(p); ok {
 		return f.dirNode(p), nil
 	}
 	return nil, f.errno("lookup", p, syscall.ENOENT)
@@ -151,31 +152,33 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	if err != nil {
 		return nil, f.errno("readdir", p, err)
 	}
-	if _, ok := t.dirs[p]; !ok {
+	if _, ok := t.Dir(p); !ok {
 		return nil, f.errno("readdir", p, syscall.ENOENT)
 	}
-	kids := t.kids[p]
-	out := make([]fuse.Dirent, 0, len(kids))
+	var out []fuse.Dirent
+	listed := map[string]bool{}
 	prefetch := false
-	for name, isDir := range kids {
-		cp := join(p, name)
+	for name, isDir := range t.Kids(p) {
+		listed[name] = true
+		cp := namespace.Join(p, name)
 		de := fuse.Dirent{Inode: f.direntIno(cp), Name: name, Type: fuse.DT_File}
 		if isDir {
 			de.Type = fuse.DT_Dir
 		} else {
-			if t.attrs[cp].IsLink() {
+			if t.entry(cp).IsLink() {
 				de.Type = fuse.DT_Link
 			}
-			f.saw(cp, t.files[cp]) // listed: a rename over it replaces this version
-			if !f.g.Cached(cp, t.files[cp]) {
+			key, _ := t.File(cp)
+			f.saw(cp, key) // listed: a rename over it replaces this version
+			if !f.g.Cached(cp, key) {
 				prefetch = true
 			}
 		}
 		out = append(out, de)
 	}
 	for _, name := range f.pendingIn(p) {
-		if _, listed := kids[name]; !listed {
-			out = append(out, fuse.Dirent{Inode: f.direntIno(join(p, name)), Name: name, Type: fuse.DT_File})
+		if !listed[name] {
+			out = append(out, fuse.Dirent{Inode: f.direntIno(namespace.Join(p, name)), Name: name, Type: fuse.DT_File})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -197,25 +200,25 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 func (d *dir) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fusefs.Node, error) {
 	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
-	p := join(d.path(), req.Name)
+	p := namespace.Join(d.path(), req.Name)
 	if err := d.checkNew(p, req.Name); err != nil {
 		return nil, f.errno("mkdir", p, err)
 	}
-	if err := f.checkName(markerOf(p), req.Name); err != nil {
+	if err := f.checkName(namespace.Marker(p), req.Name); err != nil {
 		return nil, f.errno("mkdir", p, err)
 	}
 	t, err := f.tree(ctx)
 	if err != nil {
 		return nil, f.errno("mkdir", p, err)
 	}
-	if _, ok := t.files[p]; ok || f.pendingNode(p) != nil {
+	if _, ok := t.File(p); ok || f.pendingNode(p) != nil {
 		return nil, f.errno("mkdir", p, syscall.EEXIST)
 	}
-	if _, ok := t.dirs[p]; ok {
+	if _, ok := t.Dir(p); ok {
 		return nil, f.errno("mkdir", p, syscall.EEXIST)
 	}
 	mode := core.WithMode(os.ModeDir | f.newMode(req.Mode, req.Umask))
-	if _, err := f.g.Commit(ctx, markerOf(p), "", bytes.NewReader(nil), 0, mode); err != nil {
+	if _, err := f.g.Commit(ctx, namespace.Marker(p), "", bytes.NewReader(nil), 0, mode); err != nil {
 		if errors.Is(err, core.ErrConflict) {
 			err = syscall.EEXIST
 		}
@@ -231,7 +234,7 @@ func (d *dir) checkNew(p, name string) error {
 	switch {
 	case d.fs.cfg.ReadOnly:
 		return syscall.EROFS
-	case core.Reserved(p):
+	case namespace.Reserved(p):
 		return syscall.EPERM
 	}
 	return d.fs.checkName(p, name)
@@ -243,7 +246,7 @@ func (d *dir) checkNew(p, name string) error {
 func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.CreateResponse) (fusefs.Node, fusefs.Handle, error) {
 	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
-	p := join(d.path(), req.Name)
+	p := namespace.Join(d.path(), req.Name)
 	if err := d.checkNew(p, req.Name); err != nil {
 		return nil, nil, f.errno("create", p, err)
 	}
@@ -251,15 +254,15 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 	if err != nil {
 		return nil, nil, f.errno("create", p, err)
 	}
-	if t.isDir(p) {
+	if t.IsDir(p) {
 		return nil, nil, f.errno("create", p, syscall.EISDIR)
 	}
-	key, exists := t.files[p]
+	key, exists := t.File(p)
 	pn := f.pendingNode(p)
 	if (exists || pn != nil) && req.Flags&fuse.OpenExclusive != 0 {
 		return nil, nil, f.errno("create", p, syscall.EEXIST)
 	}
-	if t.attrs[p].IsLink() {
+	if t.entry(p).IsLink() {
 		return nil, nil, f.errno("create", p, syscall.EEXIST) // the kernel follows links: a dangling one
 	}
 	if !exists {
@@ -278,7 +281,7 @@ func (d *dir) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 		}
 		return n, h, nil
 	}
-	e := t.attrs[p]
+	e := t.entry(p)
 	if cur, ok := f.entryOf(ctx, p); ok && cur.Key == key {
 		e = cur
 	} else if !exists {
@@ -334,7 +337,7 @@ func (d *dir) createPending(ctx context.Context, p string, pn *file, mode, umask
 func (d *dir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
-	p := join(d.path(), req.Name)
+	p := namespace.Join(d.path(), req.Name)
 	op := "unlink"
 	if req.Dir {
 		op = "rmdir"
@@ -354,36 +357,23 @@ func (d *dir) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 // stays. An empty directory's marker goes whatever its version.
 func (d *dir) remove(ctx context.Context, p string, isDir bool) error {
 	f := d.fs
+	if !isDir && f.pendingNode(p) != nil {
+		return nil // never committed: nothing in B2 to remove
+	}
 	for attempt := 0; ; attempt++ {
 		t, err := f.tree(ctx)
 		if err != nil {
 			return err
 		}
-		var name, key string
-		if isDir {
-			if _, ok := t.files[p]; ok {
-				return syscall.ENOTDIR
-			}
-			marker, ok := t.dirs[p]
-			switch {
-			case !ok:
-				return syscall.ENOENT
-			case len(t.kids[p]) > 0 || len(f.pendingIn(p)) > 0:
-				return syscall.ENOTEMPTY
-			}
-			name, key = markerOf(p), marker
-		} else {
-			if n := f.pendingNode(p); n != nil {
-				return nil // never committed: nothing in B2 to remove
-			}
-			k, ok := t.files[p]
-			if !ok {
-				if t.isDir(p) {
-					return syscall.EISDIR
-				}
-				return syscall.ENOENT
-			}
-			name, key = p, f.lastSeen(p, k)
+		if isDir && len(f.pendingIn(p)) > 0 {
+			return syscall.ENOTEMPTY
+		}
+		name, key, err := namespace.Remove(t.Tree, p, isDir)
+		if err != nil {
+			return err
+		}
+		if !isDir {
+			key = f.lastSeen(p, key)
 		}
 		err = f.g.Remove(ctx, key, name)
 		if !errors.Is(err, core.ErrConflict) || !isDir || attempt == 2 {
@@ -402,8 +392,8 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs
 	if !ok {
 		return f.errno("rename", req.OldName, syscall.ENOTDIR)
 	}
-	from := join(d.path(), req.OldName)
-	to := join(nd.path(), req.NewName)
+	from := namespace.Join(d.path(), req.OldName)
+	to := namespace.Join(nd.path(), req.NewName)
 	if err := d.checkNew(to, req.NewName); err != nil {
 		return f.errno("rename", from, err)
 	}
@@ -417,12 +407,12 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs
 	if err != nil {
 		return f.errno("rename", from, err)
 	}
-	moves, err := renameMoves(t, from, to)
+	moves, err := namespace.Moves(t.Tree, from, to)
 	if err != nil {
 		return f.errno("rename", from, err)
 	}
 	for i, m := range moves {
-		if !strings.HasPrefix(m.To, dirMarkers) {
+		if !strings.HasPrefix(m.To, namespace.MarkerPrefix) {
 			moves[i].ToKey = f.lastSeen(m.To, m.ToKey)
 		}
 	}
@@ -441,29 +431,6 @@ func (d *dir) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fusefs
 	f.moved(from, to)
 	f.rekey(moves)
 	return nil
-}
-
-// renameMoves lists the objects that renaming from to to moves.
-func renameMoves(t *tree, from, to string) ([]core.Move, error) {
-	if key, ok := t.files[from]; ok {
-		if t.isDir(to) {
-			return nil, syscall.EISDIR
-		}
-		return []core.Move{{From: from, To: to, Key: key, ToKey: t.files[to]}}, nil
-	}
-	if _, ok := t.dirs[from]; !ok {
-		return nil, syscall.ENOENT
-	}
-	if _, ok := t.files[to]; ok {
-		return nil, syscall.ENOTDIR
-	}
-	if _, ok := t.dirs[to]; ok && len(t.kids[to]) > 0 {
-		return nil, syscall.ENOTEMPTY
-	}
-	if strings.HasPrefix(to, from+"/") {
-		return nil, syscall.EINVAL
-	}
-	return core.DirMoves(t.src, from, to), nil
 }
 
 // rekey gives the files moved the key their object has under its new

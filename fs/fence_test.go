@@ -10,7 +10,7 @@ import (
 	"bazil.org/fuse"
 	fusefs "bazil.org/fuse/fs"
 
-	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 )
 
 // flockAs is flock(LOCK_EX) (or LOCK_SH) on f by process pid.
@@ -45,7 +45,7 @@ func TestCommitFencedByAncestorsLock(t *testing.T) {
 	A.put("data", "under the lock")
 	w.checkStored("data", "under the lock")
 
-	if _, err := w.B.g.ForceUnlock(w.ctx, core.ReservedPrefix+"locks/job.lock"); err != nil {
+	if _, err := w.B.g.ForceUnlock(w.ctx, namespace.LockName("job.lock")); err != nil {
 		t.Fatal(err)
 	}
 	f := A.open("data", syscall.O_WRONLY|syscall.O_TRUNC, 0)
@@ -69,7 +69,7 @@ func TestCommitFencedByAncestorsLock(t *testing.T) {
 
 	// Another host takes the lock over; a process that is no descendant
 	// of the holder (pid 1) commits unfenced, as without locks.
-	if _, err := w.B.g.ForceUnlock(w.ctx, core.ReservedPrefix+"locks/job.lock"); err != nil {
+	if _, err := w.B.g.ForceUnlock(w.ctx, namespace.LockName("job.lock")); err != nil {
 		t.Fatal(err)
 	}
 	A.pid = 1
@@ -84,7 +84,7 @@ func TestCommitFencedByAncestorsLock(t *testing.T) {
 	A.pid = uint32(os.Getpid())
 	under := A.open("data", syscall.O_WRONLY|syscall.O_TRUNC, 0)
 	under.write("written under the lock", 0)
-	if _, err := w.B.g.ForceUnlock(w.ctx, core.ReservedPrefix+"locks/job.lock"); err != nil {
+	if _, err := w.B.g.ForceUnlock(w.ctx, namespace.LockName("job.lock")); err != nil {
 		t.Fatal(err)
 	}
 	A.pid = 1

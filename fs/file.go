@@ -232,11 +232,11 @@ func (n *file) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenR
 	if !req.Flags.IsReadOnly() && f.cfg.ReadOnly {
 		return nil, f.errno("open", p, syscall.EROFS)
 	}
-	snap, err := f.g.Snapshot(ctx)
+	v, err := f.g.View(ctx)
 	if err != nil {
 		return nil, f.errno("open", p, err)
 	}
-	e, exists := snap[p]
+	e, exists := v.Entry(p)
 	active := n.activeHandles()
 	n.mu.Lock()
 	if !active && n.dirty == nil && !n.unlinked {
@@ -615,12 +615,13 @@ func (n *file) rebaseLocked(ctx context.Context, p string, opts []core.CommitOpt
 // appendTo commits the current version of p followed by tail.
 func (n *file) appendTo(ctx context.Context, p string, tail *io.SectionReader, opts []core.CommitOption) (string, *os.File, int64, error) {
 	f := n.fs
-	key, err := f.g.Key(ctx, p)
-	if errors.Is(err, core.ErrNotExist) {
-		return "", nil, 0, fmt.Errorf("%w: removed elsewhere", core.ErrConflict)
-	}
+	view, err := f.g.View(ctx)
 	if err != nil {
 		return "", nil, 0, err
+	}
+	key, ok := view.Key(p)
+	if !ok {
+		return "", nil, 0, fmt.Errorf("%w: removed elsewhere", core.ErrConflict)
 	}
 	r, err := f.c.NewFile()
 	if err != nil {
@@ -742,11 +743,11 @@ func (f *FS) lockTaken(ctx context.Context, path string, locked *file) {
 	f.mu.Lock()
 	cur, _ := f.nodes[path].(*file)
 	f.mu.Unlock()
-	snap, err := f.g.Snapshot(ctx) // fresh: taking the lock installed the view
+	v, err := f.g.View(ctx) // fresh: taking the lock installed the view
 	if err != nil {
 		return
 	}
-	e, ok := snap[path]
+	e, ok := v.Entry(path)
 	if !ok || e.IsLink() {
 		return
 	}

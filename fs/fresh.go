@@ -3,12 +3,12 @@ package fs
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"bazil.org/fuse"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 )
 
 // Cross-host freshness. The kernel keeps entries and attributes for the
@@ -26,24 +26,24 @@ func (f *FS) viewChanged(old, cur *tree) {
 	f.mu.Lock()
 	srv := f.srv
 	f.mu.Unlock()
-	if srv == nil || old.attrs == nil || cur.attrs == nil {
+	if srv == nil {
 		return
 	}
 	var entries, attrs []string // paths whose directory entry, or attributes, to drop
-	for name, e := range cur.attrs {
-		if oe, ok := old.attrs[name]; !ok || oe != e {
+	for name, e := range cur.view.All() {
+		if oe, ok := old.view.Entry(name); !ok || oe != e {
 			entry, a := f.stale(name, &e, ok && oe.Key == e.Key)
 			entries, attrs = append(entries, entry...), append(attrs, a...)
 		}
 	}
-	for name := range old.attrs {
-		if _, ok := cur.attrs[name]; !ok {
+	for name := range old.view.All() {
+		if _, ok := cur.view.Entry(name); !ok {
 			entry, a := f.stale(name, nil, false)
 			entries, attrs = append(entries, entry...), append(attrs, a...)
 		}
 	}
 	for _, p := range entries {
-		parent, base := split(p)
+		parent, base := namespace.Split(p)
 		f.mu.Lock()
 		d, _ := f.nodes[parent].(*dir)
 		f.mu.Unlock()
@@ -71,16 +71,15 @@ func (f *FS) viewChanged(old, cur *tree) {
 // extendTo), for a file this host has open (its entry expires within
 // TTL), or for lock records and other reserved names.
 func (f *FS) stale(name string, e *core.Entry, sameKey bool) (entry, attrs []string) {
-	p, isDir := name, false
-	switch {
-	case name == rootMarker:
+	p, kind := namespace.Classify(name)
+	switch kind {
+	case namespace.Root:
 		return nil, []string{""}
-	case strings.HasPrefix(name, dirMarkers):
-		p, isDir = name[len(dirMarkers):], true
-	case core.Reserved(name):
+	case namespace.Internal:
 		return nil, nil
 	}
-	parent, _ := split(p)
+	isDir := kind == namespace.Dir
+	parent, _ := namespace.Split(p)
 	attrs = []string{parent}
 	switch {
 	case sameKey:

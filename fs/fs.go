@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,10 +17,8 @@ import (
 
 	"github.com/b2cfs/b2cfs/cache"
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 )
-
-// dirMarkers prefixes the marker objects of directories made with mkdir.
-const dirMarkers = core.DirMarkers
 
 // Config describes a mount.
 type Config struct {
@@ -141,7 +138,7 @@ func (f *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.Sta
 	resp.Bsize, resp.Frsize = bsize, bsize
 	resp.Blocks = used + freeBlocks
 	resp.Bfree, resp.Bavail = freeBlocks, freeBlocks
-	resp.Files = uint64(len(t.files)+len(t.dirs)) + freeFiles
+	resp.Files = uint64(t.NumFiles()+t.NumDirs()+1) + freeFiles
 	resp.Ffree = freeFiles
 	resp.Namelen = nameMax
 	return nil
@@ -153,12 +150,12 @@ func (f *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.Sta
 func (f *FS) usedBytes(ctx context.Context, t *tree) (int64, error) {
 	var bytes int64
 	if f.keepsAttrs() {
-		for p := range t.files {
-			bytes += t.attrs[p].Size
+		for p := range t.Files() {
+			bytes += t.entry(p).Size
 		}
 		return bytes, nil
 	}
-	for p, key := range t.files {
+	for p, key := range t.Files() {
 		if !f.g.Cached(p, key) {
 			if err := f.g.Prefetch(ctx, ""); err != nil {
 				return 0, err
@@ -166,7 +163,7 @@ func (f *FS) usedBytes(ctx context.Context, t *tree) (int64, error) {
 			break
 		}
 	}
-	for p, key := range t.files {
+	for p, key := range t.Files() {
 		fi, err := f.g.Stat(ctx, p, key)
 		if err != nil {
 			return 0, err
@@ -394,7 +391,7 @@ func (f *FS) unmapPath(path string) {
 	ino, numbered := f.inos[path]
 	delete(f.inos, path)
 	delete(f.dirTime, path)
-	parent, _ := split(path)
+	parent, _ := namespace.Split(path)
 	f.touchDirLocked(time.Now(), parent)
 	f.mu.Unlock()
 	if (n == nil || !n.unlink()) && numbered {
@@ -449,8 +446,8 @@ func (f *FS) moved(from, to string) {
 	}
 	maps.Copy(f.inos, inos)
 	maps.Copy(f.dirTime, times)
-	fromDir, _ := split(from)
-	toDir, _ := split(to)
+	fromDir, _ := namespace.Split(from)
+	toDir, _ := namespace.Split(to)
 	f.touchDirLocked(time.Now(), fromDir, toDir)
 	seen := map[string]string{}
 	for p, k := range f.seen {
@@ -501,23 +498,33 @@ func (f *FS) invalidate(n node, data bool) {
 	}
 }
 
-// tree returns the directory structure of the current view of the index.
+// tree is the directory structure of one view of the index, beside the
+// view it was built from.
+type tree struct {
+	*namespace.Tree
+	view *core.View
+}
+
+// entry returns name's index entry, the zero Entry when it has none.
+func (t *tree) entry(name string) core.Entry {
+	e, _ := t.view.Entry(name)
+	return e
+}
+
+// tree returns the directory structure of the current view of the index,
+// built once per view.
 func (f *FS) tree(ctx context.Context) (*tree, error) {
-	entries, attrs, err := f.g.Index(ctx)
+	v, err := f.g.View(ctx)
 	if err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
-	t := f.tr
+	old := f.tr
 	f.mu.Unlock()
-	// Entries returns the same map for the same view, so the tree is built
-	// once per view.
-	if t != nil && reflect.ValueOf(t.src).UnsafePointer() == reflect.ValueOf(entries).UnsafePointer() {
-		return t, nil
+	if old != nil && old.view.Same(v) {
+		return old, nil
 	}
-	old := t
-	t = buildTree(entries)
-	t.attrs = attrs
+	t := &tree{Tree: namespace.New(v), view: v}
 	f.mu.Lock()
 	f.tr = t
 	f.mu.Unlock()
@@ -543,20 +550,7 @@ func (f *FS) entryOf(ctx context.Context, name string) (core.Entry, bool) {
 	if err != nil {
 		return core.Entry{}, false
 	}
-	e, ok := t.attrs[name]
-	return e, ok
-}
-
-// rootMarker holds the mode and times of the root directory, which has no
-// marker of its own.
-const rootMarker = core.ReservedPrefix + "root"
-
-// markerOf names the marker object of directory p.
-func markerOf(p string) string {
-	if p == "" {
-		return rootMarker
-	}
-	return dirMarkers + p
+	return t.view.Entry(name)
 }
 
 // checkSetattr refuses a setattr on p this mount cannot keep: any change
@@ -587,19 +581,4 @@ func inode(path string) uint64 {
 		return n
 	}
 	return 2
-}
-
-func join(dir, name string) string {
-	if dir == "" {
-		return name
-	}
-	return dir + "/" + name
-}
-
-func split(path string) (dir, name string) {
-	i := strings.LastIndexByte(path, '/')
-	if i < 0 {
-		return "", path
-	}
-	return path[:i], path[i+1:]
 }

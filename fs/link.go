@@ -13,6 +13,7 @@ import (
 	fusefs "bazil.org/fuse/fs"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 )
 
 // symlink is a symbolic link: an index entry that holds its target, with
@@ -78,7 +79,7 @@ func (l *symlink) Forget() { l.fs.forget(l) }
 func (d *dir) Symlink(ctx context.Context, req *fuse.SymlinkRequest) (fusefs.Node, error) {
 	ctx = d.fs.fence(ctx, req.Pid) // a change made under a lock lands only while it is held
 	f := d.fs
-	p := join(d.path(), req.NewName)
+	p := namespace.Join(d.path(), req.NewName)
 	if err := d.checkNew(p, req.NewName); err != nil {
 		return nil, f.errno("symlink", p, err)
 	}
@@ -86,7 +87,7 @@ func (d *dir) Symlink(ctx context.Context, req *fuse.SymlinkRequest) (fusefs.Nod
 	if err != nil {
 		return nil, f.errno("symlink", p, err)
 	}
-	if _, ok := t.files[p]; ok || t.isDir(p) {
+	if _, ok := t.File(p); ok || t.IsDir(p) {
 		return nil, f.errno("symlink", p, syscall.EEXIST)
 	}
 	if len(req.Target) > core.MaxLinkBytes {
@@ -116,7 +117,7 @@ func (d *dir) Symlink(ctx context.Context, req *fuse.SymlinkRequest) (fusefs.Nod
 // support the type, logged once per kind.
 func (d *dir) Mknod(ctx context.Context, req *fuse.MknodRequest) (fusefs.Node, error) {
 	f := d.fs
-	p := join(d.path(), req.Name)
+	p := namespace.Join(d.path(), req.Name)
 	if err := d.checkNew(p, req.Name); err != nil {
 		return nil, f.errno("mknod", p, err)
 	}
@@ -143,7 +144,7 @@ func (d *dir) mknodFile(ctx context.Context, p string, req *fuse.MknodRequest) (
 	if err != nil {
 		return nil, f.errno("mknod", p, err)
 	}
-	if _, ok := t.files[p]; ok || t.isDir(p) {
+	if _, ok := t.File(p); ok || t.IsDir(p) {
 		return nil, f.errno("mknod", p, syscall.EEXIST)
 	}
 	key, err := f.g.Commit(ctx, p, "", bytes.NewReader(nil), 0, core.WithMode(f.newMode(req.Mode, req.Umask)))
@@ -166,7 +167,7 @@ func (d *dir) mknodFile(ctx context.Context, p string, req *fuse.MknodRequest) (
 // where a file system has no hard links, logged once.
 func (d *dir) Link(ctx context.Context, req *fuse.LinkRequest, old fusefs.Node) (fusefs.Node, error) {
 	f := d.fs
-	p := join(d.path(), req.NewName)
+	p := namespace.Join(d.path(), req.NewName)
 	f.logOnce("hard link", "hard links refused: an object has one name (EPERM)", "path", "/"+p)
 	return nil, syscall.EPERM // logged once above
 }

@@ -17,13 +17,8 @@ import (
 	"bazil.org/fuse"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 )
-
-// lockPrefix starts the names of lock objects (core.LockPrefix).
-const lockPrefix = core.LockPrefix
-
-// lockName returns the name of the lock object of path.
-func lockName(path string) string { return lockPrefix + path }
 
 // releaseTimeout bounds releasing a lock when its handle closes or the file
 // system shuts down; a lock not released in time is abandoned (its lease
@@ -172,7 +167,7 @@ type lockReq struct {
 
 func decodeLock(path string, owner fuse.LockOwner, lk fuse.FileLock, flags fuse.LockFlags) lockReq {
 	r := lockReq{
-		id:    lockID{name: lockName(path), owner: owner, flock: flags&fuse.LockFlock != 0},
+		id:    lockID{name: namespace.LockName(path), owner: owner, flock: flags&fuse.LockFlock != 0},
 		start: lk.Start, end: lk.End, mode: core.Exclusive, pid: lk.PID,
 	}
 	if lk.Type == fuse.LockRead {
@@ -496,7 +491,7 @@ func (f *FS) logUnlock(op string, l *ownerLock, err error) {
 // through h (Linux OFD locks are not released otherwise).
 func (f *FS) releaseLocks(ctx context.Context, h *openFile, req *fuse.ReleaseRequest) {
 	flockOwner, isFlock := req.LockOwner, req.ReleaseFlags&fuse.ReleaseFlockUnlock != 0
-	name := lockName(h.n.path())
+	name := namespace.LockName(h.n.path())
 	f.dropLocks(ctx, "release", func(id lockID, l *ownerLock) bool {
 		if id.flock {
 			return isFlock && id.owner == flockOwner && (l.via == h || id.name == name)
@@ -508,7 +503,7 @@ func (f *FS) releaseLocks(ctx context.Context, h *openFile, req *fuse.ReleaseReq
 // flushLocks drops the POSIX locks owner holds on the file of n: POSIX
 // locks end with any close by their owner.
 func (f *FS) flushLocks(ctx context.Context, n node, owner fuse.LockOwner) {
-	name := lockName(n.base().path())
+	name := namespace.LockName(n.base().path())
 	f.dropLocks(ctx, "close", func(id lockID, l *ownerLock) bool {
 		return !id.flock && id.owner == owner && (id.name == name || l.via != nil && node(l.via.n) == n)
 	})

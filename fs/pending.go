@@ -3,6 +3,8 @@ package fs
 import (
 	"context"
 	"strings"
+
+	"github.com/b2cfs/b2cfs/namespace"
 )
 
 // New files are committed once. Create makes a file node that only this
@@ -51,7 +53,7 @@ func (f *FS) pendingIn(dir string) []string {
 	defer f.mu.Unlock()
 	var out []string
 	for p := range f.pending {
-		if d, name := split(p); d == dir {
+		if d, name := namespace.Split(p); d == dir {
 			out = append(out, name)
 		}
 	}
@@ -95,8 +97,8 @@ func (d *dir) renamePending(ctx context.Context, from, to string) (done bool, er
 		return false, err
 	}
 	n := f.pendingNode(from)
-	_, taken := t.files[to]
-	if n != nil && !taken && !t.isDir(to) {
+	_, taken := t.File(to)
+	if n != nil && !taken && !t.IsDir(to) {
 		f.moved(from, to) // a pending target goes, as any replaced one
 		return true, nil
 	}

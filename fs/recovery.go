@@ -19,10 +19,11 @@ func (f *FS) keep(d *os.File, p, base string, cause error) (string, error) {
 	// costs nothing; otherwise (B2 unreachable) it stays unknown.
 	if errors.Is(cause, core.ErrConflict) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		entries, err := f.g.Entries(ctx)
+		v, err := f.g.View(ctx)
 		cancel()
 		if err == nil {
-			k.Current, k.CurrentKnown = entries[p], true
+			k.Current, _ = v.Key(p)
+			k.CurrentKnown = true
 		}
 	}
 	path, err := f.c.KeepWith(d, k)

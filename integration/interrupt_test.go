@@ -13,6 +13,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 )
 
 // TestInterruptStorm runs mkdir, rmdir, create, rename and unlink on a
@@ -172,7 +173,7 @@ func (s *storm) sync() {
 // a directory.
 func (s *storm) object(op, path string) string {
 	if op == "mkdir" || op == "rmdir" {
-		return core.DirMarkers + path
+		return namespace.Marker(path)
 	}
 	return path
 }
@@ -273,12 +274,8 @@ func (s *storm) run(op string, paths, to []string) {
 func (s *storm) visible() string {
 	var out []string
 	for n := range s.state {
-		switch {
-		case strings.HasPrefix(n, core.DirMarkers):
-			out = append(out, strings.TrimPrefix(n, core.DirMarkers))
-		case strings.HasPrefix(n, core.ReservedPrefix):
-		default:
-			out = append(out, n)
+		if p, k := namespace.Classify(n); k == namespace.Dir || k == namespace.File {
+			out = append(out, p)
 		}
 	}
 	sort.Strings(out)

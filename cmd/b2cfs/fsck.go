@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 	"github.com/spf13/cobra"
 )
 
@@ -71,7 +72,7 @@ func runFsck(ctx context.Context, t *tool, arg string, repair bool) error {
 	if err != nil {
 		return fsckFailed(err)
 	}
-	r, err := core.Fsck(ctx, s, tg.Group, core.FsckOptions{Repair: repair})
+	r, err := core.Fsck(ctx, s, tg.Group, core.FsckOptions{Repair: repair, IsLock: isLock})
 	if r != nil {
 		printFsck(c.stdout, tg, r, repair)
 	}
@@ -155,4 +156,10 @@ func printFsck(w io.Writer, tg target, r *core.FsckReport, repair bool) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// isLock reports whether name is a lock object (namespace.LockName).
+func isLock(name string) bool {
+	_, ok := namespace.LockedPath(name)
+	return ok
 }

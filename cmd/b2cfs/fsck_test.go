@@ -84,10 +84,11 @@ func fsckContents(t *testing.T, e *testEnv, group string) (map[string]string, er
 	t.Helper()
 	ctx := context.Background()
 	g := e.group(group)
-	names, err := g.List(ctx)
+	v, err := g.View(ctx)
 	if err != nil {
 		return nil, err
 	}
+	names := v.Names()
 	out := map[string]string{}
 	for _, n := range names {
 		r, err := g.NewReader(ctx, n)

@@ -61,11 +61,11 @@ func TestGCAfterLostReplies(t *testing.T) {
 		t.Fatal("gc found no garbage: superseded versions and orphans of lost replies should be there")
 	}
 	for _, g := range checks {
-		entries, err := g.Entries(ctx)
+		v, err := g.View(ctx)
 		if err != nil {
 			t.Fatalf("group %s unreadable after gc: %v", g.Name(), err)
 		}
-		for name := range entries {
+		for name := range v.All() {
 			if _, err := readObject(g, name); err != nil {
 				t.Fatalf("group %s: %s unreadable after gc: %v", g.Name(), name, err)
 			}

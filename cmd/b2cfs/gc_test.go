@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"io"
 	"sort"
 	"strings"
@@ -48,12 +47,11 @@ func upload(t *testing.T, s core.Store, name, data, group string) {
 func commit(t *testing.T, g *core.Group, name, data string) string {
 	t.Helper()
 	ctx := context.Background()
-	key, err := g.Key(ctx, name)
-	if errors.Is(err, core.ErrNotExist) {
-		key = ""
-	} else if err != nil {
+	v, err := g.View(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
+	key, _ := v.Key(name)
 	nk, err := g.Commit(ctx, name, key, strings.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)

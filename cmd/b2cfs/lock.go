@@ -2,7 +2,7 @@ package main
 
 // The lock tools: lock runs a command while holding a group's lock, locks
 // lists the held locks and unlock --force clears one. The lock NAME is the
-// object lockPrefix+NAME, the one a mount takes for flock on file NAME, so
+// object namespace.LockName(NAME), the one a mount takes for flock on file NAME, so
 // "b2cfs lock g f.lock" and "flock MOUNT/f.lock" exclude each other.
 //
 // The command runs under a guard process (lockguard.go) that ends it and
@@ -17,14 +17,13 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -158,7 +157,7 @@ func parseLockArgs(fl *pflag.FlagSet, pos []string) (*lockFlags, error) {
 
 // checkLockName fails for a NAME that cannot name a lock object.
 func checkLockName(name string) error {
-	if err := core.CheckName(lockPrefix + name); err != nil || name == "" {
+	if err := core.CheckName(namespace.LockName(name)); err != nil || name == "" {
 		return fmt.Errorf("lock name %q: %w", name, core.ErrBadName)
 	}
 	return nil
@@ -187,7 +186,7 @@ func runLock(ctx context.Context, c cli, conn *connFlags, fl *pflag.FlagSet, arg
 	// The lease is renewed until the lock is released or abandoned.
 	mctx, stopRenewal := context.WithCancel(context.Background())
 	defer stopRenewal()
-	m := g.Mutex(mctx, lockPrefix+lf.name)
+	m := g.Mutex(mctx, namespace.LockName(lf.name))
 	if err := acquire(ctx, m, lf); err != nil {
 		// An attempt cut short (by -w, Ctrl-C or a slow B2) is undone in
 		// the background: wait for that, so no lock record outlives us.
@@ -338,17 +337,11 @@ func runLocks(ctx context.Context, t *tool, arg string) error {
 	if err != nil {
 		return err
 	}
-	entries, err := g.Entries(ctx)
+	v, err := g.View(ctx)
 	if err != nil {
 		return err
 	}
-	var names []string
-	for name := range entries {
-		if strings.HasPrefix(name, lockPrefix) {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
+	names := namespace.Locks(v)
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tMODE\tHOST\tPID\tSINCE\tEXPIRES")
 	now := time.Now()
@@ -358,7 +351,8 @@ func runLocks(ctx context.Context, t *tool, arg string) error {
 			return err
 		}
 		for _, h := range hs {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", name[len(lockPrefix):], h.Mode, h.Host, pidString(h.PID), sinceString(h.Acquired), expiresString(h.Expires, now))
+			p, _ := namespace.LockedPath(name)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p, h.Mode, h.Host, pidString(h.PID), sinceString(h.Acquired), expiresString(h.Expires, now))
 		}
 	}
 	return w.Flush()
@@ -429,7 +423,7 @@ func runUnlock(ctx context.Context, t *tool, arg, name string, force bool) error
 		return err
 	}
 	if !force {
-		hs, err := g.Holders(ctx, lockPrefix+name)
+		hs, err := g.Holders(ctx, namespace.LockName(name))
 		if err != nil {
 			return err
 		}
@@ -438,7 +432,7 @@ func runUnlock(ctx context.Context, t *tool, arg, name string, force bool) error
 		}
 		return fmt.Errorf("unlock: lock %s is held by %s; its holder keeps running as if it held it, so clear it only with --force", name, describeHolder(hs[0], time.Now()))
 	}
-	hs, err := g.ForceUnlock(ctx, lockPrefix+name)
+	hs, err := g.ForceUnlock(ctx, namespace.LockName(name))
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/storetest"
+	"github.com/b2cfs/b2cfs/namespace"
 )
 
 // exitStatus is the status run() would exit with for err.
@@ -36,7 +37,7 @@ func exitStatus(err error) int {
 // returns its release.
 func holdLock(t *testing.T, g *core.Group, name string, mode core.LockMode) func() {
 	t.Helper()
-	m := g.Mutex(context.Background(), lockPrefix+name)
+	m := g.Mutex(context.Background(), namespace.LockName(name))
 	if err := m.TryLock(context.Background(), mode); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestLockRunsCommandWithExitStatus(t *testing.T) {
 		t.Fatalf("lock of a missing command: status %d (%v)", exitStatus(err), err)
 	}
 	// Released after each run: nothing is left held.
-	if hs, err := e.group("g").Holders(context.Background(), lockPrefix+"f.lock"); err != nil || len(hs) != 0 {
+	if hs, err := e.group("g").Holders(context.Background(), namespace.LockName("f.lock")); err != nil || len(hs) != 0 {
 		t.Fatalf("after the runs: holders %v, %v", hs, err)
 	}
 	if _, _, err := e.run("lock", "", e.path("g"), "f.lock"); exitStatus(err) != exitUsage {
@@ -88,7 +89,7 @@ func TestLockHeldWhileCommandRuns(t *testing.T) {
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		hs, err := g.Holders(context.Background(), lockPrefix+"f.lock")
+		hs, err := g.Holders(context.Background(), namespace.LockName("f.lock"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +98,7 @@ func TestLockHeldWhileCommandRuns(t *testing.T) {
 			if hs[0].Host != host || hs[0].Mode != "exclusive" {
 				t.Errorf("holder %+v", hs[0])
 			}
-			m := g.Mutex(context.Background(), lockPrefix+"f.lock")
+			m := g.Mutex(context.Background(), namespace.LockName("f.lock"))
 			during = m.TryLock(context.Background(), core.Exclusive)
 			break
 		}
@@ -166,7 +167,7 @@ func TestLocksAndUnlock(t *testing.T) {
 	g := e.group("g")
 	holdLock(t, g, "dir/a.lock", core.Shared)
 	// A lock left by blazer's Mutex: content 0x01, never expires.
-	if _, err := g.Commit(context.Background(), lockPrefix+"b.lock", "", bytes.NewReader([]byte{1}), 1); err != nil {
+	if _, err := g.Commit(context.Background(), namespace.LockName("b.lock"), "", bytes.NewReader([]byte{1}), 1); err != nil {
 		t.Fatal(err)
 	}
 	out := e.must("locks", "", e.path("g"))
@@ -181,7 +182,7 @@ func TestLocksAndUnlock(t *testing.T) {
 	if _, _, err := e.run("unlock", "", e.path("g"), "b.lock"); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("unlock without --force: %v", err)
 	}
-	if hs, _ := g.Holders(context.Background(), lockPrefix+"b.lock"); len(hs) != 1 {
+	if hs, _ := g.Holders(context.Background(), namespace.LockName("b.lock")); len(hs) != 1 {
 		t.Fatal("unlock without --force changed the lock")
 	}
 	_, stderr, err := e.run("unlock", "", "--force", e.path("g"), "b.lock")
@@ -196,7 +197,7 @@ func TestLocksAndUnlock(t *testing.T) {
 		t.Fatalf("locks after unlock --force:\n%s", out)
 	}
 	// A blazer-style lock blocks "b2cfs lock" until cleared.
-	if _, err := g.Commit(context.Background(), lockPrefix+"c", "", bytes.NewReader([]byte{1}), 1); err != nil {
+	if _, err := g.Commit(context.Background(), namespace.LockName("c"), "", bytes.NewReader([]byte{1}), 1); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := e.run("lock", "", "-n", e.path("g"), "c", "--", "true"); exitStatus(err) != exitBusy {
@@ -425,7 +426,7 @@ func TestLockDeadTool(t *testing.T) {
 	// Gone while the dead tool's lease still holds the lock: nobody else
 	// could have run beside them.
 	ctx := context.Background()
-	m := e.group("g").Mutex(ctx, lockPrefix+"f.lock")
+	m := e.group("g").Mutex(ctx, namespace.LockName("f.lock"))
 	if err := m.TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
 		t.Fatalf("lock after the command was gone: %v, want it still held by the dead tool's lease", err)
 	}
@@ -455,7 +456,7 @@ func TestLockSignalPassedOn(t *testing.T) {
 		t.Errorf("the command's SIGTERM trap did not run (got %q)", got)
 	}
 	waitGone(t, 30*time.Second, sh)
-	if hs, err := e.group("g").Holders(context.Background(), lockPrefix+"f.lock"); err != nil || len(hs) != 0 {
+	if hs, err := e.group("g").Holders(context.Background(), namespace.LockName("f.lock")); err != nil || len(hs) != 0 {
 		t.Fatalf("after b2cfs lock exited: holders %v, %v", hs, err)
 	}
 	syscall.Kill(sleep, syscall.SIGKILL) // left in the background, as by any command
@@ -498,7 +499,7 @@ func TestLockLost(t *testing.T) {
 			sh, sleep := waitPids(t, dir, exited)
 			// Another host clears the lock: the holder's next renewal (a
 			// third of the lease later) finds it gone.
-			if _, err := e.group("g").ForceUnlock(context.Background(), lockPrefix+"f.lock"); err != nil {
+			if _, err := e.group("g").ForceUnlock(context.Background(), namespace.LockName("f.lock")); err != nil {
 				t.Fatal(err)
 			}
 			var err error

@@ -402,7 +402,7 @@ func runMount(ctx context.Context, mc *mountConfig, ready *readyPipe) (err error
 	defer store.Close()
 	defer g.Close()
 	met.registerStore(store)
-	if _, err := g.Entries(octx); err != nil {
+	if _, err := g.View(octx); err != nil {
 		return fmt.Errorf("read index of %s/%s: %w", mc.bucket, mc.group, err)
 	}
 	c, err := cache.New(mc.cacheDir, mc.cacheSize)

@@ -355,10 +355,11 @@ func (t *tool) commitKept(ctx context.Context, k keptFile, to string, force bool
 	if err != nil {
 		return err
 	}
-	now, err := g.Key(ctx, tg.Path)
-	if err != nil && !errors.Is(err, core.ErrNotExist) {
+	v, err := g.View(ctx)
+	if err != nil {
 		return fmt.Errorf("recover: %s: %w", tg, err)
 	}
+	now, _ := v.Key(tg.Path)
 	// The version these bytes were meant to replace: the one current when
 	// they were kept, else the one they started from.
 	expected, known := k.Kept.Base, k.Described

@@ -93,7 +93,7 @@ func TestRecover(t *testing.T) {
 	}
 
 	// Changed after it was kept: refused, unless --force.
-	k3, _ := g.Key(context.Background(), "f")
+	k3 := keyOf(t, g, "f")
 	keepBytes(t, cacheDir, cache.Kept{Bucket: e.bucket, Group: "g", Name: "f", Base: k2, Current: k3, CurrentKnown: true, Reason: "EBUSY"}, "second\n")
 	commitString(t, g, "f", k3, "newer\n")
 	id = e.listKept(base)[0].ID

@@ -15,10 +15,12 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
+	"github.com/b2cfs/b2cfs/namespace"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -99,16 +101,16 @@ func (t *tool) group(ctx context.Context, tg target) (*core.Group, error) {
 
 // tree opens tg's group and returns it with its names as a directory tree,
 // from a view no older than the index TTL.
-func (t *tool) tree(ctx context.Context, tg target) (*core.Group, *groupTree, error) {
+func (t *tool) tree(ctx context.Context, tg target) (*core.Group, *namespace.Tree, error) {
 	g, err := t.group(ctx, tg)
 	if err != nil {
 		return nil, nil, err
 	}
-	entries, err := g.Entries(ctx)
+	v, err := g.View(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	return g, newGroupTree(entries), nil
+	return g, namespace.New(v), nil
 }
 
 func (t *tool) close() {
@@ -120,83 +122,27 @@ func (t *tool) close() {
 	}
 }
 
-// dirMarkers prefixes the objects that keep empty directories made with
-// mkdir in a mount (see package fs).
-const dirMarkers = core.DirMarkers
-
+// checkUserPath refuses a target that names no user object: no path, or
+// a reserved one.
 func checkUserPath(tg target) error {
 	if tg.Path == "" {
 		return fmt.Errorf("%s: no object path: want BUCKET/GROUP/PATH", tg)
 	}
-	if core.Reserved(tg.Path) {
+	return checkTreePath(tg)
+}
+
+// checkTreePath refuses a target under the reserved names.
+func checkTreePath(tg target) error {
+	if namespace.Reserved(tg.Path) {
 		return fmt.Errorf("%s: names under %s are reserved for b2cfs", tg, core.ReservedPrefix)
 	}
 	return nil
 }
 
-// groupTree is the directory view of an index: user objects, and the
-// directories implied by "/" in their names or kept by markers.
-type groupTree struct {
-	entries map[string]string // the whole index, reserved names included
-	files   map[string]string // user object -> key
-	dirs    map[string]bool   // directory paths; "" is the root
-}
-
-func newGroupTree(entries map[string]string) *groupTree {
-	t := &groupTree{entries: entries, files: map[string]string{}, dirs: map[string]bool{"": true}}
-	addParents := func(p string) {
-		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
-			t.dirs[p[:i]] = true
-		}
-	}
-	for name, key := range entries {
-		switch {
-		case strings.HasPrefix(name, dirMarkers):
-			d := name[len(dirMarkers):]
-			t.dirs[d] = true
-			addParents(d)
-		case core.Reserved(name):
-		default:
-			t.files[name] = key
-			addParents(name)
-		}
-	}
-	return t
-}
-
-// children returns the files and subdirectories directly in dir, sorted,
-// as full paths.
-func (t *groupTree) children(dir string) (files, dirs []string) {
-	under := func(p string) bool {
-		if dir == "" {
-			return !strings.Contains(p, "/")
-		}
-		return strings.HasPrefix(p, dir+"/") && !strings.Contains(p[len(dir)+1:], "/")
-	}
-	for f := range t.files {
-		if under(f) {
-			files = append(files, f)
-		}
-	}
-	for d := range t.dirs {
-		if d != "" && under(d) {
-			dirs = append(dirs, d)
-		}
-	}
-	sort.Strings(files)
-	sort.Strings(dirs)
-	return files, dirs
-}
-
-// empty reports whether directory dir holds nothing.
-func (t *groupTree) empty(dir string) bool {
-	f, d := t.children(dir)
-	return len(f) == 0 && len(d) == 0
-}
-
-// notFound explains a missing path, telling a directory from nothing.
-func (t *groupTree) notFound(tg target) error {
-	if t.dirs[tg.Path] {
+// notFound explains a missing path of tree, telling a directory from
+// nothing.
+func notFound(tree *namespace.Tree, tg target) error {
+	if tree.HasDir(tg.Path) {
 		return fmt.Errorf("%s: is a directory", tg)
 	}
 	return fmt.Errorf("%s: %w", tg, core.ErrNotExist)
@@ -243,10 +189,10 @@ func runLs(ctx context.Context, t *tool, arg string, long bool) error {
 	var files, dirs []string
 	rel := func(p string) string { return p }
 	switch {
-	case tg.Path != "" && tree.files[tg.Path] != "" && !tree.dirs[tg.Path]:
+	case tg.Path != "" && !tree.HasDir(tg.Path) && hasFile(tree, tg.Path):
 		files = []string{tg.Path}
-	case tree.dirs[tg.Path]:
-		files, dirs = tree.children(tg.Path)
+	case tree.HasDir(tg.Path):
+		files, dirs = tree.Children(tg.Path)
 		if tg.Path != "" {
 			rel = func(p string) string { return p[len(tg.Path)+1:] }
 		}
@@ -272,21 +218,18 @@ func runLs(ctx context.Context, t *tool, arg string, long bool) error {
 	infos := map[string]core.FileInfo{}
 	width := 1
 	for _, f := range files {
-		fi, err := g.Stat(ctx, f, tree.files[f])
+		key, _ := tree.File(f)
+		fi, err := g.Stat(ctx, f, key)
 		if err != nil {
 			return err
 		}
 		infos[f] = fi
 		width = max(width, len(fmt.Sprint(fi.Size)))
 	}
-	snap, err := g.Snapshot(ctx) // symbolic links' targets (the b2cfs format)
-	if err != nil {
-		return err
-	}
 	for _, e := range mergeListing(files, dirs) {
 		if fi, ok := infos[e]; ok {
 			name := rel(e)
-			if l := snap[e]; l.IsLink() {
+			if l, _ := tree.Entry(e); l.IsLink() {
 				name += " -> " + l.Link
 			}
 			fmt.Fprintf(c.stdout, "%*d  %s  %s\n", width, fi.Size, fi.Modified.Local().Format(time.DateTime), name)
@@ -368,8 +311,8 @@ func catOne(ctx context.Context, t *tool, tg target) error {
 	}
 	r, err := g.NewReader(ctx, tg.Path)
 	if errors.Is(err, core.ErrNotExist) {
-		if entries, err := g.Entries(ctx); err == nil {
-			return newGroupTree(entries).notFound(tg)
+		if v, err := g.View(ctx); err == nil {
+			return notFound(namespace.New(v), tg)
 		}
 	}
 	if err != nil {
@@ -411,16 +354,19 @@ func rmOne(ctx context.Context, t *tool, tg target) error {
 	// A key that changes under us is retried: rm removes whatever is
 	// there, as unlink does.
 	for attempt := 0; ; attempt++ {
-		entries, err := g.Entries(ctx)
+		v, err := g.View(ctx)
 		if err != nil {
 			return err
 		}
-		tree := newGroupTree(entries)
-		key, ok := tree.files[tg.Path]
-		if !ok {
-			return tree.notFound(tg)
+		tree := namespace.New(v)
+		name, key, err := namespace.Remove(tree, tg.Path, false)
+		if errors.Is(err, syscall.ENOENT) {
+			return notFound(tree, tg)
 		}
-		err = g.Remove(ctx, key, tg.Path)
+		if err != nil {
+			return fmt.Errorf("rm %s: %w", tg, err)
+		}
+		err = g.Remove(ctx, key, name)
 		if err == nil {
 			t.log.Debug("removed", "object", tg.String(), "key", key)
 			return nil
@@ -468,11 +414,8 @@ func runMv(ctx context.Context, t *tool, from, dest string) error {
 	into := to == "" || strings.HasSuffix(to, "/")
 	to = strings.TrimSuffix(to, "/")
 	if to != "" {
-		if err := core.CheckName(to); err != nil {
+		if err := namespace.CheckPath(to); err != nil {
 			return fmt.Errorf("mv: target %q: %w", dest, err)
-		}
-		if core.Reserved(to) {
-			return fmt.Errorf("mv: target %q: names under %s are reserved for b2cfs", dest, core.ReservedPrefix)
 		}
 	}
 	defer t.close()
@@ -480,12 +423,15 @@ func runMv(ctx context.Context, t *tool, from, dest string) error {
 	if err != nil {
 		return err
 	}
-	if into || tree.dirs[to] {
+	if into || tree.HasDir(to) {
 		to = path.Join(to, path.Base(src.Path))
 	}
-	moves, err := mvMoves(tree, src, to)
+	moves, err := namespace.Moves(tree, src.Path, to)
+	if errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("%s: %w", src, core.ErrNotExist)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("mv %s: %w", src, err)
 	}
 	if len(moves) == 0 {
 		return nil
@@ -500,32 +446,8 @@ func runMv(ctx context.Context, t *tool, from, dest string) error {
 	return nil
 }
 
-// mvMoves returns the renames that move src.Path to to, as a mount's
-// rename does: one object, or a directory with everything in it (markers
-// of empty subdirectories included).
-func mvMoves(tree *groupTree, src target, to string) ([]core.Move, error) {
-	from := src.Path
-	if from == to {
-		return nil, nil
-	}
-	if key, ok := tree.files[from]; ok {
-		if tree.dirs[to] {
-			return nil, fmt.Errorf("mv %s: target %q is a directory", src, to)
-		}
-		// A target is replaced only at the version just read.
-		return []core.Move{{From: from, To: to, Key: key, ToKey: tree.files[to]}}, nil
-	}
-	if !tree.dirs[from] {
-		return nil, fmt.Errorf("%s: %w", src, core.ErrNotExist)
-	}
-	if _, ok := tree.files[to]; ok {
-		return nil, fmt.Errorf("mv %s: target %q is not a directory", src, to)
-	}
-	if tree.dirs[to] && !tree.empty(to) {
-		return nil, fmt.Errorf("mv %s: target directory %q is not empty", src, to)
-	}
-	if strings.HasPrefix(to, from+"/") {
-		return nil, fmt.Errorf("mv %s: cannot move a directory into itself (%q)", src, to)
-	}
-	return core.DirMoves(tree.entries, from, to), nil
+// hasFile reports whether tree has a user object at p.
+func hasFile(tree *namespace.Tree, p string) bool {
+	_, ok := tree.File(p)
+	return ok
 }

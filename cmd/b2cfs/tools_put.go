@@ -102,10 +102,10 @@ func runPut(ctx context.Context, t *tool, pos []string) error {
 	if err != nil {
 		return err
 	}
-	if tree.dirs[tg.Path] {
+	if tree.HasDir(tg.Path) {
 		return fmt.Errorf("put %s: is a directory", tg)
 	}
-	key := tree.files[tg.Path] // "" creates the object
+	key, _ := tree.File(tg.Path) // "" creates the object
 	var data io.ReaderAt = in.r
 	var bar *progressbar.ProgressBar
 	if c.stderrTTY && in.size >= progressMin {

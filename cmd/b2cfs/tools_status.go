@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 	"github.com/spf13/cobra"
 )
-
-// lockPrefix starts the names of lock objects (core.LockPrefix), the same
-// a mount's flock takes.
-const lockPrefix = core.LockPrefix
 
 // B2's bucket-info limits, as core applies them by default (core.Limits).
 const (
@@ -67,7 +62,7 @@ func runStatus(ctx context.Context, t *tool, arg string) error {
 	if err != nil {
 		return err
 	}
-	entries, err := g.Entries(ctx)
+	v, err := g.View(ctx)
 	if err != nil {
 		return err
 	}
@@ -75,31 +70,25 @@ func runStatus(ctx context.Context, t *tool, arg string) error {
 	if err != nil {
 		return err
 	}
-	tree := newGroupTree(entries)
+	tree := namespace.New(v)
 	var bytes int64
-	if len(tree.files) > 0 {
+	if tree.NumFiles() > 0 {
 		if err := g.Prefetch(ctx, ""); err != nil {
 			return err
 		}
 	}
-	for name, key := range tree.files {
+	for name, key := range tree.Files() {
 		fi, err := g.Stat(ctx, name, key)
 		if err != nil {
 			return err
 		}
 		bytes += fi.Size
 	}
-	var locks []string
-	for name := range entries {
-		if strings.HasPrefix(name, lockPrefix) {
-			locks = append(locks, name)
-		}
-	}
-	sort.Strings(locks)
+	locks := namespace.Locks(v)
 
 	w := c.stdout
 	fmt.Fprintf(w, "group:    %s\n", tg)
-	fmt.Fprintf(w, "objects:  %d files, %d directories (%d names in the index)\n", len(tree.files), len(tree.dirs)-1, len(entries))
+	fmt.Fprintf(w, "objects:  %d files, %d directories (%d names in the index)\n", tree.NumFiles(), tree.NumDirs(), v.Len())
 	fmt.Fprintf(w, "bytes:    %d (%s)\n", bytes, humanBytes(bytes))
 	format := g.Format()
 	infoKey := core.InfoKey(format, tg.Group)
@@ -120,7 +109,8 @@ func runStatus(ctx context.Context, t *tool, arg string) error {
 		}
 		for _, h := range hs {
 			held++
-			lines = append(lines, fmt.Sprintf("  %s: %s", name[len(lockPrefix):], describeHolder(h, now)))
+			p, _ := namespace.LockedPath(name)
+			lines = append(lines, fmt.Sprintf("  %s: %s", p, describeHolder(h, now)))
 		}
 	}
 	fmt.Fprintf(w, "locks:    %d held\n", held)

@@ -16,6 +16,7 @@ import (
 	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
+	"github.com/b2cfs/b2cfs/namespace"
 )
 
 var testBucketSeq atomic.Int64
@@ -217,11 +218,12 @@ func TestPutConflict(t *testing.T) {
 	other := e.group("g")
 	putBeforeCommit = func() {
 		// Another host commits between put's read of the key and its commit.
-		key, err := other.Key(context.Background(), "counter")
+		v, err := other.View(context.Background())
 		if err != nil {
 			t.Error(err)
 			return
 		}
+		key, _ := v.Key("counter")
 		if _, err := other.Commit(context.Background(), "counter", key, strings.NewReader("other"), 5); err != nil {
 			t.Error(err)
 		}
@@ -377,7 +379,7 @@ func TestStatus(t *testing.T) {
 	g := e.group("g")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	m := g.Mutex(ctx, lockPrefix+"dir/b")
+	m := g.Mutex(ctx, namespace.LockName("dir/b"))
 	if err := m.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
 	}
@@ -466,4 +468,19 @@ func TestLsShowsLinks(t *testing.T) {
 	if !strings.Contains(out, "  link -> target\n") || !strings.Contains(out, "  target\n") {
 		t.Errorf("ls -l with a symbolic link =\n%s", out)
 	}
+}
+
+// keyOf returns the key of name in g's current view, failing the test when
+// the view cannot be read or has no such name.
+func keyOf(t *testing.T, g *core.Group, name string) string {
+	t.Helper()
+	v, err := g.View(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, ok := v.Key(name)
+	if !ok {
+		t.Fatalf("%s: no such object in group %s", name, g.Name())
+	}
+	return key
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/namespace"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -77,8 +78,8 @@ func runPutTree(ctx context.Context, t *tool, pos []string) error {
 	if err != nil {
 		return err
 	}
-	if core.Reserved(tg.Path) {
-		return fmt.Errorf("%s: names under %s are reserved for b2cfs", tg, core.ReservedPrefix)
+	if err := checkTreePath(tg); err != nil {
+		return err
 	}
 	start := time.Now()
 	files, err := walkTree(pos[0], tg.Path, c.stderr)
@@ -91,12 +92,12 @@ func runPutTree(ctx context.Context, t *tool, pos []string) error {
 		return err
 	}
 	// One view gives every precondition.
-	keys, entries, err := g.Index(ctx)
+	v, err := g.View(ctx)
 	if err != nil {
 		return err
 	}
-	tree := newGroupTree(keys)
-	if err := checkTreeTargets(tg, tree, entries, files); err != nil {
+	tree := namespace.New(v)
+	if err := checkTreeTargets(tg, tree, files); err != nil {
 		return err
 	}
 	var total int64
@@ -105,7 +106,7 @@ func runPutTree(ctx context.Context, t *tool, pos []string) error {
 	readers := make([]*lazyFile, len(files))
 	for i, f := range files {
 		readers[i] = &lazyFile{path: f.src, size: f.size}
-		key := tree.files[f.name] // "" creates the object
+		key, _ := tree.File(f.name) // "" creates the object
 		if key != "" {
 			replaced++
 		}
@@ -205,11 +206,8 @@ func walkTree(dir, prefix string, warn io.Writer) ([]treeFile, error) {
 			return err
 		}
 		name := path.Join(prefix, filepath.ToSlash(rel))
-		if err := core.CheckName(name); err != nil {
+		if err := namespace.CheckPath(name); err != nil {
 			return fmt.Errorf("%s: %w", shown, err)
-		}
-		if core.Reserved(name) {
-			return fmt.Errorf("%s: object name %q is under %s, which is reserved for b2cfs", shown, name, core.ReservedPrefix)
 		}
 		files = append(files, treeFile{src: p, name: name, size: fi.Size(), mode: fi.Mode(), mtime: fi.ModTime()})
 		return nil
@@ -223,18 +221,18 @@ func walkTree(dir, prefix string, warn io.Writer) ([]treeFile, error) {
 // checkTreeTargets refuses, before anything is uploaded, a tree that does
 // not fit the group: a file where the group has a directory or a symbolic
 // link, or a directory where it has an object.
-func checkTreeTargets(tg target, tree *groupTree, entries map[string]core.Entry, files []treeFile) error {
+func checkTreeTargets(tg target, tree *namespace.Tree, files []treeFile) error {
 	checked := map[string]bool{}
 	for _, f := range files {
-		if tree.dirs[f.name] {
+		if tree.HasDir(f.name) {
 			return fmt.Errorf("put %s: %q is a directory in the group; nothing was stored", tg, f.name)
 		}
-		if entries[f.name].IsLink() {
+		if e, _ := tree.Entry(f.name); e.IsLink() {
 			return fmt.Errorf("put %s: %q is a symbolic link in the group; nothing was stored", tg, f.name)
 		}
 		for d := path.Dir(f.name); d != "." && !checked[d]; d = path.Dir(d) {
 			checked[d] = true
-			if _, ok := tree.files[d]; ok {
+			if hasFile(tree, d) {
 				return fmt.Errorf("put %s: %q is an object in the group, where the tree needs a directory; nothing was stored", tg, d)
 			}
 		}
@@ -341,8 +339,8 @@ func runGet(ctx context.Context, t *tool, src, dest string, o getFlags) error {
 	if err != nil {
 		return err
 	}
-	if core.Reserved(tg.Path) {
-		return fmt.Errorf("%s: names under %s are reserved for b2cfs", tg, core.ReservedPrefix)
+	if err := checkTreePath(tg); err != nil {
+		return err
 	}
 	if !o.recursive {
 		if err := checkUserPath(tg); err != nil {
@@ -355,17 +353,17 @@ func runGet(ctx context.Context, t *tool, src, dest string, o getFlags) error {
 	if err != nil {
 		return err
 	}
-	keys, entries, err := g.Index(ctx) // one snapshot for every object
+	v, err := g.View(ctx) // one snapshot for every object
 	if err != nil {
 		return err
 	}
-	tree := newGroupTree(keys)
+	tree := namespace.New(v)
 	var files []*getFile
 	var dirs []string // local directories to create, parents first
 	if o.recursive {
-		files, dirs, err = getTreePlan(c.stderr, tg, tree, entries, dest)
+		files, dirs, err = getTreePlan(c.stderr, tg, tree, dest)
 	} else {
-		files, err = getOnePlan(tg, tree, entries, dest)
+		files, err = getOnePlan(tg, tree, dest)
 	}
 	if err != nil {
 		return err
@@ -453,26 +451,26 @@ const getDownloads = 8
 
 // getOnePlan plans get of one object to dest (into dest when it is a
 // directory).
-func getOnePlan(tg target, tree *groupTree, entries map[string]core.Entry, dest string) ([]*getFile, error) {
-	key, ok := tree.files[tg.Path]
+func getOnePlan(tg target, tree *namespace.Tree, dest string) ([]*getFile, error) {
+	key, ok := tree.File(tg.Path)
 	if !ok {
-		return nil, tree.notFound(tg)
+		return nil, notFound(tree, tg)
 	}
 	if fi, err := os.Stat(dest); err == nil && fi.IsDir() {
 		dest = filepath.Join(dest, path.Base(tg.Path))
 	}
-	return []*getFile{{name: tg.Path, key: key, entry: entries[tg.Path], dst: dest}}, nil
+	return []*getFile{{name: tg.Path, key: key, entry: entryOf(tree, tg.Path), dst: dest}}, nil
 }
 
 // getTreePlan plans get -r of the directory tg.Path to dir: the files, and
 // the local directories to create (dir itself and the group's directories
 // under tg.Path, parents first). Names that cannot be local paths are
 // skipped with a warning on warn.
-func getTreePlan(warn io.Writer, tg target, tree *groupTree, entries map[string]core.Entry, dir string) ([]*getFile, []string, error) {
-	if _, ok := tree.files[tg.Path]; ok && !tree.dirs[tg.Path] {
+func getTreePlan(warn io.Writer, tg target, tree *namespace.Tree, dir string) ([]*getFile, []string, error) {
+	if hasFile(tree, tg.Path) && !tree.HasDir(tg.Path) {
 		return nil, nil, fmt.Errorf("get -r %s: is an object, not a directory (run get without -r)", tg)
 	}
-	if !tree.dirs[tg.Path] {
+	if !tree.HasDir(tg.Path) {
 		return nil, nil, fmt.Errorf("%s: %w", tg, core.ErrNotExist)
 	}
 	rel := func(p string) (string, bool) {
@@ -490,8 +488,8 @@ func getTreePlan(warn io.Writer, tg target, tree *groupTree, entries map[string]
 		return filepath.Join(dir, filepath.FromSlash(r)), true
 	}
 	dirs := []string{dir}
-	for d := range tree.dirs {
-		if r, ok := rel(d); ok && d != "" && d != tg.Path {
+	for d := range tree.Dirs() {
+		if r, ok := rel(d); ok && d != tg.Path {
 			if p, ok := local(r); ok {
 				dirs = append(dirs, p)
 			}
@@ -499,7 +497,7 @@ func getTreePlan(warn io.Writer, tg target, tree *groupTree, entries map[string]
 	}
 	sort.Strings(dirs[1:])
 	var files []*getFile
-	for name, key := range tree.files {
+	for name, key := range tree.Files() {
 		r, ok := rel(name)
 		if !ok {
 			continue
@@ -509,11 +507,11 @@ func getTreePlan(warn io.Writer, tg target, tree *groupTree, entries map[string]
 		case !ok:
 			fmt.Fprintf(warn, "b2cfs: get: skipping %q: not a local path\n", name)
 			continue
-		case tree.dirs[name]:
+		case tree.HasDir(name):
 			fmt.Fprintf(warn, "b2cfs: get: skipping object %q: it is a directory too\n", name)
 			continue
 		}
-		files = append(files, &getFile{name: name, key: key, entry: entries[name], dst: p})
+		files = append(files, &getFile{name: name, key: key, entry: entryOf(tree, name), dst: p})
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
 	return files, dirs, nil
@@ -628,4 +626,11 @@ func tempName(dir string) string {
 	var b [8]byte
 	rand.Read(b[:]) // crypto/rand never fails on supported platforms
 	return filepath.Join(dir, ".b2cfs-get-"+hex.EncodeToString(b[:]))
+}
+
+// entryOf returns the index entry of name in tree, the zero Entry when it
+// has none.
+func entryOf(tree *namespace.Tree, name string) core.Entry {
+	e, _ := tree.Entry(name)
+	return e
 }

@@ -184,12 +184,12 @@ func TestPutTreeGetTree(t *testing.T) {
 	}
 
 	// Inline versions really are inline: the index holds them.
-	snap, err := e.group("g").Snapshot(context.Background())
+	snap, err := e.group("g").View(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	inline := 0
-	for n, en := range snap {
+	for n, en := range snap.All() {
 		if strings.HasPrefix(n, "rel/v1/") && en.Inline {
 			inline++
 		}
@@ -327,19 +327,18 @@ func TestPutTreeConflict(t *testing.T) {
 	for _, name := range []string{"site/a/small-0.txt", "site/added"} {
 		t.Run(strings.ReplaceAll(name, "/", "_"), func(t *testing.T) {
 			putTreeBeforePublish = func() {
-				key, err := other.Key(ctx, name)
-				if errors.Is(err, core.ErrNotExist) {
-					key = ""
-				} else if err != nil {
+				v, err := other.View(ctx)
+				if err != nil {
 					t.Error(err)
 					return
 				}
+				key, _ := v.Key(name)
 				if _, err := other.Commit(ctx, name, key, strings.NewReader("other"), 5); err != nil {
 					t.Error(err)
 				}
 			}
 			defer func() { putTreeBeforePublish = nil }()
-			before, err := other.Snapshot(ctx)
+			before, err := other.View(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -350,15 +349,15 @@ func TestPutTreeConflict(t *testing.T) {
 			if out != "" {
 				t.Errorf("failed put -r printed %q", out)
 			}
-			after, err := other.Snapshot(ctx)
+			after, err := other.View(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for n, en := range after {
+			for n, en := range after.All() {
 				if n == name {
 					continue
 				}
-				if b, ok := before[n]; !ok || b.Key != en.Key {
+				if b, ok := before.Entry(n); !ok || b.Key != en.Key {
 					t.Errorf("%s changed by the failed put -r", n)
 				}
 			}
@@ -459,13 +458,10 @@ func TestGetTreeRefusesExisting(t *testing.T) {
 func TestGetTreeFailureLeavesNothing(t *testing.T) {
 	e := newTestEnv(t)
 	e.must("put", "", "-r", makeTree(t, testTree(3, 6)), e.path("g/site"))
-	key, err := e.group("g").Key(context.Background(), "site/c/d/large-5.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := keyOf(t, e.group("g"), "site/c/d/large-5.bin")
 	fsckDelete(t, e.store(), ".b2cfs/data/g/"+key)
 	parent := t.TempDir()
-	_, _, err = e.run("get", "", "-r", e.path("g/site"), filepath.Join(parent, "new", "out"))
+	_, _, err := e.run("get", "", "-r", e.path("g/site"), filepath.Join(parent, "new", "out"))
 	if err == nil || !strings.Contains(err.Error(), "large-5.bin") || !strings.Contains(err.Error(), "no file was written") {
 		t.Errorf("get -r with a lost data file: %v, want an error", err)
 	}
