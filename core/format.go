@@ -285,7 +285,8 @@ type Limits struct {
 	MaxTotalBytes int // default 10000
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with B2's limits in place of its zero fields.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxPairs == 0 {
 		l.MaxPairs = 10
 	}
@@ -298,8 +299,22 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// Use returns the bytes the value of key takes in the bucket info and the
+// most it may take under l: the per-value limit, or what the other values
+// leave of the total, whichever is less.
+func (l Limits) Use(info map[string]string, key string) (used, limit int) {
+	l = l.WithDefaults()
+	others := 0
+	for k, v := range info {
+		if k != key {
+			others += len(v)
+		}
+	}
+	return len(info[key]), min(l.MaxValueBytes, l.MaxTotalBytes-others)
+}
+
 func (l Limits) check(info map[string]string) error {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	if len(info) > l.MaxPairs {
 		return fmt.Errorf("%w: the bucket info would hold %d pairs, B2 allows %d", ErrGroupFull, len(info), l.MaxPairs)
 	}

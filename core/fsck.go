@@ -155,7 +155,7 @@ func Fsck(ctx context.Context, s Store, group string, opts FsckOptions) (*FsckRe
 		if err != nil || !opts.Repair || !r.Damaged() || r.CannotRepair != "" {
 			return r, err
 		}
-		limits := Limits{}.withDefaults()
+		limits := Limits{}.WithDefaults()
 		budget := limits.MaxTotalBytes
 		for k, v := range bi.Info {
 			if k != r.InfoKey {

@@ -11,13 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// B2's bucket-info limits, as core applies them by default (core.Limits).
-const (
-	infoMaxPairs      = 10
-	infoMaxValueBytes = 2048
-	infoMaxTotalBytes = 10000
-)
-
 func newStatusCmd(c cli, conn *connFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:     "status [flags] BUCKET/GROUP",
@@ -92,13 +85,14 @@ func runStatus(ctx context.Context, t *tool, arg string) error {
 	fmt.Fprintf(w, "bytes:    %d (%s)\n", bytes, humanBytes(bytes))
 	format := g.Format()
 	infoKey := core.InfoKey(format, tg.Group)
-	used, limit := indexUse(info.Info, infoKey)
+	limits := core.Limits{}.WithDefaults() // what core applies by default
+	used, limit := limits.Use(info.Info, infoKey)
 	if format == core.FormatB2cfs {
 		fmt.Fprintf(w, "index:    %s format: in manifest files, no size limit; its pointer takes %d of %d bytes of bucket info\n", format, used, limit)
 	} else {
 		fmt.Fprintf(w, "index:    %s format: %d of %d bytes of bucket info (%d%%)\n", format, used, limit, percent(used, limit))
 	}
-	fmt.Fprintf(w, "          the bucket info has %d of %d pairs\n", len(info.Info), infoMaxPairs)
+	fmt.Fprintf(w, "          the bucket info has %d of %d pairs\n", len(info.Info), limits.MaxPairs)
 	held := 0
 	now := time.Now()
 	var lines []string
@@ -118,19 +112,6 @@ func runStatus(ctx context.Context, t *tool, arg string) error {
 		fmt.Fprintln(w, l)
 	}
 	return nil
-}
-
-// indexUse returns the bytes the value of key takes in the bucket info and
-// the most it may take: B2's per-value limit, or what the other values leave
-// of the total, whichever is less.
-func indexUse(info map[string]string, key string) (used, limit int) {
-	others := 0
-	for k, v := range info {
-		if k != key {
-			others += len(v)
-		}
-	}
-	return len(info[key]), min(infoMaxValueBytes, infoMaxTotalBytes-others)
 }
 
 func percent(a, b int) int {

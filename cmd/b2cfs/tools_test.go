@@ -425,16 +425,6 @@ func TestStatusUnreachable(t *testing.T) {
 	}
 }
 
-func TestIndexUse(t *testing.T) {
-	info := map[string]string{"k": strings.Repeat("x", 100), "other": strings.Repeat("y", 9000)}
-	if used, limit := indexUse(info, "k"); used != 100 || limit != 1000 {
-		t.Errorf("indexUse = %d, %d; want 100, 1000", used, limit)
-	}
-	if used, limit := indexUse(map[string]string{}, "k"); used != 0 || limit != 2048 {
-		t.Errorf("empty indexUse = %d, %d", used, limit)
-	}
-}
-
 func TestHelp(t *testing.T) {
 	e := newTestEnv(t)
 	for _, name := range []string{"ls", "cat", "put", "rm", "mv", "status", "gc"} {
