@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -100,7 +101,7 @@ func runStatus(ctx context.Context, t *tool, arg string) error {
 	w := c.stdout
 	fmt.Fprintf(w, "group:    %s\n", tg)
 	fmt.Fprintf(w, "objects:  %d files, %d directories (%d names in the index)\n", len(tree.files), len(tree.dirs)-1, len(entries))
-	fmt.Fprintf(w, "bytes:    %d (%s)\n", bytes, humanBytes(bytes))
+	fmt.Fprintf(w, "bytes:    %d (%s)\n", bytes, units.BytesSize(float64(bytes)))
 	format := g.Format()
 	infoKey := core.InfoKey(format, tg.Group)
 	used, limit := indexUse(info.Info, infoKey)
@@ -168,17 +169,4 @@ func describeHolder(h core.Holder, now time.Time) string {
 		who += " (owner " + h.Owner + ")"
 	}
 	return fmt.Sprintf("%s by %s, %s", h.Mode, who, exp)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
