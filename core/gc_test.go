@@ -2,9 +2,7 @@ package core_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -19,23 +17,6 @@ import (
 	"github.com/b2cfs/b2cfs/core/memstore"
 	"github.com/b2cfs/b2cfs/core/storetest"
 )
-
-func gcKey() string {
-	var b [20]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// gcUpload stores data as name, marked as written by group ("": unmarked,
-// as blazer's x/consistent writes).
-func gcUpload(t *testing.T, s core.Store, name, data, group string) core.FileInfo {
-	t.Helper()
-	fi, err := s.Upload(context.Background(), name, strings.NewReader(data), int64(len(data)), group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fi
-}
 
 // gcGroup opens group name, created in format, that keeps superseded
 // versions, gives every version a data file and reloads on every read.
@@ -53,41 +34,7 @@ func gcGroup(t *testing.T, s core.Store, name, format string) *core.Group {
 // version.
 func gcCommit(t *testing.T, g *core.Group, name, data string) string {
 	t.Helper()
-	ctx := context.Background()
-	key, err := g.Key(ctx, name)
-	if errors.Is(err, core.ErrNotExist) {
-		key = ""
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	nk, err := g.Commit(ctx, name, key, strings.NewReader(data), int64(len(data)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gcDataFile(g, name, nk)
-}
-
-// gcDataFile is where a version lives, written out here independently of
-// the formats' code.
-func gcDataFile(g *core.Group, name, key string) string {
-	if g.Format() == core.FormatB2cfs {
-		return ".b2cfs/data/" + g.Name() + "/" + key
-	}
-	return name + "/" + key
-}
-
-// gcNames lists every file of the bucket.
-func gcNames(t *testing.T, s core.Store) []string {
-	t.Helper()
-	fs, err := s.List(context.Background(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, f := range fs {
-		out = append(out, f.Name)
-	}
-	return out
+	return storetest.DataFile(g, name, storetest.Commit(t, g, name, data))
 }
 
 // gcRun collects garbage with grace at now, and checks that the report
@@ -129,18 +76,10 @@ func gcSorted(s []string) []string {
 	return s
 }
 
-// gcTick makes the next upload strictly later than the time it returns.
-func gcTick() time.Time {
-	time.Sleep(time.Millisecond)
-	t := time.Now()
-	time.Sleep(time.Millisecond)
-	return t
-}
-
 func TestGCVersionShape(t *testing.T) {
 	// Only names of a version's shape are ever garbage, however old and
 	// whoever marked them.
-	k := gcKey()
+	k := storetest.VersionKey()
 	s := memstore.New()
 	cases := []struct {
 		file string
@@ -164,7 +103,7 @@ func TestGCVersionShape(t *testing.T) {
 	}
 	foreign := 0
 	for _, tc := range cases {
-		gcUpload(t, s, tc.file, "x", "g")
+		storetest.Upload(t, s, tc.file, "x", "g")
 		if !tc.ok {
 			foreign++
 		}
@@ -192,128 +131,63 @@ func TestGC(t *testing.T) {
 }
 
 func testGC(t *testing.T, f1, f2 string) {
-	ctx := context.Background()
 	s := memstore.New()
-	g1, g2 := gcGroup(t, s, "g1", f1), gcGroup(t, s, "g2", f2)
-
-	// Before t1: live versions, a superseded version, orphans of crashed
-	// writers, and files that are not group files at all.
-	gcCommit(t, g1, "a", "live a")
-	bV1 := gcCommit(t, g1, "b", "b v1")
-	gcCommit(t, g1, "b", "b v2") // superseded b v1 stays (Grace -1)
-	gcCommit(t, g1, "dir/c", "live c")
-	gcCommit(t, g1, ".b2cfs/locks/a", "{}")
-	dV1 := gcCommit(t, g2, "d", "d v1")
-	orphan, orphanOfLive := "crashed/"+gcKey(), "a/"+gcKey()
-	gcUpload(t, s, orphan, "orphan", "g1")
-	gcUpload(t, s, orphanOfLive, "old version of a", "g2")
-	// Under .b2cfs/ b2cfs's names are garbage even without the mark.
-	orphanManifest := ".b2cfs/manifest/old/" + gcKey() // index of a group that is gone
-	gcUpload(t, s, orphanManifest, "old index", "")
-	// Versions written without the mark (by blazer's x/consistent) are
-	// never deleted, even beside a live version of the same object.
-	unmarked := []string{"crashed/" + gcKey(), "a/" + gcKey()}
-	for _, f := range unmarked {
-		gcUpload(t, s, f, "not b2cfs's", "")
-	}
-	foreign := []string{
-		"photos/cat.jpg",
-		"x/0123",
-		"x/" + strings.ToUpper(gcKey()),
-		"photos/" + gcKey() + ".jpg",
-		gcKey(),
-		"backup//" + gcKey(),
-	}
-	for _, f := range foreign {
-		gcUpload(t, s, f, "not ours", "g1") // the mark does not make them group files
-	}
-	t1 := gcTick()
-	// After t1: a young orphan, and d replaced (its old version was
-	// uploaded before t1 but superseded only now).
-	young := "young/" + gcKey()
-	gcUpload(t, s, young, "young orphan", "g1")
-	gcCommit(t, g2, "d", "d v2")
-	now := gcTick()
-	garbage := []string{orphan, orphanOfLive, orphanManifest, bV1, young, dV1}
-	var need []string
-	for _, g := range []*core.Group{g1, g2} {
-		files, err := g.Files(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		need = append(need, files...)
-	}
-
-	all := gcNames(t, s)
-	for _, f := range slices.Concat(garbage, foreign, unmarked, need) {
-		if !slices.Contains(all, f) {
-			t.Fatalf("setup: no file %q in %q", f, all)
-		}
-	}
+	f := storetest.NewGCFixture(t, s, gcGroup(t, s, "g1", f1), gcGroup(t, s, "g2", f2))
+	need := f.Needed(t)
 
 	// A long grace keeps everything.
-	r := gcRun(t, s, 1000*time.Hour, now, false)
-	if got := gcNames(t, s); len(got) != len(all) || len(r.Garbage) != 0 {
-		t.Errorf("grace 1000h: garbage %v, %d files left of %d", r.Garbage, len(got), len(all))
+	r := gcRun(t, s, 1000*time.Hour, f.Now, false)
+	if got := storetest.Names(t, s); len(got) != len(f.All) || len(r.Garbage) != 0 {
+		t.Errorf("grace 1000h: garbage %v, %d files left of %d", r.Garbage, len(got), len(f.All))
 	}
 
 	// Dry run: reports, deletes nothing.
-	r = gcRun(t, s, 0, now, true)
-	if got := gcNames(t, s); len(got) != len(all) {
-		t.Errorf("dry run deleted files: %d left of %d", len(got), len(all))
+	r = gcRun(t, s, 0, f.Now, true)
+	if got := storetest.Names(t, s); len(got) != len(f.All) {
+		t.Errorf("dry run deleted files: %d left of %d", len(got), len(f.All))
 	}
-	if got, want := gcSorted(gcGarbage(r)), gcSorted(garbage); !slices.Equal(got, want) {
+	if got, want := gcSorted(gcGarbage(r)), gcSorted(f.Garbage()); !slices.Equal(got, want) {
 		t.Errorf("dry run garbage %q, want %q", got, want)
 	}
-	if r.Groups != 2 || r.Files != len(all) || r.Referenced != len(need) || r.Foreign != len(foreign) || r.Unmarked != len(unmarked) || r.Young != 0 {
+	if r.Groups != 2 || r.Files != len(f.All) || r.Referenced != len(need) || r.Foreign != len(f.Foreign) || r.Unmarked != len(f.Unmarked) || r.Young != 0 {
 		t.Errorf("dry run report %+v: want 2 groups, %d files, %d referenced, %d foreign, %d unmarked, none young",
-			r, len(all), len(need), len(foreign), len(unmarked))
+			r, len(f.All), len(need), len(f.Foreign), len(f.Unmarked))
 	}
 
-	// At t1 + grace: only what is older than t1 and unreferenced goes; the
-	// young orphan stays, and so does d v1, whose successor is young.
-	r = gcRun(t, s, time.Hour, t1.Add(time.Hour), false)
-	if got, want := gcSorted(gcGarbage(r)), gcSorted([]string{orphan, orphanOfLive, orphanManifest, bV1}); !slices.Equal(got, want) {
+	// At T1 + grace: only what is older than T1 and unreferenced goes; the
+	// young garbage stays.
+	r = gcRun(t, s, time.Hour, f.T1.Add(time.Hour), false)
+	if got, want := gcSorted(gcGarbage(r)), gcSorted(f.Old); !slices.Equal(got, want) {
 		t.Errorf("gc at t1+grace: garbage %q, want %q", got, want)
 	}
-	after := gcNames(t, s)
-	for _, f := range r.Garbage {
-		if slices.Contains(after, f.Name) {
-			t.Errorf("garbage %s not deleted", f.Name)
+	after := storetest.Names(t, s)
+	for _, g := range r.Garbage {
+		if slices.Contains(after, g.Name) {
+			t.Errorf("garbage %s not deleted", g.Name)
 		}
 	}
-	if !slices.Contains(after, young) || !slices.Contains(after, dV1) || r.Young < 2 {
-		t.Errorf("young files not kept: young=%d, files %q", r.Young, after)
+	lost := slices.ContainsFunc(f.Young, func(name string) bool { return !slices.Contains(after, name) })
+	if lost || r.Young < len(f.Young) {
+		t.Errorf("young files %q not kept: young=%d, files %q", f.Young, r.Young, after)
 	}
-	if got := read(t, g1, "b"); got != "b v2" {
-		t.Errorf("live b: %q", got)
-	}
+	f.CheckLive(t)
 
 	// Grace 0: the rest of the garbage goes; live versions, foreign and
 	// unmarked files stay.
 	r = gcRun(t, s, 0, time.Now(), false)
-	if got, want := gcSorted(gcGarbage(r)), gcSorted([]string{young, dV1}); !slices.Equal(got, want) {
+	if got, want := gcSorted(gcGarbage(r)), gcSorted(f.Young); !slices.Equal(got, want) {
 		t.Errorf("gc with grace 0: garbage %q, want %q", got, want)
 	}
-	final := gcNames(t, s)
-	for _, f := range slices.Concat(foreign, unmarked, need) {
-		if !slices.Contains(final, f) {
-			t.Errorf("file %q deleted", f)
+	final := storetest.Names(t, s)
+	for _, name := range slices.Concat(f.Foreign, f.Unmarked, need) {
+		if !slices.Contains(final, name) {
+			t.Errorf("file %q deleted", name)
 		}
 	}
-	for g, objects := range map[*core.Group]map[string]string{
-		g1: {"a": "live a", "b": "b v2", "dir/c": "live c", ".b2cfs/locks/a": "{}"},
-		g2: {"d": "d v2"},
-	} {
-		for n, content := range objects {
-			if got := read(t, g, n); got != content {
-				t.Errorf("live %s: %q", n, got)
-			}
-		}
-	}
+	f.CheckLive(t)
 	// Only the files the groups need are left of theirs: no superseded
 	// manifest either.
-	if got, want := len(final), len(foreign)+len(unmarked)+len(need); got != want {
+	if got, want := len(final), len(f.Foreign)+len(f.Unmarked)+len(need); got != want {
 		t.Errorf("%d files left, want %d: %q", got, want, final)
 	}
 	// Nothing more to collect.
@@ -328,12 +202,12 @@ func TestGCDeletesOnlyMarkedFiles(t *testing.T) {
 	// .b2cfs/; b2cfs's own garbage goes.
 	s := memstore.New()
 	gcCommit(t, gcGroup(t, s, "g", core.FormatBlazer), "live", "data")
-	foreign, garbage, reserved := "report.csv/"+gcKey(), "report.csv/"+gcKey(), ".b2cfs/data/gone/"+gcKey()
-	gcUpload(t, s, foreign, "blazer's", "")
-	gcUpload(t, s, garbage, "b2cfs's", "g")
-	gcUpload(t, s, reserved, "b2cfs's, unmarked", "")
+	foreign, garbage, reserved := "report.csv/"+storetest.VersionKey(), "report.csv/"+storetest.VersionKey(), ".b2cfs/data/gone/"+storetest.VersionKey()
+	storetest.Upload(t, s, foreign, "blazer's", "")
+	storetest.Upload(t, s, garbage, "b2cfs's", "g")
+	storetest.Upload(t, s, reserved, "b2cfs's, unmarked", "")
 	r := gcRun(t, s, 0, time.Now().Add(time.Hour), false)
-	final := gcNames(t, s)
+	final := storetest.Names(t, s)
 	if !slices.Contains(final, foreign) || r.Unmarked != 1 {
 		t.Errorf("unmarked %s: deleted = %v, %d counted unmarked", foreign, !slices.Contains(final, foreign), r.Unmarked)
 	}
@@ -358,13 +232,13 @@ func TestGCNewerVersionWithinGrace(t *testing.T) {
 			other := gcGroup(t, s, "other", format)
 			gcCommit(t, g, "a", "a v1")
 			gcCommit(t, other, "x", "x") // makes "other" a group
-			sibling := gcDataFile(g, "a", gcKey())
-			stranger := gcDataFile(other, "b", gcKey())
-			gcUpload(t, s, sibling, "old", "g")
-			gcUpload(t, s, stranger, "old", "other")
-			t1 := gcTick()
+			sibling := storetest.DataFile(g, "a", storetest.VersionKey())
+			stranger := storetest.DataFile(other, "b", storetest.VersionKey())
+			storetest.Upload(t, s, sibling, "old", "g")
+			storetest.Upload(t, s, stranger, "old", "other")
+			t1 := storetest.Tick()
 			live := gcCommit(t, g, "a", "a v2") // supersedes a v1 after t1
-			end := gcTick()
+			end := storetest.Tick()
 
 			r := gcRun(t, s, grace, t1.Add(grace), true)
 			if got := gcGarbage(r); !slices.Equal(got, []string{stranger}) || slices.Contains(got, sibling) {
@@ -384,23 +258,23 @@ func TestGCRefusesUnknownLayout(t *testing.T) {
 	ctx := context.Background()
 	s := memstore.New()
 	file := gcCommit(t, gcGroup(t, s, "solo", core.FormatB2cfs), "only", "data")
-	gcUpload(t, s, "crashed/"+gcKey(), "orphan", "solo")
+	storetest.Upload(t, s, "crashed/"+storetest.VersionKey(), "orphan", "solo")
 	fi, err := s.Stat(ctx, file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Move the data elsewhere, as a format gc does not know would.
-	gcUpload(t, s, "elsewhere/"+file[strings.LastIndexByte(file, '/')+1:], "data", "solo")
+	storetest.Upload(t, s, "elsewhere/"+file[strings.LastIndexByte(file, '/')+1:], "data", "solo")
 	if err := s.Delete(ctx, file, fi.ID); err != nil {
 		t.Fatal(err)
 	}
-	before := gcNames(t, s)
+	before := storetest.Names(t, s)
 	r, err := core.CollectGarbage(ctx, s, core.GCOptions{Now: func() time.Time { return time.Now().Add(time.Hour) }})
 	var refused *core.GCRefusedError
 	if !errors.As(err, &refused) || refused.Group != "solo" || refused.File != file || !strings.Contains(err.Error(), "refusing") {
 		t.Errorf("gc: %v, want a refusal naming group solo and file %s", err, file)
 	}
-	if after := gcNames(t, s); !slices.Equal(after, before) || len(r.Garbage) != 0 {
+	if after := storetest.Names(t, s); !slices.Equal(after, before) || len(r.Garbage) != 0 {
 		t.Errorf("gc deleted files: %q, then %q; garbage %v", before, after, r.Garbage)
 	}
 }
@@ -418,7 +292,7 @@ func TestGCRefusesUnreadableIndex(t *testing.T) {
 		{"bad-key", map[string]string{core.InfoKey(core.FormatBlazer, "broken"): b64([]byte(`{"Version":1,"Serial":1,"Locations":{"a":"nokey"}}`))}, "broken"},
 		{"pointer-corrupt", map[string]string{core.InfoKey(core.FormatB2cfs, "broken"): "not base64!"}, "broken"},
 		{"pointer-newer", map[string]string{core.InfoKey(core.FormatB2cfs, "broken"): b64([]byte(`{"b2cfs":99}`))}, "broken"},
-		{"manifest-missing", map[string]string{core.InfoKey(core.FormatB2cfs, "broken"): b64([]byte(`{"b2cfs":1,"serial":2,"base":"` + gcKey() + `"}`))}, "broken"},
+		{"manifest-missing", map[string]string{core.InfoKey(core.FormatB2cfs, "broken"): b64([]byte(`{"b2cfs":1,"serial":2,"base":"` + storetest.VersionKey() + `"}`))}, "broken"},
 		{"both-formats", map[string]string{
 			core.InfoKey(core.FormatBlazer, "broken"): b64([]byte(`{"Version":1,"Serial":1,"Locations":{}}`)),
 			core.InfoKey(core.FormatB2cfs, "broken"):  b64([]byte(`{"b2cfs":1,"serial":1}`)),
@@ -429,18 +303,18 @@ func TestGCRefusesUnreadableIndex(t *testing.T) {
 			ctx := context.Background()
 			s := memstore.New()
 			gcCommit(t, gcGroup(t, s, "good", ""), "a", "live")
-			gcUpload(t, s, "crashed/"+gcKey(), "orphan", "good")
+			storetest.Upload(t, s, "crashed/"+storetest.VersionKey(), "orphan", "good")
 			for k, v := range tc.info {
 				s.SetInfo(k, v)
 			}
-			before := gcNames(t, s)
+			before := storetest.Names(t, s)
 			r, err := core.CollectGarbage(ctx, s, core.GCOptions{Now: func() time.Time { return time.Now().Add(time.Hour) }})
 			var refused *core.GCRefusedError
 			if !errors.As(err, &refused) || refused.Group != tc.group || refused.File != "" || refused.Err == nil ||
 				!strings.Contains(err.Error(), "refusing") {
 				t.Errorf("gc over an unreadable index: %v", err)
 			}
-			if after := gcNames(t, s); !slices.Equal(after, before) || len(r.Garbage) != 0 {
+			if after := storetest.Names(t, s); !slices.Equal(after, before) || len(r.Garbage) != 0 {
 				t.Errorf("gc deleted files: %q, then %q", before, after)
 			}
 		})
@@ -455,8 +329,8 @@ func TestGCStoreErrors(t *testing.T) {
 		t.Run(op, func(t *testing.T) {
 			s := memstore.New()
 			gcCommit(t, gcGroup(t, s, "g", ""), "a", "live")
-			gcUpload(t, s, "crashed/"+gcKey(), "orphan", "g")
-			before := gcNames(t, s)
+			storetest.Upload(t, s, "crashed/"+storetest.VersionKey(), "orphan", "g")
+			before := storetest.Names(t, s)
 			s.SetFault(func(o string) error {
 				if o == op {
 					return boom
@@ -469,7 +343,7 @@ func TestGCStoreErrors(t *testing.T) {
 				t.Errorf("gc with %s failing: %v", op, err)
 			}
 			s.SetFault(nil)
-			if after := gcNames(t, s); !slices.Equal(after, before) {
+			if after := storetest.Names(t, s); !slices.Equal(after, before) {
 				t.Errorf("gc deleted files: %q, then %q", before, after)
 			}
 		})
@@ -482,8 +356,8 @@ func TestGCDeleteFailures(t *testing.T) {
 	s := memstore.New()
 	var garbage []string
 	for i := 0; i < 4; i++ {
-		garbage = append(garbage, fmt.Sprintf("crashed-%d/%s", i, gcKey()))
-		gcUpload(t, s, garbage[i], "orphan", "g")
+		garbage = append(garbage, fmt.Sprintf("crashed-%d/%s", i, storetest.VersionKey()))
+		storetest.Upload(t, s, garbage[i], "orphan", "g")
 	}
 	boom := errors.New("boom")
 	var mu sync.Mutex
@@ -513,7 +387,7 @@ func TestGCDeleteFailures(t *testing.T) {
 	if len(r.Failed) != 1 || !errors.Is(r.Failed[garbage[1]], boom) {
 		t.Errorf("failed: %v, want only %s", r.Failed, garbage[1])
 	}
-	left := gcNames(t, s)
+	left := storetest.Names(t, s)
 	if want := []string{garbage[1], garbage[2]}; !slices.Equal(left, want) { // the fault kept garbage[2]
 		t.Errorf("files left %q, want %q", left, want)
 	}
@@ -521,11 +395,11 @@ func TestGCDeleteFailures(t *testing.T) {
 
 func TestGCNegativeGrace(t *testing.T) {
 	s := memstore.New()
-	gcUpload(t, s, "crashed/"+gcKey(), "orphan", "g")
+	storetest.Upload(t, s, "crashed/"+storetest.VersionKey(), "orphan", "g")
 	if _, err := core.CollectGarbage(context.Background(), s, core.GCOptions{Grace: -time.Second}); err == nil {
 		t.Error("negative grace accepted")
 	}
-	if n := len(gcNames(t, s)); n != 1 || s.Calls()["BucketInfo"] != 0 {
+	if n := len(storetest.Names(t, s)); n != 1 || s.Calls()["BucketInfo"] != 0 {
 		t.Errorf("gc with a negative grace ran: %d files left, calls %v", n, s.Calls())
 	}
 }
@@ -570,7 +444,7 @@ func TestGCAfterLostReplies(t *testing.T) {
 			t.Fatal("no reply was lost: the test proved nothing")
 		}
 	}
-	before := gcNames(t, s)
+	before := storetest.Names(t, s)
 	r := gcRun(t, s, 0, time.Now().Add(time.Hour), false)
 	t.Logf("gc: %d files, %d referenced, %d deleted", len(before), r.Referenced, len(r.Garbage))
 	if len(r.Garbage) == 0 {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 // fsckExit is the exit status run gives err.
@@ -121,7 +122,7 @@ func testFsck(t *testing.T, format string) {
 	want := map[string]string{}
 	keys := map[string]string{}
 	put := func(name, content string) {
-		want[name], keys[name] = content, commit(t, g, name, content)
+		want[name], keys[name] = content, storetest.Commit(t, g, name, content)
 	}
 	for i := range 8 {
 		put(fmt.Sprintf("dir/f%d", i), fmt.Sprintf("content of f%d", i))
@@ -174,7 +175,7 @@ func testFsck(t *testing.T, format string) {
 	}
 
 	// The check reports, changes nothing, and exits 1.
-	before := fileNames(t, s)
+	before := storetest.Names(t, s)
 	out, errs := fsckRun(e, 1, target)
 	if format == core.FormatB2cfs && !strings.Contains(out, fmt.Sprintf("problem: object %q: data file .b2cfs/data/g/%s is missing", lost, keys[lost])) {
 		t.Errorf("missing data file not reported:\n%s", out)
@@ -182,7 +183,7 @@ func testFsck(t *testing.T, format string) {
 	if !strings.Contains(out, damage) || !strings.Contains(out, "--repair would:") || !strings.Contains(errs, "--repair") {
 		t.Errorf("damage not reported:\n%s\nstderr: %s", out, errs)
 	}
-	if after := fileNames(t, s); !slices.Equal(before, after) {
+	if after := storetest.Names(t, s); !slices.Equal(before, after) {
 		t.Errorf("the check changed the bucket's files")
 	}
 	if _, err := fsckContents(t, e, "g"); err == nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -99,7 +100,7 @@ func runGC(ctx context.Context, t *tool, arg string, grace time.Duration, dryRun
 		verb = "would delete"
 	}
 	fmt.Fprintf(c.stdout, "gc %s: %d groups, %d files: %d referenced, %d not group files, %d unmarked (not written by b2cfs), %d within the grace period; %s %d files (%s)\n",
-		bucket, r.Groups, r.Files, r.Referenced, r.Foreign, r.Unmarked, r.Young, verb, len(r.Garbage), humanBytes(r.GarbageBytes))
+		bucket, r.Groups, r.Files, r.Referenced, r.Foreign, r.Unmarked, r.Young, verb, len(r.Garbage), units.BytesSize(float64(r.GarbageBytes)))
 	return nil
 }
 

@@ -51,7 +51,7 @@ func TestGCAfterLostReplies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s := e.store()
-	before := fileNames(t, s)
+	before := storetest.Names(t, s)
 	res, err := core.CollectGarbage(ctx, s, core.GCOptions{Grace: 0, Now: func() time.Time { return time.Now().Add(time.Hour) }})
 	if err != nil {
 		t.Fatalf("gc after lost replies: %v", err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"bazil.org/fuse"
+	"github.com/docker/go-units"
 
 	"github.com/b2cfs/b2cfs/cache"
 	"github.com/b2cfs/b2cfs/core"
@@ -66,7 +67,8 @@ Options (-o, comma-separated, repeatable):
   cache_dir=DIR    local copies and the recovery directory, one per mount
                    (default: the user cache dir, b2cfs/BUCKET/GROUP/MOUNT,
                    MOUNT named after the mountpoint)
-  cache_size=N     bytes of cached versions, with K, M, G suffixes (default 1G)
+  cache_size=N     bytes of cached versions, with K, M, G or T suffixes
+                   (binary: 1K = 1024; default 1G)
   format=F         on-bucket format if the group is new: b2cfs (default)
                    or blazer (blazer's x/consistent, a few dozen names)
   lease=T          how long a lock taken with flock or fcntl stays held
@@ -273,26 +275,15 @@ func parseTTL(v string) (time.Duration, error) {
 	return d, nil
 }
 
+// parseSize reads a byte count: a number, optionally followed by K, M, G,
+// T or P, binary multiples (512M is 512 MiB; 512m, 512MB and 512MiB say
+// the same).
 func parseSize(v string) (int64, error) {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(v, "K"):
-		mult = 1 << 10
-	case strings.HasSuffix(v, "M"):
-		mult = 1 << 20
-	case strings.HasSuffix(v, "G"):
-		mult = 1 << 30
-	case strings.HasSuffix(v, "T"):
-		mult = 1 << 40
-	}
-	if mult > 1 {
-		v = v[:len(v)-1]
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
+	n, err := units.RAMInBytes(v)
 	if err != nil || n < 0 {
 		return 0, errors.New("want a byte count such as 1073741824, 512M or 2G")
 	}
-	return n * mult, nil
+	return n, nil
 }
 
 // checkMountpoint fails unless dir is an existing directory with nothing

@@ -8,6 +8,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/namespace"
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -82,7 +83,7 @@ func runStatus(ctx context.Context, t *tool, arg string) error {
 	w := c.stdout
 	fmt.Fprintf(w, "group:    %s\n", tg)
 	fmt.Fprintf(w, "objects:  %d files, %d directories (%d names in the index)\n", tree.NumFiles(), tree.NumDirs(), v.Len())
-	fmt.Fprintf(w, "bytes:    %d (%s)\n", bytes, humanBytes(bytes))
+	fmt.Fprintf(w, "bytes:    %d (%s)\n", bytes, units.BytesSize(float64(bytes)))
 	format := g.Format()
 	infoKey := core.InfoKey(format, tg.Group)
 	limits := core.Limits{}.WithDefaults() // what core applies by default
@@ -139,17 +140,4 @@ func describeHolder(h core.Holder, now time.Time) string {
 		who += " (owner " + h.Owner + ")"
 	}
 	return fmt.Sprintf("%s by %s, %s", h.Mode, who, exp)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
+	"github.com/b2cfs/b2cfs/core/storetest"
 	"github.com/b2cfs/b2cfs/namespace"
 )
 
@@ -390,7 +391,7 @@ func TestStatus(t *testing.T) {
 		"b2:       reachable at " + e.url + " (authorised in ",
 		"group:    " + e.path("g") + "\n",
 		"objects:  2 files, 1 directories (3 names in the index)\n",
-		"bytes:    11 (11 B)\n",
+		"bytes:    11 (11B)\n",
 		"index:    b2cfs format: in manifest files",
 		"of 2048 bytes of bucket info",
 		"the bucket info has 1 of 10 pairs",
@@ -450,7 +451,7 @@ func TestVerboseLogging(t *testing.T) {
 func TestLsShowsLinks(t *testing.T) {
 	e := newTestEnv(t)
 	g := e.groupFormat("g", core.FormatB2cfs)
-	commit(t, g, "target", "data")
+	storetest.Commit(t, g, "target", "data")
 	if _, err := g.Symlink(context.Background(), "link", "target"); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/namespace"
+	"github.com/docker/go-units"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -164,7 +165,7 @@ func runPutTree(ctx context.Context, t *tool, pos []string) error {
 		return fmt.Errorf("put %s: nothing was stored: %w", tg, err)
 	}
 	fmt.Fprintf(c.stdout, "put %s: %d files (%d new, %d replaced), %d bytes (%s) in %v\n",
-		tg, len(files), len(files)-replaced, replaced, total, humanBytes(total), time.Since(start).Round(time.Millisecond))
+		tg, len(files), len(files)-replaced, replaced, total, units.BytesSize(float64(total)), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -440,7 +441,7 @@ func runGet(ctx context.Context, t *tool, src, dest string, o getFlags) error {
 	}
 	if o.recursive {
 		fmt.Fprintf(c.stdout, "get %s: %d files, %d bytes (%s) in %v\n",
-			tg, len(files), written, humanBytes(written), time.Since(start).Round(time.Millisecond))
+			tg, len(files), written, units.BytesSize(float64(written)), time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }

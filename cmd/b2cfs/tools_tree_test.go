@@ -17,6 +17,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 // localFile is what a test expects of a file in a local tree.
@@ -216,7 +217,7 @@ func TestPutTreeGetTree(t *testing.T) {
 
 	// The group's root, reserved names skipped.
 	g := e.group("g")
-	commit(t, g, ".b2cfs/locks/x", "{}")
+	storetest.Commit(t, g, ".b2cfs/locks/x", "{}")
 	root := filepath.Join(t.TempDir(), "root")
 	e.must("get", "", "-r", e.path("g"), root)
 	all := readTree(t, root)

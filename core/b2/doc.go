@@ -3,10 +3,12 @@
 // imports blazer.
 //
 // Objects go through blazer's base package, under this package's own retry
-// policy: every attempt has a deadline (Config.CallTimeout; for transfers,
-// the time without a byte moving), every call a bound over all its
-// attempts (Config.Timeout), retries are bounded (Config.Attempts), and
-// B2's errors are classified here into core's errors. A Store also tracks
+// policy, a decorator over the single B2 calls (retry.go, on
+// github.com/cenkalti/backoff): every attempt has a deadline
+// (Config.CallTimeout; for transfers, the time without a byte moving),
+// every call a bound over all its attempts (Config.Timeout), retries are
+// bounded (Config.Attempts), and B2's errors are classified here into
+// core's errors, in one function (classify.go). A Store also tracks
 // whether B2 answers at all (health.go): after a refused connection, or an
 // attempt and a probe without an answer, every call fails at once until a
 // probe or a call gets an answer again, and Store.Outage tells the engine,

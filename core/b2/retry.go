@@ -5,237 +5,404 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
-	"net/http"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/Backblaze/blazer/base"
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/b2cfs/b2cfs/core"
 )
 
-// action is what to do about a failed attempt.
-type action int
+// retrier is the api that makes the calls of another api (direct) under
+// a Store's retry policy, each call one backoff.Retry:
+//
+//   - every attempt has a deadline, and is cut short when B2 is declared
+//     unreachable (health); while it is, a call fails at once;
+//   - classify decides about each failed attempt: a call is repeated only
+//     when B2 did not apply the attempt or a repeat is harmless, and after
+//     a stale token it authorises again first;
+//   - the waits between attempts grow exponentially with jitter, or are
+//     B2's Retry-After;
+//   - a call ends after Config.Attempts tries, or once B2 has not answered
+//     it, nor moved its bytes, for Config.Timeout.
+//
+// Its methods keep the contracts of the api's and return core's errors.
+// Every attempt is reported to Config.Observe and every repeat logged at
+// debug level. Safe for concurrent use.
+type retrier struct {
+	next   api
+	cfg    Config // Timeout, CallTimeout, Attempts, Observe, Logger
+	health *health
 
+	mu  sync.Mutex   // serialises re-authorisation
+	gen atomic.Int64 // authorisations made: an attempt's token is its generation's
+}
+
+// The waits between the attempts of a call: from firstWait, doubling up
+// to maxWait, each plus up to half of it again, so that calls that failed
+// together do not come back together; B2's Retry-After instead, up to
+// maxRetryAfter; none after a new token, of which a call gets maxReauths
+// without counting them as attempts. minAttempt is the least time left of
+// a call's bound worth another attempt.
 const (
-	fail    action = iota // give up with the error, classified
-	retry                 // B2 did not apply the attempt: try again after a backoff
-	reauth                // the account token is stale: authorise again, then try again
-	unknown               // B2 may have applied the attempt: try again (only calls safe to repeat get this)
-	done                  // the call succeeded after all
+	firstWait     = 100 * time.Millisecond
+	maxWait       = 3 * time.Second
+	maxRetryAfter = 10 * time.Second
+	maxReauths    = 3
+	minAttempt    = 200 * time.Millisecond
 )
 
-// apiError is a B2 error answer: blazer's, or one of this package's calls.
-type apiError struct {
-	status     int
-	code, msg  string
-	retryAfter time.Duration
+func newRetrier(next api, cfg Config, h *health) *retrier {
+	return &retrier{next: next, cfg: cfg, health: h}
 }
 
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.msg) }
-
-// asAPI extracts status, code and Retry-After from any B2 error.
-func asAPI(err error) (*apiError, bool) {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae, true
+func (r *retrier) authorizeAccount(ctx context.Context) error {
+	if err := r.do(ctx, "b2_authorize_account", r.next.authorizeAccount); err != nil {
+		return err
 	}
-	if st, code, msg := base.MsgCode(err); st != 0 {
-		return &apiError{status: st, code: code, msg: msg, retryAfter: base.Backoff(err)}, true
-	}
-	return nil, false
+	r.gen.Add(1)
+	return nil
 }
 
-// classify decides what to do about err from an attempt of call, and which
-// core error it becomes if it is final; unsure says an earlier attempt of
-// the same call may have been applied. This is the one place B2's errors
-// are mapped.
-//
-// An attempt that may have reached B2 (the request was sent, then the
-// connection broke or the deadline passed; 408; 5xx) has an unknown
-// outcome. Uploads and copies are repeated anyway: each makes a new
-// version, and a duplicate is an unreferenced version that the deleter or
-// gc collects. A delete is repeated too, and its repeat's file_not_present
-// then means the earlier attempt deleted it. b2_update_bucket and
-// b2_finish_large_file are not repeated: a repeated update's 409 cannot be
-// told from someone else's change, and a repeated finish fails once the
-// first one finished. They fail at once with ErrUnknownOutcome, for the
-// caller to resolve by reading back.
-func classify(call string, err error, unsure bool) (action, error) {
-	if errors.Is(err, errNoBucket) {
-		return fail, err
+// reauthorize authorises again, once for all the attempts that found the
+// token of generation gen stale.
+func (r *retrier) reauthorize(ctx context.Context, gen int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gen.Load() != gen {
+		return nil
 	}
-	ae, ok := asAPI(err)
-	if !ok {
-		if dialFailed(err) {
-			// The connection was never made: B2 saw nothing.
-			return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, err)
+	return r.authorizeAccount(ctx)
+}
+
+func (r *retrier) listBuckets(ctx context.Context) (core.BucketInfo, error) {
+	return run(ctx, r, "b2_list_buckets", r.cfg.CallTimeout, func(ctx context.Context, _ *watchdog) (core.BucketInfo, error) {
+		return r.next.listBuckets(ctx)
+	})
+}
+
+// updateBucket's attempt waits Timeout for the answer, not CallTimeout:
+// one cut short has an unknown outcome, which costs reading the bucket
+// back.
+func (r *retrier) updateBucket(ctx context.Context, rev int64, info map[string]string) (core.BucketInfo, error) {
+	return run(ctx, r, "b2_update_bucket", r.cfg.Timeout, func(ctx context.Context, _ *watchdog) (core.BucketInfo, error) {
+		return r.next.updateBucket(ctx, rev, info)
+	})
+}
+
+// uploadFile's attempt ends after Timeout without a byte moving, then
+// after the budget of its size once the data is sent.
+func (r *retrier) uploadFile(ctx context.Context, name string, data io.ReaderAt, size int64, info map[string]string) (core.FileInfo, error) {
+	return run(ctx, r, "b2_upload_file", r.cfg.Timeout, func(ctx context.Context, wd *watchdog) (core.FileInfo, error) {
+		defer r.health.transfer(size)()
+		return r.next.uploadFile(ctx, name, wd.fed(data, size, r.budget(size)), size, info)
+	})
+}
+
+func (r *retrier) startLargeFile(ctx context.Context, name string, size int64, info map[string]string) (largeFile, error) {
+	return run(ctx, r, "b2_start_large_file", r.cfg.CallTimeout, func(ctx context.Context, _ *watchdog) (largeFile, error) {
+		return r.next.startLargeFile(ctx, name, size, info)
+	})
+}
+
+// uploadPart's attempt has uploadFile's deadlines.
+func (r *retrier) uploadPart(ctx context.Context, u *partURL, lf largeFile, part int, data io.ReaderAt, off, n int64) (string, error) {
+	return run(ctx, r, "b2_upload_part", r.cfg.Timeout, func(ctx context.Context, wd *watchdog) (string, error) {
+		defer r.health.transfer(n)()
+		return r.next.uploadPart(ctx, u, lf, part, wd.fed(data, off+n, r.budget(n)), off, n)
+	})
+}
+
+// finishLargeFile's attempt waits the budget of the file's size: B2
+// assembles the parts meanwhile. It is not repeated after an attempt
+// that B2 may have applied (see classify).
+func (r *retrier) finishLargeFile(ctx context.Context, lf largeFile, sums map[int]string) (core.FileInfo, error) {
+	return run(ctx, r, "b2_finish_large_file", r.budget(lf.size), func(ctx context.Context, _ *watchdog) (core.FileInfo, error) {
+		defer r.health.transfer(lf.size)()
+		return r.next.finishLargeFile(ctx, lf, sums)
+	})
+}
+
+func (r *retrier) getFileInfo(ctx context.Context, lf largeFile) (core.FileInfo, bool, error) {
+	type state struct {
+		fi       core.FileInfo
+		finished bool
+	}
+	st, err := run(ctx, r, "b2_get_file_info", r.cfg.CallTimeout, func(ctx context.Context, _ *watchdog) (state, error) {
+		fi, finished, err := r.next.getFileInfo(ctx, lf)
+		return state{fi, finished}, err
+	})
+	return st.fi, st.finished, err
+}
+
+// cancelLargeFile cleans up after a failed upload: it is tried once,
+// within Timeout even if ctx ended, and its error is not classified.
+func (r *retrier) cancelLargeFile(ctx context.Context, lf largeFile) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
+	defer cancel()
+	return r.next.cancelLargeFile(ctx, lf)
+}
+
+// downloadFileByName's attempt waits CallTimeout for the answer; then the
+// body fails once no byte arrives for Timeout, or B2 is declared
+// unreachable.
+func (r *retrier) downloadFileByName(ctx context.Context, name string, off, n int64) (io.ReadCloser, core.FileInfo, error) {
+	type answer struct {
+		rc io.ReadCloser
+		fi core.FileInfo
+	}
+	a, err := run(ctx, r, "b2_download_file_by_name", r.cfg.CallTimeout, func(actx context.Context, _ *watchdog) (answer, error) {
+		// The body outlives the attempt: it is read later, under ctx.
+		// Until the answer comes the attempt's deadline applies too.
+		bctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(actx, cancel)
+		rc, fi, err := r.next.downloadFileByName(bctx, name, off, n)
+		if !stop() {
+			err = errors.Join(err, actx.Err()) // the attempt ended as the answer came
 		}
-		return outcomeUnknown(call, err)
+		if err != nil {
+			if rc != nil {
+				rc.Close()
+			}
+			cancel()
+			return answer{}, err
+		}
+		return answer{newIdleReader(rc, r.cfg.Timeout, cancel, r.health), fi}, nil
+	})
+	return a.rc, a.fi, err
+}
+
+func (r *retrier) headFileByName(ctx context.Context, name string) (core.FileInfo, error) {
+	return run(ctx, r, "b2_download_file_by_name", r.cfg.CallTimeout, func(ctx context.Context, _ *watchdog) (core.FileInfo, error) {
+		return r.next.headFileByName(ctx, name)
+	})
+}
+
+func (r *retrier) copyFile(ctx context.Context, srcID, dst string) (core.FileInfo, error) {
+	return run(ctx, r, "b2_copy_file", r.cfg.CallTimeout, func(ctx context.Context, _ *watchdog) (core.FileInfo, error) {
+		return r.next.copyFile(ctx, srcID, dst)
+	})
+}
+
+func (r *retrier) listFileNames(ctx context.Context, prefix, start string) ([]core.FileInfo, string, error) {
+	type page struct {
+		files []core.FileInfo
+		next  string
+	}
+	p, err := run(ctx, r, "b2_list_file_names", r.cfg.CallTimeout, func(ctx context.Context, _ *watchdog) (page, error) {
+		files, next, err := r.next.listFileNames(ctx, prefix, start)
+		return page{files, next}, err
+	})
+	return p.files, p.next, err
+}
+
+func (r *retrier) deleteFileVersion(ctx context.Context, name, id string) error {
+	return r.do(ctx, "b2_delete_file_version", func(ctx context.Context) error {
+		return r.next.deleteFileVersion(ctx, name, id)
+	})
+}
+
+// do runs a call that returns only an error and moves no data.
+func (r *retrier) do(ctx context.Context, call string, f func(context.Context) error) error {
+	_, err := run(ctx, r, call, r.cfg.CallTimeout, func(ctx context.Context, _ *watchdog) (struct{}, error) {
+		return struct{}{}, f(ctx)
+	})
+	return err
+}
+
+// budget is the wait for the answer to a call that makes B2 handle n bytes
+// (an upload's, once its body is sent; a large file's finish, which
+// assembles its parts): CallTimeout plus one second per MiB.
+func (r *retrier) budget(n int64) time.Duration {
+	return r.cfg.CallTimeout + time.Duration(n>>20)*time.Second
+}
+
+// run makes call through op until an attempt succeeds, one fails for good,
+// Attempts tries are spent, ctx ends, B2 is declared unreachable (the
+// attempt under way is cut short, and a call made meanwhile fails at
+// once), or B2 has not answered the call, nor moved its bytes, for Timeout
+// (or idle, if longer). Each attempt ends when it gets no answer for idle:
+// its watchdog, which op feeds while bytes move, stands for its deadline.
+// An attempt that ctx or an outage ended is classified like any other, so
+// a call that may have been applied reports an unknown outcome rather than
+// only a cancellation. On an error the value is T's zero value, and on
+// classify's done too.
+func run[T any](ctx context.Context, r *retrier, call string, idle time.Duration, op func(context.Context, *watchdog) (T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err // nothing sent
+	}
+	p := newPolicy(r, call, idle)
+	v, err := backoff.Retry(ctx, func() (T, error) {
+		actx, err := p.begin(ctx)
+		if err != nil {
+			return zero, backoff.Permanent(err)
+		}
+		v, err := op(actx, p.wd)
+		if err = p.end(ctx, err); err != nil {
+			return zero, err
+		}
+		return v, nil
+	}, backoff.WithBackOff(p), backoff.WithNotify(p.notify),
+		// The bound is on the time without an answer, not since the
+		// first attempt: p's NextBackOff keeps it.
+		backoff.WithMaxElapsedTime(0))
+	switch {
+	case err == nil:
+		return v, nil
+	case p.outOfTime:
+		err = fmt.Errorf("%w (no answer from B2 for %v)", err, p.bound.Round(time.Second))
+	case ctx.Err() != nil && err == context.Cause(ctx):
+		err = ctx.Err() // what bazil turns into EINTR, should ctx have a cause
+	}
+	return zero, err
+}
+
+// policy is one call's retry policy: the state its attempts share, and
+// the backoff.BackOff of its backoff.Retry. Its methods are called by the
+// goroutine of that call, apart from the watchdog's feeding of last.
+type policy struct {
+	r           *retrier
+	call        string
+	idle, bound time.Duration
+	last        atomic.Int64 // when B2 last answered the call or moved its bytes, in Unix ns
+	exp         backoff.ExponentialBackOff
+
+	sent      int           // attempts begun
+	tries     int           // attempts that count towards Attempts
+	reauths   int           // new tokens got
+	unsure    bool          // an attempt may have been applied
+	wait      time.Duration // what the last attempt asked to wait; < 0: the exponential backoff
+	outOfTime bool          // the bound left no time for another attempt
+
+	// The attempt under way:
+	gen     int64 // the generation of its token
+	wd      *watchdog
+	actx    context.Context
+	cancel  context.CancelCauseFunc
+	stopCut func() bool // stops the cut at an outage
+	start   time.Time
+}
+
+func newPolicy(r *retrier, call string, idle time.Duration) *policy {
+	p := &policy{r: r, call: call, idle: idle, bound: max(r.cfg.Timeout, idle), wait: -1,
+		// ExponentialBackOff spreads a wait RandomizationFactor either
+		// side of its interval: 1.25 b ± 20 % is [b, 1.5 b].
+		exp: backoff.ExponentialBackOff{InitialInterval: firstWait * 5 / 4, RandomizationFactor: 0.2,
+			Multiplier: 2, MaxInterval: maxWait * 5 / 4}}
+	p.last.Store(time.Now().UnixNano())
+	return p
+}
+
+// left is how much of the call's bound is left.
+func (p *policy) left() time.Duration {
+	return p.bound - time.Since(time.Unix(0, p.last.Load()))
+}
+
+// begin starts an attempt and returns its context, or an error if B2 is
+// unreachable.
+func (p *policy) begin(ctx context.Context) (context.Context, error) {
+	down, err := p.r.health.check()
+	if err != nil {
+		if p.unsure {
+			_, err = outcomeUnknown(p.call, err)
+		}
+		return nil, fmt.Errorf("%s: %w", p.call, err)
+	}
+	p.sent++
+	p.gen = p.r.gen.Load()
+	actx, cancel := context.WithCancelCause(ctx)
+	p.wd = newWatchdog(min(p.idle, max(p.left(), 0)), cancel, &p.last, p.r.health)
+	p.stopCut = context.AfterFunc(down, func() { cancel(errDown) })
+	p.actx, p.cancel, p.start = actx, cancel, time.Now()
+	return actx, nil
+}
+
+// end ends the attempt that returned err, records its outcome (Observe,
+// health) and classifies it: it returns nil if the call succeeded, an
+// error wrapped by backoff.Permanent if the call is over, else the error
+// of an attempt worth repeating, after authorising again if its token was
+// stale.
+func (p *policy) end(ctx context.Context, err error) error {
+	silent := context.Cause(p.actx) == errNoAnswer
+	p.stopCut()
+	p.wd.stop()
+	p.cancel(nil)
+	h := p.r.health
+	if p.r.cfg.Observe != nil {
+		p.r.cfg.Observe(p.call, Class(p.call), errCode(err), time.Since(p.start))
+	}
+	if _, isAPI := asAPI(err); err == nil || isAPI {
+		h.answered()
+		p.last.Store(time.Now().UnixNano())
 	}
 	switch {
-	case ae.status == http.StatusUnauthorized && call == "b2_authorize_account":
-		return fail, fmt.Errorf("B2 refused the credentials: %s", ae.msg)
-	case ae.status == http.StatusUnauthorized && (ae.code == "expired_auth_token" || ae.code == "bad_auth_token"):
-		// The account token is stale (B2's expire after 24 hours, a
-		// restarted B2 forgets them), or for uploads perhaps only the
-		// upload token, which comes from the account token: authorise
-		// again either way.
-		return reauth, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, ae)
-	case ae.status == http.StatusNotFound:
-		return fail, fmt.Errorf("%w: %s: %s", core.ErrNotExist, call, ae.msg)
-	case ae.status == http.StatusConflict && call == "b2_update_bucket":
-		return fail, fmt.Errorf("%w: %s", core.ErrRevisionMismatch, ae.msg)
-	case ae.status == http.StatusBadRequest && ae.code == "auth_token_limit":
-		return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, ae)
-	case ae.status == http.StatusBadRequest && call == "b2_finish_large_file" && strings.Contains(ae.msg, "being finished"):
-		// An earlier finish whose reply was lost is still assembling the
-		// file: its outcome is not known yet.
-		return outcomeUnknown(call, ae)
-	case ae.status == http.StatusBadRequest && call == "b2_update_bucket":
-		return fail, fmt.Errorf("%w: %s", core.ErrInfoRejected, ae.msg)
-	case ae.status == http.StatusBadRequest && ae.code == "file_not_present":
-		if unsure && call == "b2_delete_file_version" {
-			return done, nil
-		}
-		return fail, fmt.Errorf("%w: %s: %s", core.ErrNotExist, call, ae.msg)
-	case ae.status == http.StatusTooManyRequests:
-		return retry, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, ae)
-	case ae.status == http.StatusRequestTimeout || ae.status >= 500:
-		return outcomeUnknown(call, ae)
+	case err == nil:
+		return nil
+	case dialFailed(err):
+		h.refused(err)
+	case silent:
+		h.silent()
 	}
-	return fail, fmt.Errorf("%s: %v", call, ae)
-}
-
-// outcomeUnknown classifies an attempt of call that B2 may have applied.
-func outcomeUnknown(call string, err error) (action, error) {
-	if call == "b2_update_bucket" || call == "b2_finish_large_file" {
-		return fail, fmt.Errorf("%w (%w): %s: %w", core.ErrUnknownOutcome, core.ErrUnavailable, call, err)
+	act, cerr := classify(p.call, err, p.unsure)
+	switch {
+	case act == done:
+		return nil
+	case act == fail:
+		return backoff.Permanent(cerr)
+	case ctx.Err() != nil:
+		return backoff.Permanent(ctx.Err())
 	}
-	return unknown, fmt.Errorf("%w: %s: %v", core.ErrUnavailable, call, err)
-}
-
-// dialFailed reports whether err is a failure to connect, before anything
-// was sent.
-func dialFailed(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// retry runs f, a call whose attempts each get CallTimeout to be answered.
-func (s *Store) retry(ctx context.Context, call string, f func(context.Context) error) error {
-	return s.do(ctx, call, s.cfg.CallTimeout, func(ctx context.Context, _ *watchdog) error { return f(ctx) })
-}
-
-// do runs f until it succeeds, fails for good, Attempts tries are spent,
-// ctx ends, B2 is declared unreachable (health: the attempt under way is
-// cut short, and a call made meanwhile fails at once), or B2 has not
-// answered the call, nor moved its bytes, for Timeout (or idle, if
-// longer). Each attempt ends when it gets no answer for idle: its
-// watchdog, which f feeds while bytes move, stands for its deadline. An
-// attempt that ctx or an outage ended is classified like any other, so a
-// call that may have been applied reports an unknown outcome rather than
-// only a cancellation.
-func (s *Store) do(ctx context.Context, call string, idle time.Duration, f func(context.Context, *watchdog) error) error {
-	backoff := 100 * time.Millisecond
-	reauths := 0
-	unsure := false
-	if err := ctx.Err(); err != nil {
-		return err // nothing sent
+	p.unsure = p.unsure || act == unknown
+	if p.tries++; act == reauth && p.reauths < maxReauths {
+		p.tries-- // a new token is not a failed attempt, but only a few are allowed
 	}
-	bound := max(s.cfg.Timeout, idle)
-	var last atomic.Int64 // when B2 last answered or moved bytes, in Unix ns
-	last.Store(time.Now().UnixNano())
-	left := func() time.Duration { return bound - time.Since(time.Unix(0, last.Load())) }
-	for attempt := 1; ; attempt++ {
-		down, err := s.health.check()
-		if err != nil {
-			if unsure {
-				_, err = outcomeUnknown(call, err)
-			}
-			return fmt.Errorf("%s: %w", call, err)
-		}
-		sess := s.sess.Load()
-		actx, cancel := context.WithCancelCause(ctx)
-		wd := newWatchdog(min(idle, max(left(), 0)), cancel, &last, s.health)
-		stopCut := context.AfterFunc(down, func() { cancel(errDown) })
-		start := time.Now()
-		err = f(actx, wd)
-		silent := context.Cause(actx) == errNoAnswer
-		stopCut()
-		wd.stop()
-		cancel(nil)
-		if s.cfg.Observe != nil {
-			s.cfg.Observe(call, Class(call), errCode(err), time.Since(start))
-		}
-		if _, isAPI := asAPI(err); err == nil || isAPI {
-			s.health.answered()
-			last.Store(time.Now().UnixNano())
-		}
-		switch {
-		case err == nil:
-			return nil
-		case dialFailed(err):
-			s.health.refused(err)
-		case silent:
-			s.health.silent()
-		}
-		act, cerr := classify(call, err, unsure)
-		switch {
-		case act == done:
-			return nil
-		case act == fail:
-			return cerr
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case attempt >= s.cfg.Attempts:
-			return fmt.Errorf("%w (gave up after %d attempts)", cerr, attempt)
-		}
-		unsure = unsure || act == unknown
-		wait := backoff + rand.N(backoff/2)
-		if ae, ok := asAPI(err); ok && ae.retryAfter > 0 {
-			wait = min(ae.retryAfter, 10*time.Second)
-		}
-		backoff = min(2*backoff, 3*time.Second)
-		if act == reauth && sess != nil {
-			if err := s.reauthorize(ctx, sess); err != nil {
-				return fmt.Errorf("%w: re-authorising: %v", core.ErrUnavailable, err)
-			}
-			// A new token is not a failed attempt, but only a few are
-			// allowed per call.
-			if reauths++; reauths <= 3 {
-				attempt--
-			}
-			wait = 0
-		}
-		if call == "b2_upload_file" || call == "b2_upload_part" {
-			s.dropURLs() // pooled upload URLs may share the failure
-		}
-		if left() < wait+minAttempt {
-			return fmt.Errorf("%w (no answer from B2 for %v)", cerr, bound.Round(time.Second))
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
+	if p.tries >= p.r.cfg.Attempts {
+		return backoff.Permanent(fmt.Errorf("%w (gave up after %d attempts)", cerr, p.tries))
 	}
+	p.wait = -1
+	if ae, ok := asAPI(err); ok && ae.retryAfter > 0 {
+		p.wait = min(ae.retryAfter, maxRetryAfter)
+	}
+	if act == reauth {
+		p.reauths++
+		if err := p.r.reauthorize(ctx, p.gen); err != nil {
+			return backoff.Permanent(fmt.Errorf("%w: re-authorising: %v", core.ErrUnavailable, err))
+		}
+		p.wait = 0
+	}
+	return cerr
 }
 
-// minAttempt is the least time left of a call's bound worth another
-// attempt.
-const minAttempt = 200 * time.Millisecond
+// NextBackOff is the wait before the next attempt, or backoff.Stop when
+// the call's bound leaves no time for an attempt after it.
+func (p *policy) NextBackOff() time.Duration {
+	wait := p.exp.NextBackOff() // grows even when the attempt asked otherwise
+	if p.wait >= 0 {
+		wait = p.wait
+	}
+	if p.left() < wait+minAttempt {
+		p.outOfTime = true
+		return backoff.Stop
+	}
+	return wait
+}
+
+// Reset starts the exponential backoff over.
+func (p *policy) Reset() { p.exp.Reset() }
+
+// notify logs a failed attempt that is about to be repeated.
+func (p *policy) notify(err error, wait time.Duration) {
+	p.r.cfg.Logger.Debug("B2 call failed; trying again", "call", p.call, "attempt", p.sent,
+		"wait", wait.Round(time.Millisecond).String(), "err", err.Error())
+}
 
 // errNoAnswer is the cause of an attempt that its watchdog ended.
 var errNoAnswer = errors.New("no answer from B2 within the attempt's deadline")
 
 // watchdog ends an attempt that B2 has not answered, nor moved bytes for,
-// within its idle time. Transfers feed it as their bodies move.
+// within its idle time. Transfers feed it as their data is read.
 type watchdog struct {
 	idle  time.Duration
 	timer *time.Timer
@@ -256,37 +423,63 @@ func (w *watchdog) feed() {
 
 func (w *watchdog) stop() { w.timer.Stop() }
 
-// fedReader is an upload's body: it feeds a watchdog on every read that
-// moves bytes, and once the body is read gives B2 at least answer to
-// store it and reply.
-type fedReader struct {
-	r      io.Reader
+// fed returns data as read by a transfer that sends it up to end: every
+// read that moves bytes feeds w, and once the bytes before end are read B2
+// has at least answer to store them and reply.
+func (w *watchdog) fed(data io.ReaderAt, end int64, answer time.Duration) io.ReaderAt {
+	return fedReaderAt{data, end, w, answer}
+}
+
+type fedReaderAt struct {
+	r      io.ReaderAt
+	end    int64
 	wd     *watchdog
 	answer time.Duration
 }
 
-func (r fedReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
+func (r fedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := r.r.ReadAt(p, off)
 	if n > 0 {
 		r.wd.feed()
 	}
-	if err == io.EOF {
+	if off+int64(n) >= r.end {
 		r.wd.timer.Reset(max(r.wd.idle, r.answer))
 	}
 	return n, err
 }
 
-// errCode is the B2 error code of err for metrics: "" for none, "network"
-// for transport errors and deadlines.
-func errCode(err error) string {
-	if err == nil {
-		return ""
+// idleReader is a download's body: it fails when Read makes no progress
+// for idle, or B2 is declared unreachable, and tells health of the bytes
+// that arrive.
+type idleReader struct {
+	rc     io.ReadCloser
+	timer  *time.Timer
+	idle   time.Duration
+	cancel context.CancelFunc // ends the body's request
+	h      *health
+}
+
+func newIdleReader(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc, h *health) *idleReader {
+	stopOutage := context.AfterFunc(h.outage(), cancel)
+	return &idleReader{rc: rc, idle: idle, h: h, timer: time.AfterFunc(idle, cancel),
+		cancel: func() { stopOutage(); cancel() }}
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	r.timer.Reset(r.idle)
+	if n > 0 {
+		r.h.progress()
+		r.h.answered()
 	}
-	if ae, ok := asAPI(err); ok {
-		if ae.code != "" {
-			return ae.code
-		}
-		return fmt.Sprint(ae.status)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: download broke off: %v", core.ErrUnavailable, err)
 	}
-	return "network"
+	return n, err
+}
+
+func (r *idleReader) Close() error {
+	r.timer.Stop()
+	r.cancel()
+	return r.rc.Close()
 }

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCacheSizeOption(t *testing.T) {
+	// K, M, G and T are binary multiples, as the help says.
+	for _, tc := range []struct {
+		in   string
+		want int64 // < 0: refused
+	}{
+		{"1073741824", 1 << 30},
+		{"0", 0},
+		{"512K", 512 << 10},
+		{"512M", 512 << 20},
+		{"2G", 2 << 30},
+		{"1T", 1 << 40},
+		{"512MiB", 512 << 20},
+		{"1.5G", 3 << 29},
+		{"", -1},
+		{"M", -1},
+		{"-1G", -1},
+		{"2X", -1},
+		{"2 GB extra", -1},
+		{"lots", -1},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			mc, err := parseMountArgs([]string{"-o", "cache_size=" + tc.in, "bucket/g", "/mnt"})
+			switch {
+			case tc.want < 0 && err == nil:
+				t.Errorf("cache_size=%s accepted as %d", tc.in, mc.cacheSize)
+			case tc.want < 0 && !strings.Contains(err.Error(), "want a byte count such as 1073741824, 512M or 2G"):
+				t.Errorf("cache_size=%s: %v, want the accepted forms named", tc.in, err)
+			case tc.want >= 0 && err != nil:
+				t.Errorf("cache_size=%s: %v", tc.in, err)
+			case tc.want >= 0 && mc.cacheSize != tc.want:
+				t.Errorf("cache_size=%s = %d, want %d", tc.in, mc.cacheSize, tc.want)
+			}
+		})
+	}
+}
