@@ -13,6 +13,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 // gatedStore holds back the first b2_update_bucket after arm until
@@ -245,15 +246,15 @@ func TestBatchOverflowGoesOneByOne(t *testing.T) {
 	}
 	// Make room for two more names: remove two.
 	for _, name := range []string{"file-000", "file-001"} {
-		k, err := g.Key(ctx, name)
+		k, err := storetest.Key(ctx, g, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := g.Remove(ctx, k, name); err != nil {
+		if err := g.Remove(ctx, name, k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	k2, err := g.Key(ctx, "file-002")
+	k2, err := storetest.Key(ctx, g, "file-002")
 	if err != nil {
 		t.Fatal(err)
 	}

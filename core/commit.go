@@ -120,7 +120,7 @@ func replace(idx *index, name, key string, e Entry) (Entry, error) {
 
 // Remove takes name out of the group if it still has key. The data is
 // deleted after the grace period.
-func (g *Group) Remove(ctx context.Context, key, name string) error {
+func (g *Group) Remove(ctx context.Context, name, key string) error {
 	var old Entry
 	err := g.apply(ctx, func(idx *index) error {
 		cur, ok := idx.Entries[name]

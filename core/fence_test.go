@@ -41,7 +41,7 @@ func isClosed(ch <-chan struct{}) bool {
 // put commits content as the next version of name, under ctx's fences,
 // based on the current version (so that only a fence can refuse it).
 func put(ctx context.Context, g *core.Group, name, content string) error {
-	key, err := g.Key(ctx, name)
+	key, err := storetest.Key(ctx, g, name)
 	if errors.Is(err, core.ErrNotExist) {
 		key, err = "", nil
 	}
@@ -201,11 +201,11 @@ func testFenceAcrossForeignRecordChanges(t *testing.T, format string) {
 	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
 	}
-	key0, _ := b.Key(ctx, "lock")
+	key0, _ := storetest.Key(ctx, b, "lock")
 	got := make(chan error, 1)
 	go func() { got <- mb.LockContext(ctx, core.Exclusive) }()
 	waitUntil(t, "B queued in the record", func() bool {
-		k, _ := b.Key(ctx, "lock")
+		k, _ := storetest.Key(ctx, b, "lock")
 		return k != key0
 	})
 	if err := put(ma.Fence(ctx), a, "data", "a1"); err != nil {
@@ -228,9 +228,9 @@ func testFenceAcrossForeignRecordChanges(t *testing.T, format string) {
 	if err := mb.TryLock(ctx, core.Shared); err != nil {
 		t.Fatal(err)
 	}
-	key1, _ := b.Key(ctx, "lock")
+	key1, _ := storetest.Key(ctx, b, "lock")
 	waitUntil(t, "a renewal changed the record", func() bool {
-		k, _ := b.Key(ctx, "lock")
+		k, _ := storetest.Key(ctx, b, "lock")
 		return k != key1
 	})
 	if err := put(ma.Fence(ctx), a, "data", "a2"); err != nil {
@@ -429,12 +429,12 @@ func testInterruptedWaiterLeavesQueue(t *testing.T, format string) {
 	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
 	}
-	key0, _ := b.Key(ctx, "lock")
+	key0, _ := storetest.Key(ctx, b, "lock")
 	wctx, cancel := context.WithCancel(ctx)
 	got := make(chan error, 1)
 	go func() { got <- mb.LockContext(wctx, core.Exclusive) }()
 	waitUntil(t, "B queued in the record", func() bool {
-		k, _ := b.Key(ctx, "lock")
+		k, _ := storetest.Key(ctx, b, "lock")
 		return k != key0
 	})
 	cancel()
@@ -447,7 +447,7 @@ func testInterruptedWaiterLeavesQueue(t *testing.T, format string) {
 	if err := ma.UnlockContext(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Key(ctx, "lock"); !errors.Is(err, core.ErrNotExist) {
+	if _, err := storetest.Key(ctx, b, "lock"); !errors.Is(err, core.ErrNotExist) {
 		t.Fatalf("lock object after the holder released and the waiter gave up: %v, want none", err)
 	}
 }

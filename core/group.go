@@ -155,8 +155,6 @@ type view struct {
 	idx    *index // nil when err != nil
 	err    error  // why the index could not be decoded (ErrCorrupt)
 	at     time.Time
-	keys   map[string]string // name -> key, built on first use
-	once   sync.Once
 
 	inlineBytes int64 // what its inline versions take; see inlined
 	inlineOnce  sync.Once
@@ -669,65 +667,14 @@ func (g *Group) encode(ctx context.Context, v *view, idx *index) (map[string]str
 }
 
 // List returns the names of the group's objects in byte order, from a view
-// no older than IndexTTL.
+// no older than IndexTTL: View's Names, under the name and signature of
+// blazer's x/consistent Group.List.
 func (g *Group) List(ctx context.Context) ([]string, error) {
-	v, err := g.fresh(ctx)
+	v, err := g.View(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if v.err != nil {
-		return nil, &OpError{Op: "list", Group: g.name, Err: v.err}
-	}
-	return v.idx.names(), nil
-}
-
-// Entries returns the group's index (name -> key) from a view no older than
-// IndexTTL. The map must not be modified.
-func (g *Group) Entries(ctx context.Context) (map[string]string, error) {
-	keys, _, err := g.Index(ctx)
-	return keys, err
-}
-
-// Snapshot returns the group's index with each entry's attributes (in
-// FormatB2cfs; only keys in FormatBlazer) from a view no older than
-// IndexTTL. The map must not be modified.
-func (g *Group) Snapshot(ctx context.Context) (map[string]Entry, error) {
-	_, entries, err := g.Index(ctx)
-	return entries, err
-}
-
-// Index returns what Entries and Snapshot return, from one view: one index
-// read at most for both. The same view gives the same maps. They must not
-// be modified.
-func (g *Group) Index(ctx context.Context) (map[string]string, map[string]Entry, error) {
-	v, err := g.fresh(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if v.err != nil {
-		return nil, nil, &OpError{Op: "list", Group: g.name, Err: v.err}
-	}
-	v.once.Do(func() {
-		v.keys = make(map[string]string, len(v.idx.Entries))
-		for n, e := range v.idx.Entries {
-			v.keys[n] = e.Key
-		}
-	})
-	return v.keys, v.idx.Entries, nil
-}
-
-// Key returns the current key of name from a view no older than IndexTTL,
-// or ErrNotExist.
-func (g *Group) Key(ctx context.Context, name string) (string, error) {
-	entries, err := g.Entries(ctx)
-	if err != nil {
-		return "", err
-	}
-	k, ok := entries[name]
-	if !ok {
-		return "", &OpError{Op: "read", Group: g.name, Name: name, Err: ErrNotExist}
-	}
-	return k, nil
+	return v.Names(), nil
 }
 
 // Small versions (lock records, counters, manifests of tools) are kept in

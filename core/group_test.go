@@ -230,7 +230,7 @@ func testGroupFull(t *testing.T, format string) {
 		t.Fatalf("%d files stored for %d names: the refused write left data", len(s.Files()), n)
 	}
 	// Replacing an existing object still works when full.
-	k, _ := g.Key(ctx, "file-0")
+	k, _ := storetest.Key(ctx, g, "file-0")
 	if _, err := g.Commit(ctx, "file-0", k, strings.NewReader("y"), 1); err != nil {
 		t.Fatalf("rewrite in a full group: %v", err)
 	}
@@ -354,7 +354,7 @@ func testOperateJSON(t *testing.T, format string) {
 	if err := g.Operate(ctx, "other", func([]byte) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Fatalf("Operate returned %v, want f's error", err)
 	}
-	if _, err := g.Key(ctx, "other"); !errors.Is(err, core.ErrNotExist) {
+	if _, err := storetest.Key(ctx, g, "other"); !errors.Is(err, core.ErrNotExist) {
 		t.Fatalf("failed Operate created the object: %v", err)
 	}
 }
@@ -364,7 +364,7 @@ func TestWriterLarge(t *testing.T) { bothFormats(t, testWriterLarge) }
 func testWriterLarge(t *testing.T, format string) {
 	ctx := testCtx(t)
 	g := newGroup(t, memstore.New(), format, core.Options{})
-	w, err := g.NewWriter(ctx, "", "big")
+	w, err := g.NewWriter(ctx, "big", "")
 	if err != nil {
 		t.Fatal(err)
 	}

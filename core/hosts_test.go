@@ -35,6 +35,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 // simModel draws the latency of one bucket call: Base plus a uniform
@@ -383,7 +384,7 @@ func simRun(b *testing.B, hosts int, cfg simConfig, r *simResult) {
 		b.Fatal(err)
 	}
 	defer check.Close()
-	entries, err := check.Entries(ctx)
+	entries, err := storetest.Keys(ctx, check)
 	if err != nil {
 		b.Fatal(err)
 	}

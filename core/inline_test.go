@@ -8,6 +8,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 // A small file is one b2_update_bucket, no upload, and another host reads
@@ -41,7 +42,7 @@ func TestInlineSmallFile(t *testing.T) {
 	}
 
 	other := newGroup(t, s, core.FormatB2cfs, core.Options{})
-	if _, err := other.Snapshot(ctx); err != nil { // load the index
+	if _, err := storetest.Entries(ctx, other); err != nil { // load the index
 		t.Fatal(err)
 	}
 	before = s.Calls()
@@ -72,7 +73,7 @@ func TestInlineVersionOutlivesItsEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := b.Entries(ctx)
+	keys, err := storetest.Keys(ctx, b)
 	if err != nil || keys["f"] != k {
 		t.Fatalf("b sees %v, %v", keys, err)
 	}
@@ -81,7 +82,7 @@ func TestInlineVersionOutlivesItsEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Remove(ctx, k2, "f"); err != nil {
+	if err := a.Remove(ctx, "f", k2); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.List(ctx); err != nil { // b's view moves past both

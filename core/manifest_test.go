@@ -13,6 +13,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 func TestFormatsSideBySide(t *testing.T) {
@@ -115,7 +116,7 @@ func TestRenameDirWithoutCopy(t *testing.T) {
 	if err := core.BulkCreate(ctx, g, "src/", 1000, 10); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := g.Snapshot(ctx)
+	entries, err := storetest.Entries(ctx, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestRenameDirWithoutCopy(t *testing.T) {
 	if got := read(t, g, "dst/f7"); got != "xxxxxxxxxx" {
 		t.Fatalf("dst/f7 = %q", got)
 	}
-	if _, err := g.Key(ctx, "src/f7"); !errors.Is(err, core.ErrNotExist) {
+	if _, err := storetest.Key(ctx, g, "src/f7"); !errors.Is(err, core.ErrNotExist) {
 		t.Fatalf("src/f7 after rename: %v", err)
 	}
 }
@@ -155,7 +156,7 @@ func TestAttrsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	g2 := newGroup(t, s, core.FormatB2cfs, core.Options{})
-	snap, err := g2.Snapshot(ctx)
+	snap, err := storetest.Entries(ctx, g2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestAttrsKept(t *testing.T) {
 	if s.Calls()["Stat"] != 0 {
 		t.Fatalf("stat looked files up in B2: %v", s.Calls())
 	}
-	snap, _ = newGroup(t, s, core.FormatB2cfs, core.Options{}).Snapshot(ctx)
+	snap, _ = storetest.Entries(ctx, newGroup(t, s, core.FormatB2cfs, core.Options{}))
 	if m, _ := snap["f"].FileMode(); m != 0o600 || snap["f"].Key != k {
 		t.Fatalf("after chmod: %+v (key must not change)", snap["f"])
 	}
@@ -187,7 +188,7 @@ func TestAttrsKept(t *testing.T) {
 	if fi, err := g.Stat(ctx, "f", k); err != nil || !fi.Modified.Equal(mt2) {
 		t.Fatalf("stat after utimes on the same group: %+v %v, want %v", fi, err, mt2)
 	}
-	snap, _ = newGroup(t, s, core.FormatB2cfs, core.Options{}).Snapshot(ctx)
+	snap, _ = storetest.Entries(ctx, newGroup(t, s, core.FormatB2cfs, core.Options{}))
 	if m, ok := snap["f"].FileMode(); !ok || m != 0 || snap["f"].CTime == 0 {
 		t.Fatalf("after chmod 000: %+v", snap["f"])
 	}
@@ -210,7 +211,7 @@ func TestSymlink(t *testing.T) {
 	if _, err := g.Commit(ctx, "dir/link", k, strings.NewReader("x"), 1); !errors.Is(err, core.ErrConflict) {
 		t.Fatalf("commit over a link: %v", err)
 	}
-	snap, err := newGroup(t, s, core.FormatB2cfs, core.Options{}).Snapshot(ctx)
+	snap, err := storetest.Entries(ctx, newGroup(t, s, core.FormatB2cfs, core.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func TestSymlink(t *testing.T) {
 	if err := g.Rename(ctx, []core.Move{{From: "dir/link", To: "link2", Key: k}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Remove(ctx, k, "link2"); err != nil {
+	if err := g.Remove(ctx, "link2", k); err != nil {
 		t.Fatal(err)
 	}
 	if v := pointerVersion(t, s); v != 1 {
@@ -257,7 +258,7 @@ func TestLongNames(t *testing.T) {
 	if _, err := g.Commit(ctx, "short", "", strings.NewReader("y"), 1); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := newGroup(t, s, core.FormatB2cfs, core.Options{}).Snapshot(ctx)
+	snap, err := storetest.Entries(ctx, newGroup(t, s, core.FormatB2cfs, core.Options{}))
 	if err != nil || snap[long].Key != k || len(snap) != 2 {
 		t.Fatalf("a 10 KB name read back: %v %v", snap[long], err)
 	}

@@ -848,7 +848,7 @@ func (m *Mutex) update(ctx context.Context, acquire bool, f func(lockRecord) (lo
 			if key == "" {
 				return "", ferr
 			}
-			err = m.g.Remove(ctx, key, m.name)
+			err = m.g.Remove(ctx, m.name, key)
 		} else {
 			out.Version = 1
 			data, _ := json.Marshal(out)
@@ -876,7 +876,7 @@ func (m *Mutex) update(ctx context.Context, acquire bool, f func(lockRecord) (lo
 // readLock returns the current key and record of lock name, from the view
 // (reloading it when older than IndexTTL) and a cache of records by key.
 func (g *Group) readLock(ctx context.Context, name string) (string, lockRecord, error) {
-	key, err := g.Key(ctx, name)
+	key, err := g.key(ctx, name)
 	if errors.Is(err, ErrNotExist) {
 		return "", lockRecord{}, nil
 	}
@@ -929,7 +929,7 @@ func (g *Group) ForceUnlock(ctx context.Context, name string) ([]Holder, error) 
 		if err != nil || key == "" {
 			return rec.Holders, err
 		}
-		err = g.Remove(ctx, key, name)
+		err = g.Remove(ctx, name, key)
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotExist) {
 			if _, err := g.reload(ctx); err != nil {
 				return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 const lease = 600 * time.Millisecond
@@ -48,7 +49,7 @@ func testLockExcludesAndReleases(t *testing.T, format string) {
 		t.Fatal(err)
 	}
 	// Released locks leave no entry in the index.
-	if _, err := a.Key(ctx, "lock"); !errors.Is(err, core.ErrNotExist) {
+	if _, err := storetest.Key(ctx, a, "lock"); !errors.Is(err, core.ErrNotExist) {
 		t.Fatalf("lock object after release: %v", err)
 	}
 }

@@ -61,7 +61,7 @@ func (g *Group) OperateStream(ctx context.Context, name string, f func(io.Reader
 const maxOperate = 1000
 
 func (g *Group) commitStream(ctx context.Context, name, key string, out io.Reader) error {
-	w, err := g.NewWriter(ctx, key, name)
+	w, err := g.NewWriter(ctx, name, key)
 	if err != nil {
 		io.Copy(io.Discard, out)
 		return err

@@ -25,7 +25,7 @@ type Reader struct {
 // NewReader returns a reader of the current version of name, as a view no
 // older than IndexTTL shows it, or ErrNotExist.
 func (g *Group) NewReader(ctx context.Context, name string) (*Reader, error) {
-	key, err := g.Key(ctx, name)
+	key, err := g.key(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 // TestRenameReplacesOnlyTheTargetSeen: a rename replaces its target only
@@ -49,7 +50,7 @@ func testRenameReplacesOnlyTheTargetSeen(t *testing.T, format string) {
 		t.Fatalf("rename over a target created since: %v, want ErrConflict", err)
 	}
 	// The version seen: replaced.
-	cur, err := g.Key(ctx, "t")
+	cur, err := storetest.Key(ctx, g, "t")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 // scaleEnv is an emulator bucket holding one b2cfs-format group of n files
@@ -61,7 +62,7 @@ func (e *scaleEnv) group(t testing.TB, opts core.Options) *core.Group {
 
 // lsl is what "ls -l" of the root needs: every name with its size and time.
 func lsl(ctx context.Context, g *core.Group) (int, error) {
-	snap, err := g.Snapshot(ctx)
+	snap, err := storetest.Entries(ctx, g)
 	if err != nil {
 		return 0, err
 	}
@@ -140,7 +141,7 @@ func commitCost(t *testing.T, ctx context.Context, size int) cost {
 	e.srv.ResetStats()
 	for i := 0; i < commits; i++ {
 		name := fmt.Sprintf("f%d", i%size)
-		key, err := g.Key(ctx, name)
+		key, err := storetest.Key(ctx, g, name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -163,7 +163,7 @@ func testUnknownOutcomeCost(t *testing.T, format string) {
 			if got["f"] != "hello" {
 				t.Errorf("f = %q after the commit, want hello", got["f"])
 			}
-			if k, _ := newGroup(t, s, format, core.Options{IndexTTL: -1}).Key(ctx, "f"); k != key {
+			if k, _ := storetest.Key(ctx, newGroup(t, s, format, core.Options{IndexTTL: -1}), "f"); k != key {
 				t.Errorf("key of f = %s, commit returned %s", k, key)
 			}
 		})

@@ -56,3 +56,17 @@ func (v *View) All() iter.Seq2[string, Entry] {
 // Same reports whether v and o are the same state of the index (one read
 // or commit), so that what was derived from one can be kept for the other.
 func (v *View) Same(o *View) bool { return o != nil && v.v == o.v }
+
+// key returns the current key of name from a view no older than IndexTTL,
+// or ErrNotExist.
+func (g *Group) key(ctx context.Context, name string) (string, error) {
+	v, err := g.View(ctx)
+	if err != nil {
+		return "", err
+	}
+	k, ok := v.Key(name)
+	if !ok {
+		return "", &OpError{Op: "read", Group: g.name, Name: name, Err: ErrNotExist}
+	}
+	return k, nil
+}

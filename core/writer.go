@@ -28,8 +28,10 @@ type Writer struct {
 }
 
 // NewWriter returns a writer that replaces version key of name (an empty key
-// creates name). Close commits only if name still has that key.
-func (g *Group) NewWriter(ctx context.Context, key, name string) (*Writer, error) {
+// creates name). Close commits only if name still has that key. Like every
+// method of Group it takes the name before the key; blazer's x/consistent
+// NewWriter takes (key, name).
+func (g *Group) NewWriter(ctx context.Context, name, key string) (*Writer, error) {
 	if err := g.checkName(name); err != nil {
 		return nil, &OpError{Op: "write", Group: g.name, Name: name, Err: err}
 	}

@@ -375,7 +375,7 @@ func (d *dir) remove(ctx context.Context, p string, isDir bool) error {
 		if !isDir {
 			key = f.lastSeen(p, key)
 		}
-		err = f.g.Remove(ctx, key, name)
+		err = f.g.Remove(ctx, name, key)
 		if !errors.Is(err, core.ErrConflict) || !isDir || attempt == 2 {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/storetest"
 	"github.com/b2cfs/b2cfs/namespace"
 )
 
@@ -160,7 +161,7 @@ func (s *storm) sync() {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	entries, err := s.g.Entries(ctx)
+	entries, err := storetest.Keys(ctx, s.g)
 	if err != nil {
 		s.t.Fatalf("group unreadable: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/b2cfs/b2cfs/core/storetest"
 )
 
 // TestLostReplies: two mounts of one group (two hosts) write files and
@@ -175,7 +176,7 @@ func testLostReplies(t *testing.T, e *env) {
 func readGroup(g *core.Group) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	entries, err := g.Entries(ctx)
+	entries, err := storetest.Keys(ctx, g)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"github.com/b2cfs/b2cfs/core/storetest"
 	"io"
 	"net"
 	"os"
@@ -128,7 +129,7 @@ func TestUnsupportedKindsErrno(t *testing.T) {
 	d.Close()
 	sh(t, m.dir, "sync d")
 	g := e.group("kinds")
-	if snap, err := g.Snapshot(t.Context()); err != nil {
+	if snap, err := storetest.Entries(t.Context(), g); err != nil {
 		t.Fatal(err)
 	} else if mode, _ := snap[".b2cfs/dirs/d"].FileMode(); mode.Perm() != 0o711 {
 		t.Errorf("after fsync of the directory, its stored mode is %v, want 0711", mode)

@@ -6,6 +6,7 @@ package integration
 import (
 	"bufio"
 	"encoding/json"
+	"github.com/b2cfs/b2cfs/core/storetest"
 	"io"
 	"net/http"
 	"os"
@@ -291,7 +292,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	})
 	sh(t, a.dir, `echo base > f`)
 	forceEBUSY(t, a, func() {
-		key, _ := g.Key(t.Context(), "f")
+		key, _ := storetest.Key(t.Context(), g, "f")
 		if _, err := g.Commit(t.Context(), "f", key, strings.NewReader("theirs\n"), 7); err != nil {
 			t.Fatal(err)
 		}
@@ -377,7 +378,7 @@ func TestRecoverAfterEBUSY(t *testing.T) {
 	sh(t, a.dir, `echo base > f`)
 	theirs := func(data string) func() {
 		return func() {
-			key, _ := g.Key(t.Context(), "f")
+			key, _ := storetest.Key(t.Context(), g, "f")
 			if _, err := g.Commit(t.Context(), "f", key, strings.NewReader(data), int64(len(data))); err != nil {
 				t.Fatal(err)
 			}

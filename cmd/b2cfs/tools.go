@@ -366,7 +366,7 @@ func rmOne(ctx context.Context, t *tool, tg target) error {
 		if err != nil {
 			return fmt.Errorf("rm %s: %w", tg, err)
 		}
-		err = g.Remove(ctx, key, name)
+		err = g.Remove(ctx, name, key)
 		if err == nil {
 			t.log.Debug("removed", "object", tg.String(), "key", key)
 			return nil

@@ -107,7 +107,7 @@ func TestBlazerInteropReadWrite(t *testing.T) {
 		t.Fatalf("blazer lists %v, %v", names, err)
 	}
 	// A stale key from core is refused after blazer's write.
-	k, _ := p.core.Key(ctx, "from-blazer")
+	k, _ := storetest.Key(ctx, p.core, "from-blazer")
 	if err := p.blazer.Operate(ctx, "from-blazer", func([]byte) ([]byte, error) { return []byte("v2"), nil }); err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func hosts(t *testing.T, srv *b2emu.Server, url string, n int, opts core.Options
 func readAll(t *testing.T, g *core.Group) map[string]string {
 	t.Helper()
 	ctx := testCtx(t)
-	entries, err := g.Entries(ctx)
+	entries, err := storetest.Keys(ctx, g)
 	if err != nil {
 		t.Fatalf("group unreadable: %v", err)
 	}

@@ -173,7 +173,7 @@ func (h *history) step(op int, res *CampaignResult) bool {
 			key = h.staleKey(cur.key)
 		}
 		what = fmt.Sprintf("remove %s (key %.6s)", name, key)
-		err = g.Remove(ctx, key, name)
+		err = g.Remove(ctx, name, key)
 		if !h.agree(what, err, exists && key == cur.key) {
 			return false
 		}
@@ -312,7 +312,7 @@ func (h *history) verify(what string, opErr error) bool {
 	defer h.faults.Resume()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	entries, err := h.check.Entries(ctx)
+	entries, err := Keys(ctx, h.check)
 	if err != nil {
 		return h.fail("after %s (%v): group unreadable: %v", what, opErr, err)
 	}

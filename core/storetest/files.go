@@ -37,7 +37,7 @@ func Upload(t testing.TB, s core.Store, name, data, group string) core.FileInfo 
 func Commit(t testing.TB, g *core.Group, name, data string) string {
 	t.Helper()
 	ctx := context.Background()
-	key, err := g.Key(ctx, name)
+	key, err := Key(ctx, g, name)
 	if errors.Is(err, core.ErrNotExist) {
 		key = ""
 	} else if err != nil {
