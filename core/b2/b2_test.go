@@ -120,6 +120,20 @@ func bothFormats(t *testing.T, f func(t *testing.T, format string)) {
 	}
 }
 
+// bothFormatsParallel is bothFormats for the long fault tests, which mostly
+// wait out retry backoffs on their own emulator: they run beside each
+// other and beside the other parallel tests, once the package's serial
+// tests (timing ones among them) are done.
+func bothFormatsParallel(t *testing.T, f func(t *testing.T, format string)) {
+	t.Parallel()
+	for _, format := range []string{core.FormatBlazer, core.FormatB2cfs} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			f(t, format)
+		})
+	}
+}
+
 func TestIncrementsTwoHosts(t *testing.T) { bothFormats(t, testIncrementsTwoHosts) }
 
 func testIncrementsTwoHosts(t *testing.T, format string) {
@@ -128,7 +142,7 @@ func testIncrementsTwoHosts(t *testing.T, format string) {
 	storetest.Increments(t, gs[:2], gs[2], 10, 10)
 }
 
-func TestIncrementsUnderFaults(t *testing.T) { bothFormats(t, testIncrementsUnderFaults) }
+func TestIncrementsUnderFaults(t *testing.T) { bothFormatsParallel(t, testIncrementsUnderFaults) }
 
 func testIncrementsUnderFaults(t *testing.T, format string) {
 	srv, url := emulator(t, b2emu.Config{TokenLifetime: 5 * time.Second})

@@ -88,7 +88,7 @@ func readAll(t *testing.T, g *core.Group) map[string]string {
 // B2 adapter: 30 % of the replies to every call that changes the bucket
 // are lost after it was applied (connection dropped, 500, 503, or sent
 // after the client's deadline).
-func TestLostRepliesOnB2(t *testing.T) { bothFormats(t, testLostRepliesOnB2) }
+func TestLostRepliesOnB2(t *testing.T) { bothFormatsParallel(t, testLostRepliesOnB2) }
 
 func testLostRepliesOnB2(t *testing.T, format string) {
 	srv, url := emulator(t, b2emu.Config{})
@@ -169,6 +169,7 @@ func (f *emuFaults) Interrupt(cancel func()) {
 //
 //	go test ./core/b2 -run TestCampaignOnB2 -campaign.histories 200 -v
 func TestCampaignOnB2(t *testing.T) {
+	t.Parallel() // mostly waits out retry backoffs, beside the other fault tests
 	srv, url := emulator(t, b2emu.Config{})
 	start := time.Now()
 	lost0 := lostTotal(srv)
