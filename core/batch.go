@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 // Group commit: the index changes of a Group share b2_update_bucket calls.
@@ -48,7 +50,7 @@ type batcher struct {
 	pending []*request // GUARDED_BY(mu)
 	running bool       // GUARDED_BY(mu); a committer goroutine is at work
 
-	rtt     atomic.Int64  // how long B2 takes to answer an update, ns (moving average)
+	rtt     atomic.Int64  // how long B2 takes to answer an update on the Clock, ns (moving average)
 	arrived chan struct{} // poked by every request queued; see linger
 }
 
@@ -61,14 +63,14 @@ const maxBatchSwaps = 1024
 // to B2, so that a lone writer is not slowed down.
 const lingerMax = 2 * time.Millisecond
 
-// linger waits, at most min(lingerMax, a sixteenth of an update's round
-// trip), until n requests are queued.
-func (b *batcher) linger(n int) {
+// linger waits on c, at most min(lingerMax, a sixteenth of an update's
+// round trip), until n requests are queued.
+func (b *batcher) linger(c clockwork.Clock, n int) {
 	if n <= 1 {
 		return
 	}
 	wait := min(lingerMax, time.Duration(b.rtt.Load())/16)
-	t := time.NewTimer(wait)
+	t := c.NewTimer(wait)
 	defer t.Stop()
 	for {
 		b.mu.Lock()
@@ -79,7 +81,7 @@ func (b *batcher) linger(n int) {
 		}
 		select {
 		case <-b.arrived:
-		case <-t.C:
+		case <-t.Chan():
 			return
 		}
 	}
@@ -212,7 +214,7 @@ func (g *Group) commitLoop() {
 	b := &g.batch
 	last := 0 // requests in the batch before
 	for {
-		b.linger(last)
+		b.linger(g.opts.Clock, last)
 		rs := b.claim()
 		last = len(rs)
 		if len(rs) == 0 {
@@ -238,7 +240,7 @@ func finish(r *request, err error) {
 // commitBatch runs rs to their outcomes: each lands, or fails alone on its
 // own precondition, or with the batch when the update fails.
 func (g *Group) commitBatch(rs []*request) {
-	octx, cancel := context.WithTimeout(context.Background(), g.opts.CommitTimeout)
+	octx, cancel := withTimeout(context.Background(), g.opts.Clock, g.opts.CommitTimeout)
 	defer cancel()
 	failAll := func(err error) {
 		for _, r := range rs {
@@ -298,7 +300,7 @@ func (g *Group) commitBatch(rs []*request) {
 			for _, f := range a.ch.obsolete {
 				g.del.later(f.name, f.id)
 			}
-			if nv, err := g.install(octx, bi, g.opts.Now()); err == nil {
+			if nv, err := g.install(octx, bi, g.opts.Clock.Now()); err == nil {
 				v = nv // what changes are left (solo) build on
 			} // else the view stays older: the next swap finds out
 			for _, r := range in {
@@ -316,7 +318,7 @@ func (g *Group) commitBatch(rs []*request) {
 			g.opts.Metrics.CASRetried()
 			g.forget(a)
 			if errors.Is(err, errMoved) {
-				if !sleep(octx, g.batch.backoff(fewestRefusals(in))) {
+				if !sleep(octx, g.opts.Clock, g.batch.backoff(fewestRefusals(in))) {
 					failAll(fmt.Errorf("%w: the bucket kept changing", ErrUnavailable))
 					return
 				}
@@ -325,7 +327,7 @@ func (g *Group) commitBatch(rs []*request) {
 					failAll(fmt.Errorf("%w: reloading after a failed compare-and-swap: %v", ErrUnavailable, err))
 					return
 				}
-			} else if v, err = g.install(octx, bi, g.opts.Now()); err != nil {
+			} else if v, err = g.install(octx, bi, g.opts.Clock.Now()); err != nil {
 				failAll(err)
 				return
 			}

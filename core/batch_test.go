@@ -151,86 +151,86 @@ func testBatchConflictFailsAlone(t *testing.T, format string) {
 	}
 }
 
-func TestBatchUnderLostReplies(t *testing.T) { bothFormats(t, testBatchUnderLostReplies) }
+func TestBatchUnderLostReplies(t *testing.T) {
+	bothFormatsEach(t, []string{"reply lost", "refused"}, testBatchUnderLostReplies)
+}
 
 // A batch whose update B2 applied while the reply was lost, or which
 // failed before B2 saw it, still tells each of its changes the truth:
 // every commit reported done is stored, every one reported failed is not,
 // and none is left unknown.
-func testBatchUnderLostReplies(t *testing.T, format string) {
-	for _, fault := range []string{"reply lost", "refused"} {
-		t.Run(fault, func(t *testing.T) {
-			ctx := testCtx(t)
-			s := newGatedStore()
-			g := newGroup(t, s, format, core.Options{})
-			if _, err := g.Commit(ctx, "seed", "", strings.NewReader("x"), 1); err != nil {
-				t.Fatal(err)
+func testBatchUnderLostReplies(t *testing.T, format, fault string) {
+	ctx := testCtx(t)
+	s := newGatedStore()
+	g := newGroup(t, s, format, core.Options{})
+	if _, err := g.Commit(ctx, "seed", "", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	// The second update from now on, the batch's, meets the fault.
+	var updates atomic.Int32
+	faultHere := func(op string) bool { return op == "UpdateBucketInfo" && updates.Add(1) == 2 }
+	injected := errors.New("injected")
+	switch fault {
+	case "reply lost":
+		s.SetLostReply(func(op string) error {
+			if faultHere(op) {
+				return injected
 			}
-			// The second update from now on, the batch's, meets the fault.
-			var updates atomic.Int32
-			faultHere := func(op string) bool { return op == "UpdateBucketInfo" && updates.Add(1) == 2 }
-			injected := errors.New("injected")
-			switch fault {
-			case "reply lost":
-				s.SetLostReply(func(op string) error {
-					if faultHere(op) {
-						return injected
-					}
-					return nil
-				})
-			case "refused":
-				s.SetFault(func(op string) error {
-					if faultHere(op) {
-						return fmt.Errorf("%w: %w", core.ErrUnavailable, injected)
-					}
-					return nil
-				})
-			}
-			s.armed.Store(true)
-			var wg sync.WaitGroup
-			errs := make([]error, 6)
-			commit := func(i int) {
-				wg.Go(func() {
-					_, errs[i] = g.Commit(ctx, fmt.Sprintf("f%d", i), "", strings.NewReader(fmt.Sprint(i)), 1)
-				})
-			}
-			commit(0)
-			<-s.held
-			for i := 1; i < len(errs); i++ {
-				commit(i)
-			}
-			waitFor(t, "five queued commits", func() bool { return g.Queued() == 5 })
-			close(s.release)
-			wg.Wait()
-			s.SetLostReply(nil)
-			s.SetFault(nil)
-			if updates.Load() < 2 {
-				t.Fatal("the fault was never injected")
-			}
-			names, err := newGroup(t, s.Store, format, core.Options{}).List(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, err := range errs {
-				name := fmt.Sprintf("f%d", i)
-				stored := slices.Contains(names, name)
-				switch {
-				case errors.Is(err, core.ErrUnknownOutcome):
-					t.Errorf("commit %s: outcome left unknown: %v", name, err)
-				case err == nil && !stored:
-					t.Errorf("commit %s reported done, not stored", name)
-				case err != nil && stored:
-					t.Errorf("commit %s reported failed (%v), but stored", name, err)
-				}
-			}
+			return nil
 		})
+	case "refused":
+		s.SetFault(func(op string) error {
+			if faultHere(op) {
+				return fmt.Errorf("%w: %w", core.ErrUnavailable, injected)
+			}
+			return nil
+		})
+	}
+	s.armed.Store(true)
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	commit := func(i int) {
+		wg.Go(func() {
+			_, errs[i] = g.Commit(ctx, fmt.Sprintf("f%d", i), "", strings.NewReader(fmt.Sprint(i)), 1)
+		})
+	}
+	commit(0)
+	<-s.held
+	for i := 1; i < len(errs); i++ {
+		commit(i)
+	}
+	waitFor(t, "five queued commits", func() bool { return g.Queued() == 5 })
+	close(s.release)
+	wg.Wait()
+	s.SetLostReply(nil)
+	s.SetFault(nil)
+	if updates.Load() < 2 {
+		t.Fatal("the fault was never injected")
+	}
+	names, err := newGroup(t, s.Store, format, core.Options{}).List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		name := fmt.Sprintf("f%d", i)
+		stored := slices.Contains(names, name)
+		switch {
+		case errors.Is(err, core.ErrUnknownOutcome):
+			t.Errorf("commit %s: outcome left unknown: %v", name, err)
+		case err == nil && !stored:
+			t.Errorf("commit %s reported done, not stored", name)
+		case err != nil && stored:
+			t.Errorf("commit %s reported failed (%v), but stored", name, err)
+		}
 	}
 }
 
 // A batch that would overflow a blazer-format index goes one change at a
 // time: the changes that fit land, only those that do not fail with
 // ErrGroupFull, and the store keeps nothing of them.
-func TestBatchOverflowGoesOneByOne(t *testing.T) {
+func TestBatchOverflowGoesOneByOne(t *testing.T) { sim(t, testBatchOverflowGoesOneByOne) }
+
+func testBatchOverflowGoesOneByOne(t *testing.T) {
 	ctx := testCtx(t)
 	s := newGatedStore()
 	g := newGroup(t, s, core.FormatBlazer, core.Options{Grace: -1})
@@ -307,7 +307,9 @@ func TestBatchOverflowGoesOneByOne(t *testing.T) {
 
 // A commit interrupted while it waits for a batch returns at once with
 // the interrupt, and nothing of it is stored.
-func TestQueuedCommitInterrupted(t *testing.T) {
+func TestQueuedCommitInterrupted(t *testing.T) { sim(t, testQueuedCommitInterrupted) }
+
+func testQueuedCommitInterrupted(t *testing.T) {
 	ctx := testCtx(t)
 	s := newGatedStore()
 	g := newGroup(t, s, core.FormatB2cfs, core.Options{})

@@ -9,6 +9,7 @@ import (
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
 	"github.com/b2cfs/b2cfs/core/storetest"
+	"github.com/jonboulle/clockwork"
 )
 
 var (
@@ -25,11 +26,16 @@ var (
 //
 //	go test ./core -run TestCampaign -campaign.histories 5000 -v
 func TestCampaign(t *testing.T) {
+	t.Parallel() // CPU only (time is simulated): beside the other long tests
+	sim(t, testCampaign)
+}
+
+func testCampaign(t *testing.T) {
 	start := time.Now()
 	var faults []*injector
 	res := storetest.Campaign(t, storetest.CampaignConfig{
 		Seed: *campaignSeed, Histories: *campaignHistories, Ops: *campaignOps,
-		Formats: []string{core.FormatB2cfs, core.FormatBlazer},
+		Formats: []string{core.FormatB2cfs, core.FormatBlazer}, Clock: clockwork.NewRealClock(),
 		NewStore: func(t *testing.T, rnd *rand.Rand) (core.Store, storetest.Faults) {
 			s := memstore.New()
 			in := newInjector(rnd.Uint64())
@@ -48,7 +54,7 @@ func TestCampaign(t *testing.T) {
 			total[k] += v
 		}
 	}
-	t.Logf("campaign: seeds %d..%d, %d histories, %d operations (%d ok, %d refused, %d failed, %d interrupted); faults injected %v; %v",
+	t.Logf("campaign: seeds %d..%d, %d histories, %d operations (%d ok, %d refused, %d failed, %d interrupted); faults injected %v; %v simulated",
 		*campaignSeed, *campaignSeed+uint64(*campaignHistories)-1, res.Histories, res.Ops, res.OK, res.Refused, res.Failed, res.Canceled, total, time.Since(start).Round(time.Millisecond))
 	if total["lost"] == 0 || total["fail"] == 0 || total["unknown"] == 0 || total["cancel"] == 0 {
 		t.Fatalf("some kind of fault was never injected (%v): the campaign proved less than it claims", total)

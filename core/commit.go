@@ -256,7 +256,7 @@ func (g *Group) supersede(name string, e Entry) {
 // discard deletes an uploaded file that never became visible.
 func (g *Group) discard(file, id string) {
 	g.ids.Remove(file)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := withTimeout(context.Background(), g.opts.Clock, 30*time.Second)
 	defer cancel()
 	if err := g.store.Delete(ctx, file, id); err != nil {
 		g.opts.Logger.Warn("uncommitted upload not deleted", "file", file, "err", fmt.Sprint(err))

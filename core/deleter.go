@@ -6,21 +6,25 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
-// deleter deletes superseded versions once their grace period is over, so
-// readers that captured them elsewhere can finish. Safe for concurrent use.
+// deleter deletes superseded versions once their grace period is over on
+// its clock, so readers that captured them elsewhere can finish. Safe for
+// concurrent use.
 type deleter struct {
 	store  Store
 	grace  time.Duration
+	clock  clockwork.Clock
 	log    *slog.Logger
 	mu     sync.Mutex
-	timers map[*time.Timer]struct{} // GUARDED_BY(mu); nil once closed
+	timers map[clockwork.Timer]struct{} // GUARDED_BY(mu); nil once closed
 	wg     sync.WaitGroup
 }
 
-func newDeleter(s Store, grace time.Duration, log *slog.Logger) *deleter {
-	return &deleter{store: s, grace: grace, log: log, timers: map[*time.Timer]struct{}{}}
+func newDeleter(s Store, grace time.Duration, c clockwork.Clock, log *slog.Logger) *deleter {
+	return &deleter{store: s, grace: grace, clock: c, log: log, timers: map[clockwork.Timer]struct{}{}}
 }
 
 // later deletes file name at version id after the grace period. An empty id
@@ -35,9 +39,9 @@ func (d *deleter) later(name, id string) {
 	if d.timers == nil {
 		return
 	}
-	var t *time.Timer
+	var t clockwork.Timer
 	d.wg.Add(1)
-	t = time.AfterFunc(d.grace, func() {
+	t = d.clock.AfterFunc(d.grace, func() {
 		defer d.wg.Done()
 		d.mu.Lock()
 		_, live := d.timers[t]
@@ -53,7 +57,7 @@ func (d *deleter) later(name, id string) {
 // now deletes file name at version id with a bounded deadline. Failures are
 // logged: the file is then an orphan that garbage collection removes.
 func (d *deleter) now(name, id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := withTimeout(context.Background(), d.clock, time.Minute)
 	defer cancel()
 	if id == "" {
 		fi, err := d.store.Stat(ctx, name)

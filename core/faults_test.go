@@ -4,10 +4,21 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
 )
+
+// updateLatency is how long an update of the bucket info takes in the
+// tests where several hosts commit while replies are lost: tens of
+// milliseconds, as on B2, and in a bubble it costs no real time. A commit
+// whose reply was lost recognises itself only while fewer than LogLen
+// commits came after it. Instant updates let the other hosts commit that
+// many while a loaded machine keeps the read-back off the CPU; with a
+// latency in simulated time, no other update lands while the read-back
+// still has work to do, since time stands still until it waits.
+const updateLatency = 10 * time.Millisecond
 
 // changes are the memstore operations that change the bucket.
 var changes = map[string]bool{"UpdateBucketInfo": true, "Upload": true, "Delete": true, "Copy": true}
@@ -22,10 +33,11 @@ var changes = map[string]bool{"UpdateBucketInfo": true, "Upload": true, "Delete"
 type injector struct {
 	mu      sync.Mutex
 	rnd     *rand.Rand
-	fail    float64 // before: fails, not applied
-	unknown float64 // before, UpdateBucketInfo: no answer, not applied
-	lost    float64 // after a change: applied, reply lost
-	cancel  float64 // before a change: the caller's context is cancelled, the call goes on
+	fail    float64       // before: fails, not applied
+	unknown float64       // before, UpdateBucketInfo: no answer, not applied
+	lost    float64       // after a change: applied, reply lost
+	cancel  float64       // before a change: the caller's context is cancelled, the call goes on
+	latency time.Duration // how long an update takes (simulated time: see updateLatency)
 	max     int
 	consec  map[string]int
 	counts  map[string]int // faults injected, by kind
@@ -73,6 +85,15 @@ func (in *injector) draw(op string, p float64) bool {
 }
 
 func (in *injector) before(op string) error {
+	err := in.decide(op)
+	if op == "UpdateBucketInfo" && in.latency > 0 {
+		time.Sleep(in.latency) // not holding in.mu: other calls go on meanwhile
+	}
+	return err
+}
+
+// decide draws the fault, if any, that hits op before it runs.
+func (in *injector) decide(op string) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	switch {

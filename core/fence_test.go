@@ -9,17 +9,21 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
 	"github.com/b2cfs/b2cfs/core/storetest"
+	"github.com/jonboulle/clockwork"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
 type syncBuffer = storetest.SyncBuffer
 
-// waitUntil polls cond until it holds, failing after a generous bound.
+// waitUntil polls cond until it holds, failing after a generous bound (in
+// a bubble, of simulated time: each poll lets time move on by 1 ms once
+// every other goroutine waits).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for end := time.Now().Add(20 * time.Second); !cond(); time.Sleep(time.Millisecond) {
@@ -62,8 +66,8 @@ func TestStaleHolderCannotCommit(t *testing.T) { bothFormats(t, testStaleHolderC
 func testStaleHolderCannotCommit(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	clk := storetest.NewFakeClock()
-	ca, cb := clk.Host(1), clk.Host(1)
+	base := clockwork.NewRealClock() // the bubble's time
+	ca, cb := storetest.NewHostClock(base, 1), storetest.NewHostClock(base, 1)
 	var logA syncBuffer
 	a := newGroup(t, s, format, core.Options{LeaseTTL: simLease, Clock: ca, IndexTTL: -1, Host: "host-a",
 		Logger: slog.New(slog.NewTextHandler(&logA, nil))})
@@ -79,11 +83,11 @@ func testStaleHolderCannotCommit(t *testing.T, format string) {
 	if err := mb.TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
 		t.Fatalf("lock of a live lease taken: %v", err)
 	}
-	clk.Advance(simLease) // past A's lease, but B has not seen it silent for TTL plus the margin
+	time.Sleep(simLease) // past A's lease, but B has not seen it silent for TTL plus the margin
 	if err := mb.TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
 		t.Fatalf("lock taken after %v of silence: %v", simLease, err)
 	}
-	clk.Advance(simLease / 5)
+	time.Sleep(simLease / 5)
 	if err := mb.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatalf("lock of a lapsed lease: %v", err)
 	}
@@ -119,9 +123,9 @@ func TestFenceRefusesTakenOverLock(t *testing.T) { bothFormats(t, testFenceRefus
 func testFenceRefusesTakenOverLock(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	ca, cb := storetest.NewFakeClock(), storetest.NewFakeClock()
+	ca := clockwork.NewFakeClock() // A's clock: never advanced
 	a := newGroup(t, s, format, core.Options{LeaseTTL: simLease, Clock: ca})
-	b := newGroup(t, s, format, core.Options{LeaseTTL: simLease, Clock: cb, IndexTTL: -1})
+	b := newGroup(t, s, format, core.Options{LeaseTTL: simLease, IndexTTL: -1}) // on the bubble's time
 	ma, mb := a.Mutex(ctx, "lock"), b.Mutex(ctx, "lock")
 	if err := ma.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
@@ -129,7 +133,7 @@ func testFenceRefusesTakenOverLock(t *testing.T, format string) {
 	if err := mb.TryLock(ctx, core.Exclusive); !errors.Is(err, core.ErrLockHeld) {
 		t.Fatalf("lock of a live lease taken: %v", err)
 	}
-	cb.Advance(simLease * 2)
+	time.Sleep(2 * simLease)
 	if err := mb.TryLock(ctx, core.Exclusive); err != nil {
 		t.Fatal(err)
 	}
@@ -192,8 +196,7 @@ func TestFenceAcrossForeignRecordChanges(t *testing.T) {
 func testFenceAcrossForeignRecordChanges(t *testing.T, format string) {
 	ctx := testCtx(t)
 	s := memstore.New()
-	// Renewals every second; a lease long enough that a loaded machine
-	// does not lose it.
+	// Renewals every second (of simulated time).
 	const renewing = 3 * time.Second
 	a := newGroup(t, s, format, core.Options{LeaseTTL: renewing})
 	b := newGroup(t, s, format, core.Options{LeaseTTL: renewing, IndexTTL: -1})
@@ -240,7 +243,9 @@ func testFenceAcrossForeignRecordChanges(t *testing.T, format string) {
 
 // Waiters of one group are served in order of arrival, and a release
 // hands the lock to the next at once (no poll).
-func TestLocalWaitersInOrder(t *testing.T) {
+func TestLocalWaitersInOrder(t *testing.T) { sim(t, testLocalWaitersInOrder) }
+
+func testLocalWaitersInOrder(t *testing.T) {
 	ctx := testCtx(t)
 	s := memstore.New()
 	g := newGroup(t, s, core.FormatB2cfs, core.Options{LeaseTTL: time.Minute})
@@ -284,18 +289,21 @@ func TestLocalWaitersInOrder(t *testing.T) {
 // ±60 s and run at rates up to 5 % apart, some of them paused (SIGSTOP)
 // while holding: two hosts never both trust an exclusive hold, a fenced
 // commit lands exactly when its holder trusts its lease, and a host that
-// was never paused while holding never loses its lock.
+// was never paused while holding never loses its lock. Each history runs
+// in its own bubble of simulated time, on which the hosts' clocks run.
 func TestSkewedClockHistories(t *testing.T) {
 	n := 1000
 	if testing.Short() {
 		n = 100
 	}
-	const workers = 8 // histories mostly wait for each other's backoff: run several at once
+	const workers = 2 // histories are CPU only: one worker per core
 	for w := range uint64(workers) {
 		t.Run(fmt.Sprint("worker", w), func(t *testing.T) {
 			t.Parallel()
 			for seed := w; seed < uint64(n); seed += workers {
-				if !skewedHistory(t, seed) {
+				ok := false
+				sim(t, func(t *testing.T) { ok = skewedHistory(t, seed) })
+				if !ok {
 					return
 				}
 			}
@@ -317,11 +325,11 @@ func skewedHistory(t *testing.T, seed uint64) bool {
 	ctx := testCtx(t)
 	rng := rand.New(rand.NewPCG(seed, 13))
 	s := memstore.New()
-	clk := storetest.NewFakeClock()
+	base := clockwork.NewRealClock() // the bubble's time
 	var hosts []*simHost
 	for i := range 3 {
 		skew := time.Duration(rng.Int64N(int64(120*time.Second))) - 60*time.Second
-		hc := clk.Host(0.975 + 0.05*rng.Float64())
+		hc := storetest.NewHostClock(base, 0.975+0.05*rng.Float64())
 		g, err := core.NewGroup(s, "test", core.Options{LeaseTTL: simLease, Clock: hc, Host: fmt.Sprint("host-", i), IndexTTL: -1,
 			Now: func() time.Time { return time.Now().Add(skew) }})
 		if err != nil {
@@ -334,18 +342,9 @@ func skewedHistory(t *testing.T, seed uint64) bool {
 		t.Errorf("history %d: "+format, append([]any{seed}, args...)...)
 		return false
 	}
-	// settle waits until every renewing holder has armed its next renewal.
-	settle := func() {
-		waitUntil(t, "renewals settled", func() bool {
-			n := 0
-			for _, h := range hosts {
-				if h.holding && !isClosed(h.m.Lost()) {
-					n++
-				}
-			}
-			return clk.Waiting() == n
-		})
-	}
+	// settle waits until the background work of every host (renewals,
+	// clean-ups) waits for its next timer.
+	settle := synctest.Wait
 	for step := range 60 {
 		h := hosts[rng.IntN(len(hosts))]
 		switch r := rng.IntN(10); {
@@ -385,7 +384,7 @@ func skewedHistory(t *testing.T, seed uint64) bool {
 			}
 			h.paused = !h.paused
 		default:
-			clk.Advance(time.Duration(rng.Int64N(int64(12 * time.Second))))
+			time.Sleep(time.Duration(rng.Int64N(int64(12 * time.Second))))
 		}
 		settle()
 		excl, shared := 0, 0

@@ -16,13 +16,15 @@ import (
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
 	"github.com/b2cfs/b2cfs/core/storetest"
+	"github.com/jonboulle/clockwork"
 )
 
 // gcGroup opens group name, created in format, that keeps superseded
-// versions, gives every version a data file and reloads on every read.
+// versions, gives every version a data file and reloads on every read. It
+// reads the time package (in a bubble, the bubble's time).
 func gcGroup(t *testing.T, s core.Store, name, format string) *core.Group {
 	t.Helper()
-	g, err := core.NewGroup(s, name, core.Options{Format: format, Grace: -1, IndexTTL: -1, InlineMax: -1})
+	g, err := core.NewGroup(s, name, core.Options{Format: format, Grace: -1, IndexTTL: -1, InlineMax: -1, Clock: clockwork.NewRealClock()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,14 +412,17 @@ func TestGCNegativeGrace(t *testing.T) {
 // uploads, uploads of commits that never landed and manifests nobody
 // references. gc must then delete only unreferenced files: every object of
 // both groups still reads, and the counters are exact.
-func TestGCAfterLostReplies(t *testing.T) {
+func TestGCAfterLostReplies(t *testing.T) { sim(t, testGCAfterLostReplies) }
+
+func testGCAfterLostReplies(t *testing.T) {
 	s := memstore.New()
 	var checks []*core.Group
 	for _, format := range []string{core.FormatB2cfs, core.FormatBlazer} {
 		name := "lost-" + format
 		var hosts []*core.Group
 		for i := 0; i < 2; i++ {
-			g, err := core.NewGroup(s, name, core.Options{Format: format, Grace: -1, InlineMax: -1, Host: fmt.Sprintf("host-%d", i)})
+			g, err := core.NewGroup(s, name, core.Options{Format: format, Grace: -1, InlineMax: -1, Host: fmt.Sprintf("host-%d", i),
+				Clock: clockwork.NewRealClock()}) // the bubble's time
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -438,8 +443,15 @@ func TestGCAfterLostReplies(t *testing.T) {
 			}
 			return nil
 		})
+		s.SetFault(func(op string) error {
+			if op == "UpdateBucketInfo" {
+				time.Sleep(updateLatency)
+			}
+			return nil
+		})
 		storetest.FaultyIncrements(t, hosts, check, 4, 10)
 		s.SetLostReply(nil)
+		s.SetFault(nil)
 		if lost == 0 {
 			t.Fatal("no reply was lost: the test proved nothing")
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/jonboulle/clockwork"
 )
 
 // Options tune a Group. The zero value gives the defaults.
@@ -61,11 +62,21 @@ type Options struct {
 	Host string
 	PID  int
 	// Now is the wall clock, for modification times and the times lock
-	// records show people; default time.Now.
+	// records show people; default time.Now. Nothing is measured on it.
 	Now func() time.Time
-	// Clock measures leases (see lease.go); default: the system's clock,
-	// counting time while suspended.
-	Clock Clock
+	// Clock is what the Group measures and waits on: leases and their
+	// renewal, view age (IndexTTL), lock polling and backoff, the batch
+	// committer's linger and backoff, the grace period, and the deadlines
+	// the Group sets itself (CommitTimeout, LoadTimeout, LockTimeout).
+	// Readings of it are only compared with each other. The caller's
+	// contexts, the wall times of Now and what the Store does within one
+	// call (core/b2's per-call HTTP deadlines and retries) stay on real
+	// time. Nil means the system's clock, whose readings (for leases and
+	// view age) count time while the machine is suspended (Linux:
+	// CLOCK_BOOTTIME). A clockwork.FakeClock, or the time package inside a
+	// testing/synctest bubble (clockwork.NewRealClock), simulates time in
+	// tests.
+	Clock clockwork.Clock
 	// Logger receives events nobody else can report (lost leases, failed
 	// background deletions). Default: discard.
 	Logger *slog.Logger
@@ -105,7 +116,7 @@ func (o Options) withDefaults() Options {
 		o.Now = time.Now
 	}
 	if o.Clock == nil {
-		o.Clock = systemClock{}
+		o.Clock = bootClock{clockwork.NewRealClock()}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -152,9 +163,9 @@ type view struct {
 	rev    int64
 	info   map[string]string
 	format indexFormat
-	idx    *index // nil when err != nil
-	err    error  // why the index could not be decoded (ErrCorrupt)
-	at     time.Time
+	idx    *index    // nil when err != nil
+	err    error     // why the index could not be decoded (ErrCorrupt)
+	at     time.Time // Clock reading when the read of it began
 
 	inlineBytes int64 // what its inline versions take; see inlined
 	inlineOnce  sync.Once
@@ -203,7 +214,7 @@ func NewGroup(store Store, name string, opts Options) (*Group, error) {
 		small:   small,
 		inline:  inline,
 	}
-	g.del = newDeleter(store, opts.Grace, opts.Logger)
+	g.del = newDeleter(store, opts.Grace, opts.Clock, opts.Logger)
 	return g, nil
 }
 
@@ -217,14 +228,17 @@ func (g *Group) Close() error {
 	return nil
 }
 
-// current returns a view no older than maxAge (negative: any age, loading
-// only when there is none), or with Options.StaleOnOutage the last view
-// while B2 is unreachable.
+// current returns a view younger than maxAge (0: a view read after the
+// call began; negative: any age, loading only when there is none), or
+// with Options.StaleOnOutage the last view while B2 is unreachable. Age is
+// strictly less than maxAge: on a simulated Clock, which stands still
+// while goroutines run, a view read "now" must not pass for one read
+// after the call.
 func (g *Group) current(ctx context.Context, maxAge time.Duration) (*view, error) {
 	g.mu.Lock()
 	v := g.view
 	g.mu.Unlock()
-	if v != nil && (maxAge < 0 || g.opts.Now().Sub(v.at) <= maxAge) {
+	if v != nil && (maxAge < 0 || g.opts.Clock.Since(v.at) < maxAge) {
 		return v, nil
 	}
 	if v == nil || !g.opts.StaleOnOutage {
@@ -316,8 +330,8 @@ func (g *Group) startLoadLocked() {
 // runLoad reads the bucket info for l and the callers that joined it, then
 // starts the load that callers joined meanwhile, if any.
 func (g *Group) runLoad(l *load) {
-	ctx, cancel := context.WithTimeout(l.ctx, g.opts.LoadTimeout)
-	at := g.opts.Now()
+	ctx, cancel := withTimeout(l.ctx, g.opts.Clock, g.opts.LoadTimeout)
+	at := g.opts.Clock.Now()
 	bi, err := g.store.BucketInfo(ctx)
 	if err != nil {
 		l.err = err
@@ -454,7 +468,7 @@ type attempt struct {
 // read back within ctx.
 func (g *Group) send(ctx context.Context, a *attempt) (bi BucketInfo, landed bool, err error) {
 	for sends := 0; sends < maxSends; sends++ {
-		if sends > 0 && !sleep(ctx, casBackoff(sends)) {
+		if sends > 0 && !sleep(ctx, g.opts.Clock, casBackoff(sends)) {
 			break
 		}
 		var o outcome
@@ -520,20 +534,20 @@ func (g *Group) update(ctx context.Context, a *attempt) (BucketInfo, outcome, er
 	defer cancel()
 	done := make(chan answer, 1)
 	go func() {
-		start := time.Now()
+		start := g.opts.Clock.Now()
 		bi, err := g.store.UpdateBucketInfo(rctx, a.rev, a.info)
 		if err == nil || errors.Is(err, ErrRevisionMismatch) {
-			g.batch.observe(time.Since(start))
+			g.batch.observe(g.opts.Clock.Since(start))
 		}
 		done <- answer{bi, err}
 	}()
-	watch := time.NewTicker(watchEvery)
+	watch := g.opts.Clock.NewTicker(watchEvery)
 	defer watch.Stop()
 	for {
 		select {
 		case r := <-done:
 			return r.bi, outcomePending, r.err
-		case <-watch.C:
+		case <-watch.Chan():
 			bi, err := g.store.BucketInfo(rctx)
 			if err != nil {
 				continue
@@ -557,7 +571,7 @@ func (g *Group) readBack(ctx context.Context) (BucketInfo, error) {
 		if err == nil {
 			return bi, nil
 		}
-		if ctx.Err() != nil || isClosed(g.outage()) || tries > 0 && !sleep(ctx, casBackoff(tries-1)) {
+		if ctx.Err() != nil || isClosed(g.outage()) || tries > 0 && !sleep(ctx, g.opts.Clock, casBackoff(tries-1)) {
 			return bi, err
 		}
 	}

@@ -9,32 +9,77 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/memstore"
 	"github.com/b2cfs/b2cfs/core/storetest"
+	"github.com/jonboulle/clockwork"
 )
 
-// testCtx bounds a test against hangs only: generous enough for the
-// 10,000-file group of TestScale10k on a loaded 2-core machine, where a
-// fixed minute was not.
+// testCtx bounds a test against hangs only. In a bubble (sim) the bound
+// is simulated time: a test that waits for something that never comes
+// fails at once instead of hanging, and load cannot make it run out.
+// Outside one (TestScale10k, over HTTP) it is real time, generous enough
+// for a 10,000-file group on a loaded 2-core machine.
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-// bothFormats runs f on groups of each on-bucket format.
+// sim runs f in a bubble of simulated time (testing/synctest): the time
+// package's clock moves only when every goroutine of the test waits, and
+// then straight to the next timer. Leases, grace periods, index TTLs,
+// polling and backoff thus take no real time, and a loaded machine cannot
+// make a wait run out: a goroutine that has work to do holds time still.
+// The groups of newGroup read that clock through Options.Clock
+// (clockwork.NewRealClock). f must not call t.Run or t.Parallel.
+func sim(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	synctest.Test(t, func(t *testing.T) {
+		// Run last: background work that ends on a bound of its own (a
+		// reload cut short by LoadTimeout, a clean-up of a minute at most)
+		// ends before the bubble does. Whatever still waits then is a
+		// leak, and synctest panics with the goroutines that wait.
+		t.Cleanup(func() { time.Sleep(drain) })
+		f(t)
+	})
+}
+
+// drain is how long sim lets background work finish after a test.
+const drain = 10 * time.Minute
+
+// bothFormats runs f on groups of each on-bucket format, each in a bubble
+// of simulated time (sim).
 func bothFormats(t *testing.T, f func(t *testing.T, format string)) {
 	for _, format := range []string{core.FormatBlazer, core.FormatB2cfs} {
-		t.Run(format, func(t *testing.T) { f(t, format) })
+		t.Run(format, func(t *testing.T) { sim(t, func(t *testing.T) { f(t, format) }) })
 	}
 }
 
+// bothFormatsEach is bothFormats for a test with cases of its own: one
+// subtest per format and case, each in a bubble.
+func bothFormatsEach(t *testing.T, cases []string, f func(t *testing.T, format, c string)) {
+	for _, format := range []string{core.FormatBlazer, core.FormatB2cfs} {
+		t.Run(format, func(t *testing.T) {
+			for _, c := range cases {
+				t.Run(c, func(t *testing.T) { sim(t, func(t *testing.T) { f(t, format, c) }) })
+			}
+		})
+	}
+}
+
+// newGroup returns a group of s in format, closed when the test ends. Its
+// Clock is the time package's unless opts sets one: inside a bubble, the
+// bubble's simulated time.
 func newGroup(t *testing.T, s core.Store, format string, opts core.Options) *core.Group {
 	t.Helper()
 	opts.Format = format
+	if opts.Clock == nil {
+		opts.Clock = clockwork.NewRealClock()
+	}
 	g, err := core.NewGroup(s, "test", opts)
 	if err != nil {
 		t.Fatal(err)

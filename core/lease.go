@@ -8,7 +8,8 @@ import (
 
 // Leases never compare the clocks of two hosts. A lock record names its
 // holders (and waiters), and each entry changes whenever its owner renews
-// it (Holder.Seq). Two rules, each on one host's own Clock, make a lease:
+// it (Holder.Seq). Two rules, each on one host's own Clock (Options.Clock;
+// clock.go), make a lease:
 //
 //   - A taker counts an entry as dead when the very same entry has stayed
 //     in the record for the entry's lease TTL plus leaseMargin since the
@@ -31,28 +32,6 @@ import (
 
 // leaseMargin is the margin of both rules for a lease of ttl.
 func leaseMargin(ttl time.Duration) time.Duration { return ttl / 10 }
-
-// Clock is the time source of leases. Its readings are compared only with
-// readings of the same Clock, never with another host's or with the wall
-// times in lock records.
-type Clock interface {
-	Now() time.Time
-	// NewTimer returns a channel that receives once d has passed, and a
-	// function that stops the timer.
-	NewTimer(d time.Duration) (<-chan time.Time, func())
-}
-
-// systemClock counts time while the machine is suspended, where it can
-// (bootTime), so that a host that slept does not trust a lease that lapsed
-// meanwhile.
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return bootTime() }
-
-func (systemClock) NewTimer(d time.Duration) (<-chan time.Time, func()) {
-	t := time.NewTimer(d)
-	return t.C, func() { t.Stop() }
-}
 
 // Holder is one entry of a lock record: who holds the lock (or waits for
 // it), how, and, in the holder's own wall time, since and until when. A

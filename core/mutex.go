@@ -105,7 +105,7 @@ func (m *Mutex) Lock() {
 		if err == nil || m.ctx.Err() != nil || errors.Is(err, errAlreadyHeld) {
 			return
 		}
-		if !sleep(m.ctx, backoff) {
+		if !sleep(m.ctx, m.g.opts.Clock, backoff) {
 			return
 		}
 	}
@@ -119,7 +119,7 @@ func (m *Mutex) Unlock() {
 		if err == nil || m.ctx.Err() != nil || errors.Is(err, errNotHeld) {
 			return
 		}
-		if !sleep(m.ctx, backoff) {
+		if !sleep(m.ctx, m.g.opts.Clock, backoff) {
 			return
 		}
 	}
@@ -175,7 +175,7 @@ const queueAfter = 300 * time.Millisecond
 // another owner of the same Group wakes the first waiter at once. Leases
 // that lapsed are taken over.
 func (m *Mutex) LockContext(ctx context.Context, mode LockMode) error {
-	start := time.Now()
+	start := m.g.opts.Clock.Now()
 	t := m.g.joinQueue(m.name)
 	defer t.leave()
 	select {
@@ -187,7 +187,7 @@ func (m *Mutex) LockContext(ctx context.Context, mode LockMode) error {
 	for backoff := pollMin; ; backoff = min(2*backoff, pollMax) {
 		err := m.tryLock(ctx, mode, m.g.opts.Clock.Now().Sub(since) >= queueAfter)
 		if err == nil {
-			m.g.opts.Metrics.LockAcquired(mode, time.Since(start))
+			m.g.opts.Metrics.LockAcquired(mode, m.g.opts.Clock.Since(start))
 		}
 		if !errors.Is(err, ErrLockHeld) {
 			if err != nil {
@@ -196,9 +196,9 @@ func (m *Mutex) LockContext(ctx context.Context, mode LockMode) error {
 			return err
 		}
 		jitter := time.Duration(mrand.Int64N(int64(backoff) / 4))
-		timer := time.NewTimer(backoff - jitter)
+		timer := m.g.opts.Clock.NewTimer(backoff - jitter)
 		select {
-		case <-timer.C:
+		case <-timer.Chan():
 		case <-t.kick:
 			timer.Stop()
 			backoff = pollMin / 2
@@ -255,17 +255,17 @@ func (m *Mutex) tryLock(ctx context.Context, mode LockMode, queue bool) error {
 	}
 	timeout := min(m.g.opts.LockTimeout, m.g.opts.LeaseTTL)
 	done := make(chan error, 1)
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	actx, cancel := withTimeout(context.WithoutCancel(ctx), m.g.opts.Clock, timeout)
 	go func() {
 		defer cancel()
 		done <- m.attempt(actx, mode, queue)
 	}()
-	timer := time.NewTimer(timeout)
+	timer := m.g.opts.Clock.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case err := <-done:
 		return m.verdict(ctx, err)
-	case <-timer.C:
+	case <-timer.Chan():
 		return m.noVerdict(ctx, done, fmt.Errorf("%w: no verdict within %v", ErrUnavailable, timeout))
 	case <-m.g.outage():
 		return m.noVerdict(ctx, done, fmt.Errorf("%w: B2 became unreachable", ErrUnavailable))
@@ -317,7 +317,7 @@ func (m *Mutex) cleanUp(ctx context.Context, done <-chan error) {
 		if prev != nil {
 			<-prev // clean-ups run one after the other, each on what the last left
 		}
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		uctx, cancel := withTimeout(context.WithoutCancel(ctx), m.g.opts.Clock, time.Minute)
 		defer cancel()
 		undo := m.dropSelf
 		if done != nil {
@@ -338,7 +338,7 @@ func (m *Mutex) cleanUp(ctx context.Context, done <-chan error) {
 			if err = undo(uctx); err == nil || errors.Is(err, errNotHeld) {
 				return
 			}
-			if !sleep(uctx, casBackoff(try)) {
+			if !sleep(uctx, m.g.opts.Clock, casBackoff(try)) {
 				break
 			}
 		}
@@ -601,7 +601,7 @@ func (m *Mutex) ConvertContext(ctx context.Context, mode LockMode) error {
 			return err
 		}
 		jitter := time.Duration(mrand.Int64N(int64(backoff) / 4))
-		if !sleep(ctx, backoff-jitter) {
+		if !sleep(ctx, m.g.opts.Clock, backoff-jitter) {
 			return ctx.Err()
 		}
 	}
@@ -618,7 +618,7 @@ func (m *Mutex) convert(ctx context.Context, mode LockMode) error {
 	if !held {
 		return &OpError{Op: "convert", Group: m.g.name, Name: m.name, Err: errNotHeld}
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(m.g.opts.LockTimeout, m.g.opts.LeaseTTL))
+	actx, cancel := withTimeout(context.WithoutCancel(ctx), m.g.opts.Clock, min(m.g.opts.LockTimeout, m.g.opts.LeaseTTL))
 	defer cancel()
 	var gone bool
 	var sent time.Time
@@ -677,14 +677,14 @@ func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
 	period := ttl / 3
 	wait := period
 	for {
-		tick, stopTick := m.g.opts.Clock.NewTimer(wait)
+		tick := m.g.opts.Clock.NewTimer(wait)
 		select {
 		case <-stop:
 		case <-m.ctx.Done():
 		case <-lost:
-		case <-tick:
+		case <-tick.Chan():
 		}
-		stopTick()
+		tick.Stop()
 		select {
 		case <-stop:
 			return
@@ -702,7 +702,7 @@ func (m *Mutex) renew(stop <-chan struct{}, done, lost chan struct{}) {
 		}
 		var gone bool
 		var sent time.Time
-		ctx, cancel := context.WithTimeout(m.ctx, period)
+		ctx, cancel := withTimeout(m.ctx, m.g.opts.Clock, period)
 		_, err := m.update(ctx, false, func(rec lockRecord) (lockRecord, error) {
 			for i, h := range rec.Holders {
 				if h.Owner == m.owner {
@@ -757,7 +757,7 @@ func (m *Mutex) lose(why string, drop bool) {
 	close(lost)
 	if drop {
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), m.g.opts.LockTimeout)
+			ctx, cancel := withTimeout(context.Background(), m.g.opts.Clock, m.g.opts.LockTimeout)
 			defer cancel()
 			m.dropSelf(ctx)
 		}()
@@ -816,7 +816,7 @@ func (m *Mutex) update(ctx context.Context, acquire bool, f func(lockRecord) (lo
 			return "", fmt.Errorf("%w: lock record kept changing: %d tries", ErrUnavailable, tries)
 		}
 		// The record changes at the pace of lock hand-offs: retry soon.
-		if tries > 0 && !sleep(ctx, casBackoff(min(tries-1, 3))) {
+		if tries > 0 && !sleep(ctx, m.g.opts.Clock, casBackoff(min(tries-1, 3))) {
 			return "", ctx.Err()
 		}
 		var rec lockRecord
@@ -991,17 +991,5 @@ func (g *Group) kickQueue(name string) {
 		case q.waiters[0].kick <- struct{}{}:
 		default:
 		}
-	}
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

@@ -24,7 +24,7 @@ func (g *Group) OperateStream(ctx context.Context, name string, f func(io.Reader
 		return &OpError{Op: "operate", Group: g.name, Name: name, Err: err}
 	}
 	for try := 0; ; try++ {
-		if try > 0 && !sleep(ctx, casBackoff(try-1)) {
+		if try > 0 && !sleep(ctx, g.opts.Clock, casBackoff(try-1)) {
 			return ctx.Err()
 		}
 		var in io.ReadCloser = io.NopCloser(bytes.NewReader(nil))

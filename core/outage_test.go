@@ -59,65 +59,62 @@ func (s *darkStore) declare() {
 // without waiting for the hung reload; commits still fail. Without it,
 // reads fail.
 func TestStaleOnOutage(t *testing.T) {
-	bothFormats(t, func(t *testing.T, format string) {
-		for _, stale := range []bool{true, false} {
-			t.Run(fmt.Sprint("stale=", stale), func(t *testing.T) {
-				s := newDarkStore()
-				var now atomic.Int64
-				now.Store(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-				clock := func() time.Time { return time.Unix(0, now.Load()) }
-				opts := core.Options{StaleOnOutage: stale, Now: clock, IndexTTL: time.Second}
-				if !stale {
-					opts.LoadTimeout = 500 * time.Millisecond // the hung reload's end
-				}
-				g := newGroup(t, s, format, opts)
-				ctx := testCtx(t)
-				if err := put(ctx, g, "f", "v1"); err != nil {
-					t.Fatal(err)
-				}
-				if got := read(t, g, "f"); got != "v1" {
-					t.Fatalf("f = %q before the outage", got)
-				}
-
-				s.dark.Store(true)
-				now.Add(int64(time.Minute)) // the view is older than IndexTTL
-				s.declare()
-				done := make(chan error, 1)
-				var got string
-				go func() {
-					r, err := g.NewReader(ctx, "f")
-					if err == nil {
-						var b []byte
-						b, err = io.ReadAll(r)
-						got = string(b)
-						r.Close()
-					}
-					done <- err
-				}()
-				var err error
-				select {
-				case err = <-done:
-				case <-time.After(30 * time.Second):
-					t.Fatal("a read during a declared outage waited for the hung reload")
-				}
-				if stale && (err != nil || got != "v1") {
-					t.Fatalf("read during the outage: %q, %v; want the last view's v1", got, err)
-				}
-				if !stale && !errors.Is(err, core.ErrUnavailable) {
-					t.Fatalf("read during the outage without StaleOnOutage: %q, %v; want ErrUnavailable", got, err)
-				}
-				if err := put(ctx, g, "f", "v2"); !errors.Is(err, core.ErrUnavailable) {
-					t.Fatalf("commit during the outage: %v, want ErrUnavailable", err)
-				}
-
-				s.dark.Store(false)
-				if err := put(ctx, g, "f", "v3"); err != nil {
-					t.Fatalf("commit after the outage: %v", err)
-				}
-				if got := read(t, g, "f"); got != "v3" {
-					t.Fatalf("f = %q after the outage, want v3", got)
-				}
-			})
-		}
+	bothFormatsEach(t, []string{"stale=true", "stale=false"}, func(t *testing.T, format, c string) {
+		testStaleOnOutage(t, format, c == "stale=true")
 	})
+}
+
+func testStaleOnOutage(t *testing.T, format string, stale bool) {
+	s := newDarkStore()
+	opts := core.Options{StaleOnOutage: stale, IndexTTL: time.Second}
+	if !stale {
+		opts.LoadTimeout = 500 * time.Millisecond // the hung reload's end
+	}
+	g := newGroup(t, s, format, opts)
+	ctx := testCtx(t)
+	if err := put(ctx, g, "f", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, g, "f"); got != "v1" {
+		t.Fatalf("f = %q before the outage", got)
+	}
+
+	s.dark.Store(true)
+	time.Sleep(time.Minute) // the view is older than IndexTTL
+	s.declare()
+	done := make(chan error, 1)
+	var got string
+	go func() {
+		r, err := g.NewReader(ctx, "f")
+		if err == nil {
+			var b []byte
+			b, err = io.ReadAll(r)
+			got = string(b)
+			r.Close()
+		}
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a read during a declared outage waited for the hung reload")
+	}
+	if stale && (err != nil || got != "v1") {
+		t.Fatalf("read during the outage: %q, %v; want the last view's v1", got, err)
+	}
+	if !stale && !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("read during the outage without StaleOnOutage: %q, %v; want ErrUnavailable", got, err)
+	}
+	if err := put(ctx, g, "f", "v2"); !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("commit during the outage: %v, want ErrUnavailable", err)
+	}
+
+	s.dark.Store(false)
+	if err := put(ctx, g, "f", "v3"); err != nil {
+		t.Fatalf("commit after the outage: %v", err)
+	}
+	if got := read(t, g, "f"); got != "v3" {
+		t.Fatalf("f = %q after the outage, want v3", got)
+	}
 }

@@ -16,9 +16,11 @@ import (
 
 // lostReplies is the fault mix of the first scenario: 30 % of the
 // replies to calls that change the bucket are lost after B2 applied them.
+// Updates take updateLatency, as on B2.
 func lostReplies(seed uint64) *injector {
 	in := newInjector(seed)
 	in.lost = 0.3
+	in.latency = updateLatency
 	return in
 }
 
@@ -105,68 +107,70 @@ func (nopMetrics) LeaseLost()                                {}
 // TestUnknownOutcomeCost pins what one lost reply costs: one
 // b2_list_buckets to read the bucket back when the update had landed, and
 // that plus one more update when it had not.
-func TestUnknownOutcomeCost(t *testing.T) { bothFormats(t, testUnknownOutcomeCost) }
+func TestUnknownOutcomeCost(t *testing.T) {
+	bothFormatsEach(t, []string{"landed", "not applied"}, testUnknownOutcomeCost)
+}
 
-func testUnknownOutcomeCost(t *testing.T, format string) {
-	for _, c := range []struct {
-		name            string
-		applied         bool
-		lists, updates  int
-		wantResolutions string
-	}{
-		{"landed", true, 1, 1, "landed"},
-		{"not applied", false, 1, 2, "pending"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			ctx := testCtx(t)
-			s := memstore.New()
-			m := newCountingMetrics()
-			g := newGroup(t, s, format, core.Options{Metrics: m})
-			if _, err := g.Commit(ctx, "warm", "", strings.NewReader("x"), 1); err != nil {
-				t.Fatal(err)
+// unknownOutcomeCases are the cases of TestUnknownOutcomeCost by name:
+// whether B2 applied the update, and the calls and resolution expected.
+var unknownOutcomeCases = map[string]struct {
+	applied         bool
+	lists, updates  int
+	wantResolutions string
+}{
+	"landed":      {true, 1, 1, "landed"},
+	"not applied": {false, 1, 2, "pending"},
+}
+
+func testUnknownOutcomeCost(t *testing.T, format, name string) {
+	c := unknownOutcomeCases[name]
+	ctx := testCtx(t)
+	s := memstore.New()
+	m := newCountingMetrics()
+	g := newGroup(t, s, format, core.Options{Metrics: m})
+	if _, err := g.Commit(ctx, "warm", "", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	var once atomic.Bool
+	fault := func(op string) error {
+		if op == "UpdateBucketInfo" && once.CompareAndSwap(false, true) {
+			return errors.New("reply lost")
+		}
+		return nil
+	}
+	if c.applied {
+		s.SetLostReply(fault)
+	} else {
+		s.SetFault(func(op string) error {
+			if err := fault(op); err != nil {
+				return fmt.Errorf("%w: %v", core.ErrUnknownOutcome, err)
 			}
-			var once atomic.Bool
-			fault := func(op string) error {
-				if op == "UpdateBucketInfo" && once.CompareAndSwap(false, true) {
-					return errors.New("reply lost")
-				}
-				return nil
-			}
-			if c.applied {
-				s.SetLostReply(fault)
-			} else {
-				s.SetFault(func(op string) error {
-					if err := fault(op); err != nil {
-						return fmt.Errorf("%w: %v", core.ErrUnknownOutcome, err)
-					}
-					return nil
-				})
-			}
-			before := s.Calls()
-			key, err := g.Commit(ctx, "f", "", strings.NewReader("hello"), 5)
-			if err != nil {
-				t.Fatalf("commit with one lost reply: %v", err)
-			}
-			after := s.Calls()
-			lists := after["BucketInfo"] - before["BucketInfo"]
-			updates := after["UpdateBucketInfo"] - before["UpdateBucketInfo"]
-			t.Logf("one unknown outcome (%s): %d b2_list_buckets, %d b2_update_bucket", c.name, lists, updates)
-			if lists != c.lists || updates != c.updates {
-				t.Errorf("calls: %d lists and %d updates, want %d and %d", lists, updates, c.lists, c.updates)
-			}
-			if n := m.unknown[c.wantResolutions].Load(); n != 1 {
-				t.Errorf("resolutions %q: %d, want 1", c.wantResolutions, n)
-			}
-			s.SetFault(nil)
-			s.SetLostReply(nil)
-			got := checkReadable(t, s, format)
-			if got["f"] != "hello" {
-				t.Errorf("f = %q after the commit, want hello", got["f"])
-			}
-			if k, _ := storetest.Key(ctx, newGroup(t, s, format, core.Options{IndexTTL: -1}), "f"); k != key {
-				t.Errorf("key of f = %s, commit returned %s", k, key)
-			}
+			return nil
 		})
+	}
+	before := s.Calls()
+	key, err := g.Commit(ctx, "f", "", strings.NewReader("hello"), 5)
+	if err != nil {
+		t.Fatalf("commit with one lost reply: %v", err)
+	}
+	after := s.Calls()
+	lists := after["BucketInfo"] - before["BucketInfo"]
+	updates := after["UpdateBucketInfo"] - before["UpdateBucketInfo"]
+	t.Logf("one unknown outcome (%s): %d b2_list_buckets, %d b2_update_bucket", name, lists, updates)
+	if lists != c.lists || updates != c.updates {
+		t.Errorf("calls: %d lists and %d updates, want %d and %d", lists, updates, c.lists, c.updates)
+	}
+	if n := m.unknown[c.wantResolutions].Load(); n != 1 {
+		t.Errorf("resolutions %q: %d, want 1", c.wantResolutions, n)
+	}
+	s.SetFault(nil)
+	s.SetLostReply(nil)
+	got := checkReadable(t, s, format)
+	if got["f"] != "hello" {
+		t.Errorf("f = %q after the commit, want hello", got["f"])
+	}
+	if k, _ := storetest.Key(ctx, newGroup(t, s, format, core.Options{IndexTTL: -1}), "f"); k != key {
+		t.Errorf("key of f = %s, commit returned %s", k, key)
 	}
 }
 

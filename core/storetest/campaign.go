@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/b2cfs/b2cfs/core"
+	"github.com/jonboulle/clockwork"
 )
 
 // Faults is the fault source a campaign runs under.
@@ -34,6 +35,9 @@ type CampaignConfig struct {
 	// NewStore returns an empty bucket for one history and its faults,
 	// drawn from rnd (which depends only on the seed).
 	NewStore func(t *testing.T, rnd *rand.Rand) (core.Store, Faults)
+	// Clock is the groups' Options.Clock (nil: the system's). The
+	// campaign's own waits and bounds are on the time package.
+	Clock clockwork.Clock
 }
 
 // CampaignResult counts what a campaign did.
@@ -104,7 +108,7 @@ func (h *history) run(cfg CampaignConfig, res *CampaignResult) bool {
 			ttl = time.Hour // a view that goes stale: commits find out by their compare-and-swap
 		}
 		g, err := core.NewGroup(h.store, "campaign", core.Options{Format: h.format, IndexTTL: ttl, Grace: -1,
-			Host: fmt.Sprintf("host-%d", i), CommitTimeout: 20 * time.Second, LockTimeout: 20 * time.Second})
+			Host: fmt.Sprintf("host-%d", i), CommitTimeout: 20 * time.Second, LockTimeout: 20 * time.Second, Clock: cfg.Clock})
 		if err != nil {
 			return h.fail("%v", err)
 		}
@@ -112,7 +116,7 @@ func (h *history) run(cfg CampaignConfig, res *CampaignResult) bool {
 		h.hosts[i] = g
 		h.locks[i] = g.Mutex(ctx, lockName)
 	}
-	check, err := core.NewGroup(h.store, "campaign", core.Options{Format: h.format, IndexTTL: -1, Grace: -1})
+	check, err := core.NewGroup(h.store, "campaign", core.Options{Format: h.format, IndexTTL: -1, Grace: -1, Clock: cfg.Clock})
 	if err != nil {
 		return h.fail("%v", err)
 	}

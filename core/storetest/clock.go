@@ -2,149 +2,197 @@ package storetest
 
 import (
 	"slices"
-	"sort"
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
-// FakeClock is simulated time for core.Options.Clock: it moves only when
-// Advance is called, and fires the timers then due. Host gives each
-// simulated host its own view of it, running at its own rate and
-// pausable. Safe for concurrent use.
-type FakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer // GUARDED_BY(mu); not yet due
-	hosts  []*HostClock // GUARDED_BY(mu)
-}
-
-type fakeTimer struct {
-	at   time.Time
-	host *HostClock // nil: the FakeClock's own
-	ch   chan time.Time
-}
-
-// NewFakeClock returns a clock at an arbitrary fixed instant.
-func NewFakeClock() *FakeClock {
-	return &FakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-// Now returns the simulated time.
-func (c *FakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// NewTimer fires once d of simulated time has passed; the function
-// returned stops it.
-func (c *FakeClock) NewTimer(d time.Duration) (<-chan time.Time, func()) { return c.timer(d, nil) }
-
-func (c *FakeClock) timer(d time.Duration, h *HostClock) (<-chan time.Time, func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{at: c.now.Add(d), host: h, ch: make(chan time.Time, 1)}
-	if d <= 0 {
-		c.fireLocked(t)
-	} else {
-		c.timers = append(c.timers, t)
-	}
-	return t.ch, func() { c.stop(t) }
-}
-
-// stop forgets t if it has not been delivered.
-func (c *FakeClock) stop(t *fakeTimer) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.timers = slices.DeleteFunc(c.timers, func(x *fakeTimer) bool { return x == t })
-	if t.host != nil {
-		t.host.held = slices.DeleteFunc(t.host.held, func(x *fakeTimer) bool { return x == t })
-	}
-}
-
-// fireLocked delivers t, or keeps it for its host's Resume while the host
-// is paused. LOCKS_REQUIRED(c.mu)
-func (c *FakeClock) fireLocked(t *fakeTimer) {
-	if h := t.host; h != nil && h.paused {
-		h.held = append(h.held, t)
-		return
-	}
-	t.ch <- c.now
-}
-
-// Advance moves time by d and fires the timers due, in order.
-func (c *FakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].at.Before(c.timers[j].at) })
-	n := 0
-	for n < len(c.timers) && !c.timers[n].at.After(c.now) {
-		c.fireLocked(c.timers[n])
-		n++
-	}
-	c.timers = c.timers[n:]
-}
-
-// Waiting returns how many timers have not been delivered, those paused
-// hosts keep included. A test lets background work settle by waiting
-// until as many timers as it expects are armed again.
-func (c *FakeClock) Waiting() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := len(c.timers)
-	for _, h := range c.hosts {
-		n += len(h.held)
-	}
-	return n
-}
-
-// HostClock is one host's view of a FakeClock (a core.Clock): its
-// readings run at rate times the FakeClock's from when it was made, and
-// while it is paused its timers are kept, not delivered (a process
-// stopped with SIGSTOP: time passes, nothing runs).
+// HostClock is one simulated host's clock for core.Options.Clock, on a
+// base clock shared by all hosts (in a testing/synctest bubble,
+// clockwork.NewRealClock: the bubble's simulated time). Its readings run
+// at rate times the base's from when it was made, and while it is paused
+// its timers are kept, not delivered (a process stopped with SIGSTOP:
+// time passes, nothing runs). Safe for concurrent use.
 type HostClock struct {
-	c      *FakeClock
-	rate   float64
-	epoch  time.Time
-	paused bool         // GUARDED_BY(c.mu)
-	held   []*fakeTimer // GUARDED_BY(c.mu)
+	base  clockwork.Clock
+	rate  float64
+	epoch time.Time // base reading when made
+
+	mu     sync.Mutex
+	paused bool         // GUARDED_BY(mu)
+	held   []*hostTimer // GUARDED_BY(mu); came due while paused
+	armed  []*hostTimer // GUARDED_BY(mu); not due yet
 }
 
-// Host returns a view of c running at rate (1: the same pace).
-func (c *FakeClock) Host(rate float64) *HostClock {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	h := &HostClock{c: c, rate: rate, epoch: c.now}
-	c.hosts = append(c.hosts, h)
-	return h
+var _ clockwork.Clock = (*HostClock)(nil)
+
+// NewHostClock returns a clock running at rate (1: the base's pace) on
+// base.
+func NewHostClock(base clockwork.Clock, rate float64) *HostClock {
+	return &HostClock{base: base, rate: rate, epoch: base.Now()}
 }
 
 // Now returns the host's reading.
 func (h *HostClock) Now() time.Time {
-	now := h.c.Now()
-	return h.epoch.Add(time.Duration(float64(now.Sub(h.epoch)) * h.rate))
+	return h.epoch.Add(time.Duration(float64(h.base.Since(h.epoch)) * h.rate))
 }
 
+func (h *HostClock) Since(t time.Time) time.Duration { return h.Now().Sub(t) }
+func (h *HostClock) Until(t time.Time) time.Duration { return t.Sub(h.Now()) }
+
 // NewTimer fires once d has passed on the host's clock.
-func (h *HostClock) NewTimer(d time.Duration) (<-chan time.Time, func()) {
-	return h.c.timer(time.Duration(float64(d)/h.rate), h)
+func (h *HostClock) NewTimer(d time.Duration) clockwork.Timer {
+	t := &hostTimer{h: h, ch: make(chan time.Time, 1)}
+	t.arm(d)
+	return t
+}
+
+// AfterFunc calls f in its own goroutine once d has passed on the host's
+// clock.
+func (h *HostClock) AfterFunc(d time.Duration, f func()) clockwork.Timer {
+	t := &hostTimer{h: h, f: f}
+	t.arm(d)
+	return t
+}
+
+func (h *HostClock) After(d time.Duration) <-chan time.Time { return h.NewTimer(d).Chan() }
+func (h *HostClock) Sleep(d time.Duration)                  { <-h.After(d) }
+
+// NewTicker ticks every d on the host's clock; ticks that find the
+// previous one unread are dropped, as time.Ticker's are.
+func (h *HostClock) NewTicker(d time.Duration) clockwork.Ticker {
+	t := &hostTicker{every: d}
+	t.timer = &hostTimer{h: h, ch: make(chan time.Time, 1)}
+	t.timer.tick = t
+	t.timer.arm(d)
+	return t
 }
 
 // Pause keeps the host's timers from firing until Resume.
 func (h *HostClock) Pause() {
-	h.c.mu.Lock()
-	defer h.c.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.paused = true
 }
 
 // Resume delivers the timers that came due while paused.
 func (h *HostClock) Resume() {
-	h.c.mu.Lock()
-	defer h.c.mu.Unlock()
+	h.mu.Lock()
 	h.paused = false
-	for _, t := range h.held {
-		t.ch <- h.c.now
-	}
+	held := h.held
 	h.held = nil
+	h.mu.Unlock()
+	for _, t := range held {
+		t.deliver()
+	}
 }
+
+// hostTimer is a timer of a HostClock: on the base clock, d/rate long.
+type hostTimer struct {
+	h    *HostClock
+	ch   chan time.Time // nil for AfterFunc
+	f    func()
+	tick *hostTicker // set for a ticker's timer
+
+	base    clockwork.Timer // GUARDED_BY(h.mu)
+	stopped bool            // GUARDED_BY(h.mu); a stopped ticker does not re-arm
+}
+
+func (t *hostTimer) Chan() <-chan time.Time { return t.ch }
+
+// arm starts t for d on the host's clock.
+func (t *hostTimer) arm(d time.Duration) {
+	h := t.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t.stopped {
+		return
+	}
+	h.armed = append(h.armed, t)
+	t.base = h.base.AfterFunc(time.Duration(float64(d)/h.rate), t.due)
+}
+
+// due runs when t's time has come: it is delivered, or held while the
+// host is paused.
+func (t *hostTimer) due() {
+	h := t.h
+	h.mu.Lock()
+	if !slices.Contains(h.armed, t) {
+		h.mu.Unlock()
+		return // stopped meanwhile
+	}
+	h.armed = slices.DeleteFunc(h.armed, func(x *hostTimer) bool { return x == t })
+	if h.paused {
+		h.held = append(h.held, t)
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	t.deliver()
+}
+
+func (t *hostTimer) deliver() {
+	now := t.h.Now()
+	switch {
+	case t.f != nil:
+		go t.f()
+	default:
+		select {
+		case t.ch <- now:
+		default:
+		}
+	}
+	if t.tick != nil {
+		t.arm(t.tick.period())
+	}
+}
+
+// Stop stops t; it reports whether t had not fired yet.
+func (t *hostTimer) Stop() bool {
+	h := t.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := len(h.armed) + len(h.held)
+	t.stopped = true
+	h.armed = slices.DeleteFunc(h.armed, func(x *hostTimer) bool { return x == t })
+	h.held = slices.DeleteFunc(h.held, func(x *hostTimer) bool { return x == t })
+	if t.base != nil {
+		t.base.Stop()
+	}
+	return len(h.armed)+len(h.held) < n
+}
+
+// Reset stops t and starts it again for d.
+func (t *hostTimer) Reset(d time.Duration) bool {
+	active := t.Stop()
+	t.h.mu.Lock()
+	t.stopped = false
+	t.h.mu.Unlock()
+	t.arm(d)
+	return active
+}
+
+// hostTicker is a ticker of a HostClock: a timer that re-arms itself.
+type hostTicker struct {
+	timer *hostTimer
+	mu    sync.Mutex
+	every time.Duration // GUARDED_BY(mu)
+}
+
+func (t *hostTicker) period() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.every
+}
+
+func (t *hostTicker) Chan() <-chan time.Time { return t.timer.ch }
+
+func (t *hostTicker) Reset(d time.Duration) {
+	t.mu.Lock()
+	t.every = d
+	t.mu.Unlock()
+	t.timer.Reset(d)
+}
+
+func (t *hostTicker) Stop() { t.timer.Stop() }
