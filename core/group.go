@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -29,9 +30,12 @@ type Options struct {
 	// LeaseTTL is how long a lock stays held without renewal: default 30 s.
 	// Holders renew every LeaseTTL/3.
 	LeaseTTL time.Duration
-	// LockTimeout bounds one attempt to take a lock: an attempt without a
-	// verdict by then (B2 slow or unreachable) fails with ErrUnavailable.
-	// Default 5 s.
+	// LockTimeout bounds how long one attempt to take a lock goes without
+	// an answer from B2: an attempt for which no compare-and-swap of the
+	// Group has been answered (applied or refused) for that long (B2 slow
+	// or unreachable) fails with ErrUnavailable. An attempt whose swaps
+	// keep being refused because other hosts commit is contended, not
+	// unanswered: it goes on, up to CommitTimeout. Default 5 s.
 	LockTimeout time.Duration
 	// StaleOnOutage lets reads answer from the last view while B2 is
 	// unreachable: when the store declares an outage (a Store with the
@@ -149,7 +153,8 @@ type Group struct {
 	inline  *lru.Cache[string, []byte]     // "<name>/<key>" -> content of inline versions this Group wrote or saw replaced
 	del     *deleter
 
-	batch batcher // changes waiting for their compare-and-swap (batch.go)
+	batch    batcher      // changes waiting for their compare-and-swap (batch.go)
+	answered atomic.Int64 // Clock reading (UnixNano) when B2 last answered an update: applied or refused
 
 	qmu    sync.Mutex
 	queues map[string]*lockQueue // GUARDED_BY(qmu); waiters by lock name
@@ -538,6 +543,7 @@ func (g *Group) update(ctx context.Context, a *attempt) (BucketInfo, outcome, er
 		bi, err := g.store.UpdateBucketInfo(rctx, a.rev, a.info)
 		if err == nil || errors.Is(err, ErrRevisionMismatch) {
 			g.batch.observe(g.opts.Clock.Since(start))
+			g.answered.Store(g.opts.Clock.Now().UnixNano())
 		}
 		done <- answer{bi, err}
 	}()

@@ -236,8 +236,10 @@ func (m *Mutex) TryLock(ctx context.Context, mode LockMode) error {
 // already have reached B2, and a lock written but not known as held would
 // linger until its lease expired. If ctx ends first, tryLock returns
 // ctx.Err() at once, and an attempt that still succeeds is undone in the
-// background. An attempt that gets no verdict within Options.LockTimeout
-// (B2 slow), or before the store declares B2 unreachable, fails with
+// background. An attempt that gets no verdict while B2 answers none of the
+// Group's swaps for Options.LockTimeout (B2 slow; refusals under contention
+// are answers, see Options.LockTimeout), or before the store declares B2
+// unreachable, fails with
 // ErrUnavailable, and whatever it may have written is removed in the
 // background. The next attempt waits for
 // such clean-ups. With queue set, a refused attempt joins the record's
@@ -253,25 +255,34 @@ func (m *Mutex) tryLock(ctx context.Context, mode LockMode, queue bool) error {
 			return ctx.Err()
 		}
 	}
+	clock := m.g.opts.Clock
 	timeout := min(m.g.opts.LockTimeout, m.g.opts.LeaseTTL)
 	done := make(chan error, 1)
-	actx, cancel := withTimeout(context.WithoutCancel(ctx), m.g.opts.Clock, timeout)
+	actx, cancel := withTimeout(context.WithoutCancel(ctx), clock, max(timeout, m.g.opts.CommitTimeout))
 	go func() {
 		defer cancel()
 		done <- m.attempt(actx, mode, queue)
 	}()
-	timer := m.g.opts.Clock.NewTimer(timeout)
+	timer := clock.NewTimer(timeout)
 	defer timer.Stop()
-	select {
-	case err := <-done:
-		return m.verdict(ctx, err)
-	case <-timer.Chan():
-		return m.noVerdict(ctx, done, fmt.Errorf("%w: no verdict within %v", ErrUnavailable, timeout))
-	case <-m.g.outage():
-		return m.noVerdict(ctx, done, fmt.Errorf("%w: B2 became unreachable", ErrUnavailable))
-	case <-ctx.Done():
-		m.cleanUp(ctx, done)
-		return ctx.Err()
+	for {
+		select {
+		case err := <-done:
+			return m.verdict(ctx, err)
+		case <-timer.Chan():
+			// Refused swaps are answers: other hosts commit, and this
+			// attempt waits its turn as long as B2 keeps answering.
+			if quiet := clock.Since(time.Unix(0, m.g.answered.Load())); quiet < timeout {
+				timer.Reset(timeout - quiet)
+				continue
+			}
+			return m.noVerdict(ctx, done, fmt.Errorf("%w: no answer from B2 within %v", ErrUnavailable, timeout))
+		case <-m.g.outage():
+			return m.noVerdict(ctx, done, fmt.Errorf("%w: B2 became unreachable", ErrUnavailable))
+		case <-ctx.Done():
+			m.cleanUp(ctx, done)
+			return ctx.Err()
+		}
 	}
 }
 

@@ -316,6 +316,56 @@ func testInterruptedLockLeavesNothing(t *testing.T, format string) {
 	m.UnlockContext(ctx)
 }
 
+func TestLockContendedIsNotUnavailable(t *testing.T) {
+	bothFormats(t, testLockContendedIsNotUnavailable)
+}
+
+// refusingStore refuses every update for a while, each after a round trip,
+// as B2 does while other hosts keep winning the compare-and-swap.
+type refusingStore struct {
+	core.Store
+	until   time.Time
+	refused atomic.Int64
+}
+
+func (s *refusingStore) UpdateBucketInfo(ctx context.Context, rev int64, info map[string]string) (core.BucketInfo, error) {
+	if time.Now().Before(s.until) {
+		time.Sleep(30 * time.Millisecond)
+		s.refused.Add(1)
+		return core.BucketInfo{}, core.ErrRevisionMismatch
+	}
+	return s.Store.UpdateBucketInfo(ctx, rev, info)
+}
+
+// testLockContendedIsNotUnavailable: an attempt whose swaps B2 keeps
+// refusing for longer than LockTimeout is answered, not unanswered: it
+// waits its turn and takes the lock, where it used to fail with
+// ErrUnavailable (ENOLCK on a mount) under contention.
+func testLockContendedIsNotUnavailable(t *testing.T, format string) {
+	ctx := testCtx(t)
+	const lockTimeout = time.Second
+	s := &refusingStore{Store: memstore.New()}
+	g := newGroup(t, s, format, core.Options{LeaseTTL: time.Minute, LockTimeout: lockTimeout})
+	if _, err := g.Commit(ctx, "other", "", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	s.until = start.Add(3 * lockTimeout)
+	m := g.Mutex(ctx, "lock")
+	if err := m.TryLock(ctx, core.Exclusive); err != nil {
+		t.Fatalf("TryLock after %v of refused swaps: %v, want the lock", time.Since(start), err)
+	}
+	if d := time.Since(start); d < 3*lockTimeout {
+		t.Errorf("TryLock returned after %v, before the refusals ended", d)
+	}
+	if n := s.refused.Load(); n < 10 {
+		t.Errorf("%d swaps refused, want many", n)
+	}
+	if err := m.UnlockContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLockTimeout(t *testing.T) { bothFormats(t, testLockTimeout) }
 
 func testLockTimeout(t *testing.T, format string) {

@@ -78,8 +78,9 @@ Options (-o, comma-separated, repeatable):
                    B2 is unreachable such operations fail at once, and
                    cached files, stat and readdir answer from the last
                    index read
-  lock_timeout=T   how long flock and fcntl wait for B2's verdict before
-                   ENOLCK (default 5s)
+  lock_timeout=T   how long flock and fcntl wait without an answer from B2
+                   before ENOLCK (default 5s); a lock contended by other
+                   hosts' commits is answered, and waits its turn
   debug            log every FUSE request
   credentials=FILE B2 credentials file (mode 0600), as --credentials
   endpoint=URL     B2 API URL, as --endpoint
