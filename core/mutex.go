@@ -527,8 +527,10 @@ func (m *Mutex) entry(mode LockMode, prev *Holder) Holder {
 }
 
 // UnlockContext releases the lock, and wakes the next waiter of the same
-// Group at once. A lock that was lost (its lease taken over or lapsed, or
-// forced open) is released without error.
+// Group at once. A lock lost while the call runs (its lease taken over or
+// lapsed, or forced open) is released without error; a Mutex that did not
+// hold the lock when the call began (never locked, released already, or
+// lost before: Lost was closed) gets an error saying it is not held.
 func (m *Mutex) UnlockContext(ctx context.Context) error {
 	m.mu.Lock()
 	if !m.held {
