@@ -26,7 +26,9 @@ func TestClockDrivesGroup(t *testing.T) {
 		ctx := testCtx(t)
 		s := memstore.New()
 		clk := clockwork.NewFakeClock()
-		a := newGroup(t, s, core.FormatB2cfs, core.Options{LeaseTTL: hour, Clock: clk})
+		// Bounds on clk far above the nudges below, so that a nudge during
+		// a renewal's update does not time the update out.
+		a := newGroup(t, s, core.FormatB2cfs, core.Options{LeaseTTL: hour, Clock: clk, CommitTimeout: hour, LoadTimeout: hour})
 		check := newGroup(t, s, core.FormatB2cfs, core.Options{IndexTTL: -1})
 		m := a.Mutex(ctx, "lock")
 		if err := m.TryLock(ctx, core.Exclusive); err != nil {
@@ -39,8 +41,17 @@ func TestClockDrivesGroup(t *testing.T) {
 			}
 			armed(t, clk, "the renewal's timer")
 			clk.Advance(hour / 3)
+			// What armed saw may have been the last renewal's update, still
+			// under way, with the next renewal's timer armed only after the
+			// advance: nudge the clock on, far from the lease's end, until
+			// the renewal lands.
+			nudged := time.Now()
 			waitUntil(t, "the lease renewed", func() bool {
 				k, _ := storetest.Key(ctx, check, "lock")
+				if k == key && time.Since(nudged) > 200*time.Millisecond {
+					clk.Advance(hour / 30)
+					nudged = time.Now()
+				}
 				return k != key
 			})
 			if !m.Held() {
