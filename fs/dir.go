@@ -156,10 +156,8 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 		return nil, f.errno("readdir", p, syscall.ENOENT)
 	}
 	var out []fuse.Dirent
-	listed := map[string]bool{}
 	prefetch := false
 	for name, isDir := range t.Kids(p) {
-		listed[name] = true
 		cp := namespace.Join(p, name)
 		de := fuse.Dirent{Inode: f.direntIno(cp), Name: name, Type: fuse.DT_File}
 		if isDir {
@@ -177,8 +175,8 @@ func (d *dir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 		out = append(out, de)
 	}
 	for _, name := range f.pendingIn(p) {
-		if !listed[name] {
-			out = append(out, fuse.Dirent{Inode: f.direntIno(namespace.Join(p, name)), Name: name, Type: fuse.DT_File})
+		if cp := namespace.Join(p, name); !t.HasFile(cp) && !t.HasDir(cp) { // not listed above
+			out = append(out, fuse.Dirent{Inode: f.direntIno(cp), Name: name, Type: fuse.DT_File})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

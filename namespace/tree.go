@@ -93,6 +93,13 @@ func (t *Tree) Dir(p string) (marker string, ok bool) {
 	return marker, ok
 }
 
+// HasFile reports whether p is a user object, whether or not also a
+// directory.
+func (t *Tree) HasFile(p string) bool {
+	_, ok := t.files[p]
+	return ok
+}
+
 // HasDir reports whether p is a directory, whether or not also a file.
 func (t *Tree) HasDir(p string) bool {
 	_, ok := t.dirs[p]

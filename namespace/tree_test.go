@@ -63,6 +63,9 @@ func TestTree(t *testing.T) {
 	} {
 		t.Run(c.path, func(t *testing.T) {
 			_, file := tr.File(c.path)
+			if tr.HasFile(c.path) != c.file {
+				t.Fatalf("HasFile = %v, want %v", tr.HasFile(c.path), c.file)
+			}
 			if tr.IsDir(c.path) != c.isDir || file != c.file {
 				t.Fatalf("dir %v file %v", tr.IsDir(c.path), file)
 			}

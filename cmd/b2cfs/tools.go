@@ -189,7 +189,7 @@ func runLs(ctx context.Context, t *tool, arg string, long bool) error {
 	var files, dirs []string
 	rel := func(p string) string { return p }
 	switch {
-	case tg.Path != "" && !tree.HasDir(tg.Path) && hasFile(tree, tg.Path):
+	case tg.Path != "" && !tree.HasDir(tg.Path) && tree.HasFile(tg.Path):
 		files = []string{tg.Path}
 	case tree.HasDir(tg.Path):
 		files, dirs = tree.Children(tg.Path)
@@ -444,10 +444,4 @@ func runMv(ctx context.Context, t *tool, from, dest string) error {
 	}
 	t.log.Debug("moved", "from", src.String(), "to", to, "objects", len(moves))
 	return nil
-}
-
-// hasFile reports whether tree has a user object at p.
-func hasFile(tree *namespace.Tree, p string) bool {
-	_, ok := tree.File(p)
-	return ok
 }

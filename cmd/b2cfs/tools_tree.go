@@ -233,7 +233,7 @@ func checkTreeTargets(tg target, tree *namespace.Tree, files []treeFile) error {
 		}
 		for d := path.Dir(f.name); d != "." && !checked[d]; d = path.Dir(d) {
 			checked[d] = true
-			if hasFile(tree, d) {
+			if tree.HasFile(d) {
 				return fmt.Errorf("put %s: %q is an object in the group, where the tree needs a directory; nothing was stored", tg, d)
 			}
 		}
@@ -468,7 +468,7 @@ func getOnePlan(tg target, tree *namespace.Tree, dest string) ([]*getFile, error
 // under tg.Path, parents first). Names that cannot be local paths are
 // skipped with a warning on warn.
 func getTreePlan(warn io.Writer, tg target, tree *namespace.Tree, dir string) ([]*getFile, []string, error) {
-	if hasFile(tree, tg.Path) && !tree.HasDir(tg.Path) {
+	if tree.HasFile(tg.Path) && !tree.HasDir(tg.Path) {
 		return nil, nil, fmt.Errorf("get -r %s: is an object, not a directory (run get without -r)", tg)
 	}
 	if !tree.HasDir(tg.Path) {
