@@ -37,6 +37,30 @@ func (s *gatedStore) UpdateBucketInfo(ctx context.Context, rev int64, info map[s
 	return s.Store.UpdateBucketInfo(ctx, rev, info)
 }
 
+// commitBehindGate commits n new objects f0..f(n-1) to g at once: f0's
+// update is held by s's gate until the other n-1 commits are queued
+// behind it, then released. It returns each commit's error.
+func commitBehindGate(t *testing.T, ctx context.Context, s *gatedStore, g *core.Group, n int) []error {
+	t.Helper()
+	s.armed.Store(true)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	commit := func(i int) {
+		wg.Go(func() {
+			_, errs[i] = g.Commit(ctx, fmt.Sprintf("f%d", i), "", strings.NewReader(fmt.Sprint(i)), 1)
+		})
+	}
+	commit(0)
+	<-s.held // the first commit's update is on its way
+	for i := 1; i < n; i++ {
+		commit(i)
+	}
+	waitFor(t, fmt.Sprintf("%d queued commits", n-1), func() bool { return g.Queued() == n-1 })
+	close(s.release)
+	wg.Wait()
+	return errs
+}
+
 // waitFor polls cond with a generous bound.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -62,22 +86,7 @@ func testConcurrentCommitsShareUpdates(t *testing.T, format string) {
 		t.Fatal(err)
 	}
 	before := s.Calls()
-	s.armed.Store(true)
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	commit := func(i int) {
-		wg.Go(func() {
-			_, errs[i] = g.Commit(ctx, fmt.Sprintf("f%d", i), "", strings.NewReader(fmt.Sprint(i)), 1)
-		})
-	}
-	commit(0)
-	<-s.held // the first commit's update is on its way
-	for i := 1; i < len(errs); i++ {
-		commit(i)
-	}
-	waitFor(t, "seven queued commits", func() bool { return g.Queued() == 7 })
-	close(s.release)
-	wg.Wait()
+	errs := commitBehindGate(t, ctx, s, g, 8)
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("commit f%d: %v", i, err)
@@ -186,22 +195,7 @@ func testBatchUnderLostReplies(t *testing.T, format, fault string) {
 			return nil
 		})
 	}
-	s.armed.Store(true)
-	var wg sync.WaitGroup
-	errs := make([]error, 6)
-	commit := func(i int) {
-		wg.Go(func() {
-			_, errs[i] = g.Commit(ctx, fmt.Sprintf("f%d", i), "", strings.NewReader(fmt.Sprint(i)), 1)
-		})
-	}
-	commit(0)
-	<-s.held
-	for i := 1; i < len(errs); i++ {
-		commit(i)
-	}
-	waitFor(t, "five queued commits", func() bool { return g.Queued() == 5 })
-	close(s.release)
-	wg.Wait()
+	errs := commitBehindGate(t, ctx, s, g, 6)
 	s.SetLostReply(nil)
 	s.SetFault(nil)
 	if updates.Load() < 2 {
