@@ -13,15 +13,16 @@ import (
 	"github.com/b2cfs/b2cfs/namespace"
 )
 
-// flockAs is flock(LOCK_EX) (or LOCK_SH) on f by process pid.
+// flockAs is flock(LOCK_EX|LOCK_NB) (or LOCK_SH) on f by process pid.
 func (f *ofd) flockAs(pid int, mode fuse.LockType) error {
 	lk, ok := f.handle.(fusefs.HandleLocker)
 	if !ok {
 		f.h.w.t.Fatalf("handle %T does not implement HandleLocker", f.handle)
 	}
+	f.flocked = true
 	return f.h.call("flock", func() error {
 		return lk.Lock(f.h.w.ctx, &fuse.LockRequest{
-			Header: fuse.Header{Pid: uint32(pid)}, Handle: f.id, LockOwner: fuse.LockOwner(1000 + f.id),
+			Header: fuse.Header{Pid: uint32(pid)}, Handle: f.id, LockOwner: f.flockOwner(),
 			Lock: fuse.FileLock{Type: mode, End: math.MaxInt64, PID: int32(pid)}, LockFlags: fuse.LockFlock,
 		})
 	})

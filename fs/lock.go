@@ -138,20 +138,22 @@ func (f *FS) lookupLocked(id lockID, h *openFile) *ownerLock {
 }
 
 // lockFor returns the ownerLock of id (see lookupLocked) with its mu held,
-// making one if needed, and records that it is taken through h.
-func (f *FS) lockFor(id lockID, h *openFile) *ownerLock {
+// making one if needed, and records that it is taken through h. moved
+// reports that it was last taken through another handle.
+func (f *FS) lockFor(id lockID, h *openFile) (l *ownerLock, moved bool) {
 	for {
 		f.mu.Lock()
-		l := f.lookupLocked(id, h)
+		l = f.lookupLocked(id, h)
 		if l == nil {
 			l = &ownerLock{name: id.name}
 			f.locks[id] = l
 		}
+		moved = l.via != nil && l.via != h
 		l.via = h
 		f.mu.Unlock()
 		l.mu.Lock()
 		if !l.gone {
-			return l
+			return l, moved
 		}
 		l.mu.Unlock()
 	}
@@ -237,7 +239,7 @@ func (f *FS) setLock(ctx context.Context, r lockReq, h *openFile, wait bool) (bo
 	defer cancel()
 	defer context.AfterFunc(f.life, cancel)()
 
-	l := f.lockFor(r.id, h)
+	l, moved := f.lockFor(r.id, h)
 	defer l.mu.Unlock()
 	defer l.publish()
 	if l.lost() {
@@ -248,7 +250,16 @@ func (f *FS) setLock(ctx context.Context, r lockReq, h *openFile, wait bool) (bo
 	}
 	if r.id.flock {
 		if l.held && l.mode == r.mode {
-			return false, nil
+			// Through another handle: the kernel reused the owner id of
+			// a closed description whose Release (which unlocks it) is
+			// still to come. The lock passes to h, which must read what
+			// was committed under it (lockTaken); the late Release
+			// leaves it alone (releaseLocks). The id may now be another
+			// process's: its changes are the ones to fence.
+			if moved {
+				l.pid = r.pid
+			}
+			return moved, nil
 		}
 		if l.held {
 			if err := l.unlock(ctx); err != nil {
@@ -488,13 +499,15 @@ func (f *FS) logUnlock(op string, l *ownerLock, err error) {
 
 // releaseLocks drops the locks that end with handle h: the flock of the
 // open file description when the kernel says so, and POSIX locks taken
-// through h (Linux OFD locks are not released otherwise).
+// through h (Linux OFD locks are not released otherwise). A flock last
+// taken through another handle is not h's: the kernel sends Release after
+// close(2) returns, and by then a new description may have the old one's
+// owner id and the lock (setLock).
 func (f *FS) releaseLocks(ctx context.Context, h *openFile, req *fuse.ReleaseRequest) {
 	flockOwner, isFlock := req.LockOwner, req.ReleaseFlags&fuse.ReleaseFlockUnlock != 0
-	name := namespace.LockName(h.n.path())
 	f.dropLocks(ctx, "release", func(id lockID, l *ownerLock) bool {
 		if id.flock {
-			return isFlock && id.owner == flockOwner && (l.via == h || id.name == name)
+			return isFlock && id.owner == flockOwner && l.via == h
 		}
 		return l.via == h
 	})

@@ -284,6 +284,11 @@ type ofd struct {
 	size     int64 // the size the kernel believes the file has
 	refs     int   // descriptors sharing it
 	directIO bool  // the open asked the kernel not to cache
+	// owner is the kernel's id of the description as a flock owner (the
+	// address of its struct file, which a later open may reuse); 0 stands
+	// for 1000 plus the handle id.
+	owner   fuse.LockOwner
+	flocked bool // a flock was asked through it: its release unlocks
 }
 
 func accmode(flags int) int { return flags & syscall.O_ACCMODE }
@@ -560,6 +565,17 @@ func (f *ofd) close(want syscall.Errno) {
 	if f.refs <= 0 {
 		f.h.w.t.Fatalf("close %s: no descriptor left", f)
 	}
+	f.flush(want)
+	if f.refs == 0 {
+		f.release()
+	}
+}
+
+// flush is the part of close(2) that the caller waits for: a Flush, and
+// one descriptor less. The kernel sends the Release of the last one later,
+// on its own (release).
+func (f *ofd) flush(want syscall.Errno) {
+	f.h.w.t.Helper()
 	var err error
 	if fl, ok := f.handle.(fusefs.HandleFlusher); ok {
 		err = f.h.call("flush", func() error {
@@ -568,16 +584,30 @@ func (f *ofd) close(want syscall.Errno) {
 	}
 	f.h.expect(fmt.Sprintf("close %s", f), errnoOf(err), want)
 	f.refs--
-	if f.refs > 0 {
-		return
-	}
+}
+
+// release is the Release the kernel sends once the last descriptor of f
+// is closed: it unlocks f's flock, if one was asked for through it.
+func (f *ofd) release() {
 	if r, ok := f.handle.(fusefs.HandleReleaser); ok {
 		req := &fuse.ReleaseRequest{Handle: f.id, Flags: fuse.OpenFlags(f.flags), LockOwner: f.h.owner}
+		if f.flocked {
+			req.ReleaseFlags |= fuse.ReleaseFlockUnlock
+			req.LockOwner = f.flockOwner()
+		}
 		if err := f.h.call("release", func() error { return r.Release(f.h.w.ctx, req) }); err != nil {
 			f.h.w.t.Logf("host %s: release %s: %v (ignored, as the kernel does)", f.h.name, f, err)
 		}
 	}
 	f.h.freeID(f.id)
+}
+
+// flockOwner is the lock owner the kernel names in f's flock requests.
+func (f *ofd) flockOwner() fuse.LockOwner {
+	if f.owner != 0 {
+		return f.owner
+	}
+	return fuse.LockOwner(1000 + f.id)
 }
 
 // sizeOf returns the size the node of f reports.
