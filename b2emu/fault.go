@@ -60,6 +60,30 @@ type lostReply struct {
 	retryAfter int           // for Lost503
 }
 
+// Stall holds every request that arrives in the next d until d has
+// passed, then answers it as usual, as a server stopped (SIGSTOP) or
+// starved of CPU for d would: no call is answered meanwhile.
+func (s *Server) Stall(d time.Duration) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	s.stallEnd = time.Now().Add(d)
+}
+
+// stall waits out a Stall under way, or until ctx ends.
+func (s *Server) stall(ctx context.Context) {
+	s.fmu.Lock()
+	end := s.stallEnd
+	s.fmu.Unlock()
+	if d := time.Until(end); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
 // SetFault sets the fault for call, a B2 call name such as
 // "b2_upload_file", or "*" for every call without a fault of its own.
 // The zero Fault clears it.

@@ -51,10 +51,11 @@ type Server struct {
 	uploads map[string]*uploadToken  // GUARDED_BY(mu)
 	dlAuth  map[string]*dlToken      // GUARDED_BY(mu)
 
-	fmu    sync.Mutex
-	faults map[string]Fault       // GUARDED_BY(fmu)
-	consec map[string]int         // consecutive injected faults per call name; GUARDED_BY(fmu)
-	window map[string][]time.Time // admitted calls in the last minute per rate-limit key; GUARDED_BY(fmu)
+	fmu      sync.Mutex
+	faults   map[string]Fault       // GUARDED_BY(fmu)
+	consec   map[string]int         // consecutive injected faults per call name; GUARDED_BY(fmu)
+	window   map[string][]time.Time // admitted calls in the last minute per rate-limit key; GUARDED_BY(fmu)
+	stallEnd time.Time              // requests arriving before it wait until then (Stall); GUARDED_BY(fmu)
 
 	smu   sync.Mutex
 	stats Stats // GUARDED_BY(smu)
@@ -344,6 +345,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("{}"))
 		return
 	}
+	s.stall(r.Context())
 	c := &call{w: w, r: r, modes: parseTestModes(r)}
 	switch {
 	case strings.HasPrefix(path, "/file/"):

@@ -16,13 +16,16 @@ import (
 //
 // B2 is declared unreachable when a connection cannot be made (refused,
 // no route, no name), or when an attempt gets no answer within its
-// deadline and a probe sent then gets none either (a black hole: packets
-// dropped, or a listener that never answers), unless B2 is busy: a
-// transfer of a MiB or more is under way, or one moved bytes within the
-// last probeTimeout. A probe queued behind a saturated link, or a B2 busy
-// storing parts, is no evidence of an outage; a transfer stalled in a
-// black hole ends on its own deadline (Config.Timeout without a byte
-// moving), and the next probe then decides.
+// deadline and then probeMisses probes in a row get none either, nor does
+// any other call meanwhile (a black hole: packets dropped, or a listener
+// that never answers), unless B2 is busy: a transfer of a MiB or more is
+// under way, or one moved bytes within the last probeTimeout. A probe
+// queued behind a saturated link, a B2 busy storing parts, or a host (or
+// B2) starved of CPU for a few seconds is no evidence of an outage; a
+// transfer stalled in a black hole ends on its own deadline
+// (Config.Timeout without a byte moving), and the next probe then decides.
+// With the default CallTimeout a black hole is declared within about
+// 6.5 s: 2 s for the attempt, then two probes of 2 s, 0.5 s apart.
 //
 // Until B2 answers again, every call fails at once with
 // core.ErrUnavailable, calls under way included (their attempts are cut
@@ -41,6 +44,7 @@ type health struct {
 	probing bool            // GUARDED_BY(mu); a prober goroutine runs
 	out     atomic.Bool     // since is set: read without mu on every answer (a download's every read)
 	moved   atomic.Int64    // when a transfer last moved bytes, in Unix ns
+	heard   atomic.Int64    // when B2 last answered a call, in Unix ns
 	running atomic.Int32    // attempts under way of transfers of busyBytes or more
 	down    context.Context // GUARDED_BY(mu); ends when B2 is declared unreachable
 	goDown  context.CancelFunc
@@ -50,10 +54,13 @@ type health struct {
 // probeEvery is how often an unreachable B2 is probed, and probeTimeout
 // how long a probe waits for its answer: B2 is found back within
 // probeEvery of its return, or probeEvery+probeTimeout when a probe was
-// lost in the outage.
+// lost in the outage. probeMisses probes in a row without an answer
+// declare an outage: one probe of 2 s after an attempt of 2 s took a
+// machine starved of CPU for 4 s for a B2 that had gone.
 const (
 	probeEvery   = 500 * time.Millisecond
 	probeTimeout = 2 * time.Second
+	probeMisses  = 2
 )
 
 func newHealth(probe func(context.Context) error, log *slog.Logger) *health {
@@ -95,6 +102,7 @@ func (h *health) reachable() (bool, time.Time) {
 
 // answered records that B2 answered a request.
 func (h *health) answered() {
+	h.heard.Store(time.Now().UnixNano())
 	if !h.out.Load() {
 		return
 	}
@@ -172,15 +180,17 @@ func (h *health) startProbingLocked() {
 	go h.probeLoop()
 }
 
-// probeLoop probes B2 until it answers: at once, then every probeEvery. A
-// probe without an answer declares B2 unreachable.
+// probeLoop probes B2 until it answers: at once, then every probeEvery.
+// probeMisses probes in a row without an answer, and no answer to any
+// other call since the first, declare B2 unreachable.
 func (h *health) probeLoop() {
 	defer func() {
 		h.mu.Lock()
 		h.probing = false
 		h.mu.Unlock()
 	}()
-	for {
+	start := time.Now().UnixNano()
+	for misses := 1; ; misses++ {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 		err := h.probe(ctx)
 		cancel()
@@ -189,8 +199,14 @@ func (h *health) probeLoop() {
 			return
 		}
 		h.mu.Lock()
-		if h.since.IsZero() && !h.busy() {
-			h.downLocked(fmt.Errorf("no answer to a probe after a call got none: %v", err))
+		if h.since.IsZero() {
+			if h.heard.Load() > start {
+				h.mu.Unlock()
+				return // B2 answered another call: it is there
+			}
+			if misses >= probeMisses && !h.busy() {
+				h.downLocked(fmt.Errorf("no answer to %d probes after a call got none: %v", misses, err))
+			}
 		}
 		h.mu.Unlock()
 		t := time.NewTimer(probeEvery)
@@ -200,7 +216,7 @@ func (h *health) probeLoop() {
 			t.Stop()
 			return
 		}
-		if ok, _ := h.reachable(); ok {
+		if ok, _ := h.reachable(); ok && (misses >= probeMisses || h.heard.Load() > start) {
 			return // another call's answer ended the outage, or B2 was busy, not gone
 		}
 	}

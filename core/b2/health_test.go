@@ -131,6 +131,33 @@ func TestOutage(t *testing.T) {
 	}
 }
 
+// TestStallIsNotOutage: B2 (or this host) stalled for longer than an
+// attempt's deadline and a probe's, as a machine starved of CPU stalls,
+// is not declared unreachable: the second probe is answered, and the call
+// under way succeeds once B2 answers again. Declaring an outage after one
+// probe made every call during it fail.
+func TestStallIsNotOutage(t *testing.T) {
+	srv, url := emulator(t, b2emu.Config{})
+	const callTimeout = 500 * time.Millisecond
+	var log storetest.SyncBuffer
+	s := open(t, srv, url, b2.Config{Timeout: time.Minute, CallTimeout: callTimeout,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	ctx := testCtx(t)
+	if _, err := s.BucketInfo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The attempt gets no answer within callTimeout, the probe sent then
+	// none within its 2 s; the stall ends as the second probe is sent,
+	// which then has all its 2 s for the answer.
+	srv.Stall(callTimeout + 2*time.Second + 500*time.Millisecond)
+	if _, err := s.BucketInfo(ctx); err != nil {
+		t.Fatalf("call across the stall: %v, want it answered once the stall ends", err)
+	}
+	if out := log.String(); strings.Contains(out, "B2 unreachable") {
+		t.Fatalf("B2 declared unreachable during a stall:\n%s", out)
+	}
+}
+
 // TestSlowIsNotOutage: a call that B2 answers too slowly fails within
 // Timeout, but B2 answers the probe, so it is not declared unreachable
 // and other calls go on.
