@@ -33,9 +33,15 @@ func ListenBlackHole(addr string) (*BlackHole, error) {
 	if err != nil {
 		return nil, err
 	}
+	return NewBlackHole(ln), nil
+}
+
+// NewBlackHole starts a black hole on ln (for instance a listener of an
+// in-memory network, package memnet). Close closes ln.
+func NewBlackHole(ln net.Listener) *BlackHole {
 	b := &BlackHole{ln: ln}
 	go b.accept()
-	return b, nil
+	return b
 }
 
 func (b *BlackHole) accept() {

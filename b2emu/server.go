@@ -135,14 +135,25 @@ func New(cfg Config) (*Server, error) {
 // Listen starts serving on addr in the background and returns the base URL
 // ("http://host:port") to give clients as their API base.
 func (s *Server) Listen(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	url, err := s.Serve(ln)
+	if err != nil {
+		ln.Close()
+	}
+	return url, err
+}
+
+// Serve starts serving on ln in the background (for instance a listener of
+// an in-memory network, package memnet) and returns the base URL
+// ("http://" and ln's address). Close closes ln.
+func (s *Server) Serve(ln net.Listener) (string, error) {
 	s.lmu.Lock()
 	defer s.lmu.Unlock()
 	if s.srv != nil {
 		return "", errors.New("b2emu: already listening")
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
 	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	s.srv = srv

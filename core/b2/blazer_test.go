@@ -41,7 +41,7 @@ func newPair(t testing.TB, opts core.Options) *pair {
 	if err := srv.CreateBucket(bucket); err != nil {
 		t.Fatal(err)
 	}
-	g, err := core.NewGroup(open(t, srv, url, b2.Config{Bucket: bucket}), "shared", opts)
+	g, err := core.NewGroup(open(t, srv, url, b2.Config{Bucket: bucket}), "shared", simOptions(opts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func newPair(t testing.TB, opts core.Options) *pair {
 func (p *pair) newBlazer(t testing.TB) (*consistent.Group, *blazer.Bucket) {
 	t.Helper()
 	ctx := context.Background()
-	client, err := blazer.NewClient(ctx, "b2cfs-emu-key-id", "b2cfs-emu-key", blazer.APIBase(p.url))
+	client, err := blazer.NewClient(ctx, "b2cfs-emu-key-id", "b2cfs-emu-key", blazer.APIBase(p.url), blazer.Transport(transport(t, p.url)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,9 @@ func blazerRead(t testing.TB, g *consistent.Group, name string) string {
 	return string(b)
 }
 
-func TestBlazerInteropReadWrite(t *testing.T) {
+func TestBlazerInteropReadWrite(t *testing.T) { sim(t, testBlazerInteropReadWrite) }
+
+func testBlazerInteropReadWrite(t *testing.T) {
 	p := newPair(t, core.Options{IndexTTL: -1})
 	ctx := testCtx(t)
 	if _, err := p.core.Commit(ctx, "from-core", "", strings.NewReader("hello blazer"), 12); err != nil {
@@ -116,7 +118,9 @@ func TestBlazerInteropReadWrite(t *testing.T) {
 	}
 }
 
-func TestBlazerInteropIncrements(t *testing.T) {
+func TestBlazerInteropIncrements(t *testing.T) { sim(t, testBlazerInteropIncrements) }
+
+func testBlazerInteropIncrements(t *testing.T) {
 	p := newPair(t, core.Options{})
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
@@ -150,7 +154,9 @@ func TestBlazerInteropIncrements(t *testing.T) {
 	}
 }
 
-func TestBlazerInteropMutex(t *testing.T) {
+func TestBlazerInteropMutex(t *testing.T) { sim(t, testBlazerInteropMutex) }
+
+func testBlazerInteropMutex(t *testing.T) {
 	p := newPair(t, core.Options{LeaseTTL: 5 * time.Second})
 	ctx := testCtx(t)
 	m := p.core.Mutex(ctx, "lock")

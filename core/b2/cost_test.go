@@ -128,7 +128,7 @@ func fmtCalls(m map[string]float64) string {
 func TestCostAgainstBlazer(t *testing.T) {
 	const n = 10
 	for _, c := range costCases {
-		t.Run(c.name, func(t *testing.T) {
+		simRun(t, c.name, func(t *testing.T) {
 			p := newPair(t, c.opts)
 			bc, bcl := cost(t, p, n, c.blazer)
 			t.Logf("%-20s blazer          A=%.2g B=%.2g C=%.2g  [%s]", c.name, bcl["A"], bcl["B"], bcl["C"], fmtCalls(bc))

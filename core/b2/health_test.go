@@ -3,7 +3,6 @@ package b2_test
 import (
 	"errors"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -33,12 +32,12 @@ func requests(b *b2emu.BlackHole) (calls []string, probes int) {
 // with one more line.
 func TestOutage(t *testing.T) {
 	for _, mode := range []string{"refused", "black-hole"} {
-		t.Run(mode, func(t *testing.T) {
+		simRun(t, mode, func(t *testing.T) {
 			srv, url := emulator(t, b2emu.Config{})
 			addr := strings.TrimPrefix(url, "http://")
 			var log storetest.SyncBuffer
 			const timeout = 4 * time.Second
-			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr := transport(t, url)
 			s := open(t, srv, url, b2.Config{Timeout: timeout, Transport: tr,
 				Logger: slog.New(slog.NewTextHandler(&log, nil))})
 			ctx := testCtx(t)
@@ -50,9 +49,11 @@ func TestOutage(t *testing.T) {
 			var hole *b2emu.BlackHole
 			if mode == "black-hole" {
 				var err error
-				if hole, err = b2emu.ListenBlackHole(addr); err != nil {
+				ln, err := network(t, url).Listen(addr)
+				if err != nil {
 					t.Fatal(err)
 				}
+				hole = b2emu.NewBlackHole(ln)
 				defer hole.Close()
 			}
 			tr.CloseIdleConnections()
@@ -105,9 +106,7 @@ func TestOutage(t *testing.T) {
 				}
 				hole.Close()
 			}
-			if _, err := srv.Listen(addr); err != nil {
-				t.Fatal(err)
-			}
+			relisten(t, srv, url)
 			back := time.Now()
 			for ok, _ := s.Reachable(); !ok; ok, _ = s.Reachable() {
 				if time.Since(back) > 20*time.Second {
@@ -136,7 +135,9 @@ func TestOutage(t *testing.T) {
 // is not declared unreachable: the second probe is answered, and the call
 // under way succeeds once B2 answers again. Declaring an outage after one
 // probe made every call during it fail.
-func TestStallIsNotOutage(t *testing.T) {
+func TestStallIsNotOutage(t *testing.T) { sim(t, testStallIsNotOutage) }
+
+func testStallIsNotOutage(t *testing.T) {
 	srv, url := emulator(t, b2emu.Config{})
 	const callTimeout = 500 * time.Millisecond
 	var log storetest.SyncBuffer
@@ -161,7 +162,9 @@ func TestStallIsNotOutage(t *testing.T) {
 // TestSlowIsNotOutage: a call that B2 answers too slowly fails within
 // Timeout, but B2 answers the probe, so it is not declared unreachable
 // and other calls go on.
-func TestSlowIsNotOutage(t *testing.T) {
+func TestSlowIsNotOutage(t *testing.T) { sim(t, testSlowIsNotOutage) }
+
+func testSlowIsNotOutage(t *testing.T) {
 	srv, url := emulator(t, b2emu.Config{})
 	s := open(t, srv, url, b2.Config{Timeout: 3 * time.Second, CallTimeout: 500 * time.Millisecond})
 	ctx := testCtx(t)

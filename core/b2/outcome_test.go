@@ -22,12 +22,13 @@ import (
 // call after B2 has applied them, as a connection that breaks after the
 // request went out.
 type lossy struct {
+	next http.RoundTripper
 	call string
 	n    atomic.Int32
 }
 
 func (l *lossy) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(r)
+	resp, err := l.next.RoundTrip(r)
 	if err == nil && strings.HasSuffix(r.URL.Path, "/"+l.call) && l.n.Add(-1) >= 0 {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
@@ -36,8 +37,10 @@ func (l *lossy) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-func loseReplies(call string, n int32) *lossy {
-	l := &lossy{call: call}
+// loseReplies returns a transport to the emulator at url that loses the
+// replies to the first n calls named call.
+func loseReplies(t testing.TB, url, call string, n int32) *lossy {
+	l := &lossy{next: transport(t, url), call: call}
 	l.n.Store(n)
 	return l
 }
@@ -74,11 +77,11 @@ func TestUpdateUnknownOutcome(t *testing.T) {
 		{name: "attempt-deadline", fault: b2emu.Fault{Latency: time.Second}, cfg: b2.Config{Timeout: 300 * time.Millisecond}},
 		{name: "ctx-ended", fault: b2emu.Fault{Latency: time.Second}, ctx: 300 * time.Millisecond},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		simRun(t, tc.name, func(t *testing.T) {
 			srv, url := emulator(t, b2emu.Config{})
 			cfg := tc.cfg
 			if tc.lost {
-				cfg.Transport = loseReplies("b2_update_bucket", 1)
+				cfg.Transport = loseReplies(t, url, "b2_update_bucket", 1)
 			}
 			s := open(t, srv, url, cfg)
 			bi, info := addInfo(t, s, "k", "v")
@@ -138,7 +141,7 @@ func TestUpdateRepeatsWhenNotApplied(t *testing.T) {
 		{"bad-token", b2emu.Fault{ErrorRate: 1, Status: 401, Code: "bad_auth_token", MaxConsecutive: 2}},
 		{"auth-token-limit", b2emu.Fault{ErrorRate: 1, Status: 400, Code: "auth_token_limit", MaxConsecutive: 2}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		simRun(t, tc.name, func(t *testing.T) {
 			srv, url := emulator(t, b2emu.Config{})
 			s := open(t, srv, url, b2.Config{})
 			bi, info := addInfo(t, s, "k", "v")
@@ -153,9 +156,9 @@ func TestUpdateRepeatsWhenNotApplied(t *testing.T) {
 			}
 		})
 	}
-	t.Run("connection-refused", func(t *testing.T) {
+	simRun(t, "connection-refused", func(t *testing.T) {
 		srv, url := emulator(t, b2emu.Config{})
-		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr := transport(t, url)
 		s := open(t, srv, url, b2.Config{Transport: tr})
 		bi, info := addInfo(t, s, "k", "v")
 		srv.Close()
@@ -168,9 +171,7 @@ func TestUpdateRepeatsWhenNotApplied(t *testing.T) {
 		if !errors.Is(err, core.ErrUnavailable) || errors.Is(err, core.ErrUnknownOutcome) {
 			t.Fatalf("update with B2 refusing connections: %v, want ErrUnavailable and a known outcome", err)
 		}
-		if _, err := srv.Listen(strings.TrimPrefix(url, "http://")); err != nil {
-			t.Fatal(err)
-		}
+		relisten(t, srv, url)
 		eventually(t, func() error {
 			nb, err := s.UpdateBucketInfo(testCtx(t), bi.Revision, info)
 			if err == nil && nb.Info["k"] != "v" {
@@ -179,7 +180,7 @@ func TestUpdateRepeatsWhenNotApplied(t *testing.T) {
 			return err
 		})
 	})
-	t.Run("conflict", func(t *testing.T) {
+	simRun(t, "conflict", func(t *testing.T) {
 		srv, url := emulator(t, b2emu.Config{})
 		s := open(t, srv, url, b2.Config{})
 		bi, info := addInfo(t, s, "k", "v")
@@ -195,11 +196,11 @@ func TestUpdateRepeatsWhenNotApplied(t *testing.T) {
 
 func TestFinishLargeFileLost(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789abcdef"), 10_000) // 3 parts
-	t.Run("reply-lost", func(t *testing.T) {
+	simRun(t, "reply-lost", func(t *testing.T) {
 		// B2 finished the file; the repeat would fail. The file is read
 		// back instead.
 		srv, url := emulator(t, b2emu.Config{MinPartSize: 1000})
-		s := open(t, srv, url, b2.Config{PartSize: 64 << 10, Transport: loseReplies("b2_finish_large_file", 1)})
+		s := open(t, srv, url, b2.Config{PartSize: 64 << 10, Transport: loseReplies(t, url, "b2_finish_large_file", 1)})
 		srv.ResetStats()
 		fi, err := s.Upload(testCtx(t), "big", bytes.NewReader(data), int64(len(data)), "g")
 		if err != nil {
@@ -211,7 +212,7 @@ func TestFinishLargeFileLost(t *testing.T) {
 		}
 		checkFile(t, s, "big", fi, data)
 	})
-	t.Run("not-applied", func(t *testing.T) {
+	simRun(t, "not-applied", func(t *testing.T) {
 		// A 503 may or may not have finished it; here it did not, so the
 		// read-back finds it unfinished and finishes it again.
 		srv, url := emulator(t, b2emu.Config{MinPartSize: 1000})
@@ -243,9 +244,11 @@ func checkFile(t *testing.T, s *b2.Store, name string, fi core.FileInfo, data []
 	}
 }
 
-func TestDeleteLost(t *testing.T) {
+func TestDeleteLost(t *testing.T) { sim(t, testDeleteLost) }
+
+func testDeleteLost(t *testing.T) {
 	srv, url := emulator(t, b2emu.Config{})
-	s := open(t, srv, url, b2.Config{Transport: loseReplies("b2_delete_file_version", 1)})
+	s := open(t, srv, url, b2.Config{Transport: loseReplies(t, url, "b2_delete_file_version", 1)})
 	fi, err := s.Upload(testCtx(t), "f", strings.NewReader("x"), 1, "g")
 	if err != nil {
 		t.Fatal(err)
@@ -267,9 +270,11 @@ func TestDeleteLost(t *testing.T) {
 	}
 }
 
-func TestCopyLost(t *testing.T) {
+func TestCopyLost(t *testing.T) { sim(t, testCopyLost) }
+
+func testCopyLost(t *testing.T) {
 	srv, url := emulator(t, b2emu.Config{})
-	s := open(t, srv, url, b2.Config{Transport: loseReplies("b2_copy_file", 1)})
+	s := open(t, srv, url, b2.Config{Transport: loseReplies(t, url, "b2_copy_file", 1)})
 	src, err := s.Upload(testCtx(t), "src", strings.NewReader("data"), 4, "g")
 	if err != nil {
 		t.Fatal(err)
@@ -317,16 +322,9 @@ func TestWritesAcrossRestart(t *testing.T) {
 	// A restarted B2 forgets every account and upload token: the writes
 	// after it authorise again, once for all of them, and none fails.
 	for _, large := range []bool{false, true} {
-		t.Run(fmt.Sprintf("large=%v", large), func(t *testing.T) {
+		simRun(t, fmt.Sprintf("large=%v", large), func(t *testing.T) {
 			dir := t.TempDir()
-			srv, err := b2emu.New(b2emu.Config{Dir: dir, MinPartSize: 1000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			url, err := srv.Listen("127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
+			srv, url := emulator(t, b2emu.Config{Dir: dir, MinPartSize: 1000})
 			s := open(t, srv, url, b2.Config{PartSize: 64 << 10})
 			writeAll(t, s, large) // fills the pool of upload URLs
 			srv.Close()
@@ -334,10 +332,7 @@ func TestWritesAcrossRestart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := srv2.Listen(strings.TrimPrefix(url, "http://")); err != nil {
-				t.Fatal(err)
-			}
-			defer srv2.Close()
+			relisten(t, srv2, url)
 			start := time.Now()
 			writeAll(t, s, large)
 			// One re-authorisation: blazer's and the bucket-info client's.
@@ -349,7 +344,9 @@ func TestWritesAcrossRestart(t *testing.T) {
 	}
 }
 
-func TestWritesAfterTokensExpire(t *testing.T) {
+func TestWritesAfterTokensExpire(t *testing.T) { sim(t, testWritesAfterTokensExpire) }
+
+func testWritesAfterTokensExpire(t *testing.T) {
 	// B2's tokens expire after 24 hours, here after 2 s: the same path.
 	srv, url := emulator(t, b2emu.Config{TokenLifetime: 2 * time.Second, MinPartSize: 1000})
 	s := open(t, srv, url, b2.Config{PartSize: 64 << 10})

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -60,16 +61,7 @@ func (f *fakeAPI) authorizeAccount(context.Context) error { f.auths.Add(1); retu
 
 func TestRun(t *testing.T) {
 	expired := &apiError{status: 401, code: "expired_auth_token"}
-	for _, tc := range []struct {
-		name     string
-		call     string
-		errs     []error // the attempts' errors, then success
-		attempts int
-		sent     int
-		auths    int32
-		want     []error // errors.Is targets; none: success
-		text     string
-	}{
+	for _, tc := range []runCase{
 		{name: "429-then-ok", call: "b2_list_buckets", errs: []error{&apiError{status: 429}, &apiError{status: 503}}, sent: 3},
 		{name: "attempts-spent", call: "b2_list_buckets", attempts: 3,
 			errs: []error{&apiError{status: 500}, &apiError{status: 500}, &apiError{status: 500}, nil},
@@ -89,49 +81,66 @@ func TestRun(t *testing.T) {
 			errs: []error{expired, expired, expired, expired, expired, nil}, sent: 5, auths: 4,
 			want: []error{core.ErrUnavailable}, text: "gave up after 2 attempts"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := &fakeAPI{}
-			attempts := tc.attempts
-			if attempts == 0 {
-				attempts = 8
-			}
-			r := testRetrier(f, attempts)
-			var observed atomic.Int32
-			r.cfg.Observe = func(call, class, code string, d time.Duration) { observed.Add(1) }
-			sent := 0
-			v, err := run(context.Background(), r, tc.call, time.Second, func(context.Context, *watchdog) (int, error) {
-				sent++
-				if sent <= len(tc.errs) && tc.errs[sent-1] != nil {
-					return sent, tc.errs[sent-1]
-				}
-				return sent, nil
-			})
-			// Every attempt is observed, the authorisations' too.
-			if sent != tc.sent || observed.Load() != int32(sent)+f.auths.Load() || f.auths.Load() != tc.auths {
-				t.Errorf("%d attempts, %d authorisations, %d observed; want %d, %d", sent, f.auths.Load(), observed.Load(), tc.sent, tc.auths)
-			}
-			if len(tc.want) == 0 {
-				if err != nil {
-					t.Fatalf("run: %v", err)
-				}
-				if tc.call != "b2_delete_file_version" && v != sent {
-					t.Errorf("value %d, want the last attempt's, %d", v, sent)
-				}
-				return
-			}
-			for _, w := range tc.want {
-				if !errors.Is(err, w) {
-					t.Errorf("run: %v, want %v", err, w)
-				}
-			}
-			if !strings.Contains(err.Error(), tc.text) || v != 0 {
-				t.Errorf("run: %v, %d; want %q and no value", err, v, tc.text)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { synctest.Test(t, func(t *testing.T) { testRunCase(t, tc) }) })
 	}
 }
 
-func TestRunRetryAfter(t *testing.T) {
+// runCase is one case of TestRun.
+type runCase struct {
+	name     string
+	call     string
+	errs     []error // the attempts' errors, then success
+	attempts int
+	sent     int
+	auths    int32
+	want     []error // errors.Is targets; none: success
+	text     string
+}
+
+// testRunCase runs one case, in simulated time: its backoffs take none.
+func testRunCase(t *testing.T, tc runCase) {
+	f := &fakeAPI{}
+	attempts := tc.attempts
+	if attempts == 0 {
+		attempts = 8
+	}
+	r := testRetrier(f, attempts)
+	var observed atomic.Int32
+	r.cfg.Observe = func(call, class, code string, d time.Duration) { observed.Add(1) }
+	sent := 0
+	v, err := run(context.Background(), r, tc.call, time.Second, func(context.Context, *watchdog) (int, error) {
+		sent++
+		if sent <= len(tc.errs) && tc.errs[sent-1] != nil {
+			return sent, tc.errs[sent-1]
+		}
+		return sent, nil
+	})
+	// Every attempt is observed, the authorisations' too.
+	if sent != tc.sent || observed.Load() != int32(sent)+f.auths.Load() || f.auths.Load() != tc.auths {
+		t.Errorf("%d attempts, %d authorisations, %d observed; want %d, %d", sent, f.auths.Load(), observed.Load(), tc.sent, tc.auths)
+	}
+	if len(tc.want) == 0 {
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		if tc.call != "b2_delete_file_version" && v != sent {
+			t.Errorf("value %d, want the last attempt's, %d", v, sent)
+		}
+		return
+	}
+	for _, w := range tc.want {
+		if !errors.Is(err, w) {
+			t.Errorf("run: %v, want %v", err, w)
+		}
+	}
+	if !strings.Contains(err.Error(), tc.text) || v != 0 {
+		t.Errorf("run: %v, %d; want %q and no value", err, v, tc.text)
+	}
+}
+
+func TestRunRetryAfter(t *testing.T) { synctest.Test(t, testRunRetryAfter) }
+
+func testRunRetryAfter(t *testing.T) {
 	r := testRetrier(&fakeAPI{}, 8)
 	sent := 0
 	start := time.Now()

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/b2cfs/b2cfs/b2emu"
 	"github.com/b2cfs/b2cfs/core"
 	"github.com/b2cfs/b2cfs/core/b2"
@@ -88,11 +90,14 @@ func readAll(t *testing.T, g *core.Group) map[string]string {
 // B2 adapter: 30 % of the replies to every call that changes the bucket
 // are lost after it was applied (connection dropped, 500, 503, or sent
 // after the client's deadline).
-func TestLostRepliesOnB2(t *testing.T) { bothFormatsParallel(t, testLostRepliesOnB2) }
+func TestLostRepliesOnB2(t *testing.T) {
+	bothFormatsEach(t, []string{"increments", "linearizable", "locks"}, testLostRepliesOnB2)
+}
 
-func testLostRepliesOnB2(t *testing.T, format string) {
+func testLostRepliesOnB2(t *testing.T, format, c string) {
 	srv, url := emulator(t, b2emu.Config{})
-	t.Run("increments", func(t *testing.T) {
+	switch c {
+	case "increments":
 		gs := hosts(t, srv, url, 3, core.Options{Format: format, Grace: 50 * time.Millisecond})
 		loseAll(srv, 0.3)
 		before := lostTotal(srv)
@@ -103,8 +108,7 @@ func testLostRepliesOnB2(t *testing.T, format string) {
 		}
 		clearFaults(srv)
 		readAll(t, gs[2])
-	})
-	t.Run("linearizable", func(t *testing.T) {
+	case "linearizable":
 		gs := hosts(t, srv, url, 3, core.Options{Format: format, IndexTTL: -1, Grace: -1})
 		loseAll(srv, 0.3)
 		before := lostTotal(srv)
@@ -112,8 +116,7 @@ func testLostRepliesOnB2(t *testing.T, format string) {
 		t.Logf("%d replies lost", lostTotal(srv)-before)
 		clearFaults(srv)
 		readAll(t, gs[0])
-	})
-	t.Run("locks", func(t *testing.T) {
+	case "locks":
 		gs := hosts(t, srv, url, 3, core.Options{Format: format, Grace: 50 * time.Millisecond, LockTimeout: 20 * time.Second})
 		loseAll(srv, 0.3)
 		before := lostTotal(srv)
@@ -121,7 +124,7 @@ func testLostRepliesOnB2(t *testing.T, format string) {
 		t.Logf("2 hosts x 25 lock-protected increments = 50 with %d replies lost; %d steps failed and retried", lostTotal(srv)-before, failed)
 		clearFaults(srv)
 		readAll(t, gs[2])
-	})
+	}
 }
 
 // emuFaults is a campaign's fault source on the emulator: lost replies of
@@ -169,13 +172,17 @@ func (f *emuFaults) Interrupt(cancel func()) {
 //
 //	go test ./core/b2 -run TestCampaignOnB2 -campaign.histories 200 -v
 func TestCampaignOnB2(t *testing.T) {
-	t.Parallel() // mostly waits out retry backoffs, beside the other fault tests
+	t.Parallel() // CPU only (time is simulated): beside the other long tests
+	sim(t, testCampaignOnB2)
+}
+
+func testCampaignOnB2(t *testing.T) {
 	srv, url := emulator(t, b2emu.Config{})
 	start := time.Now()
 	lost0 := lostTotal(srv)
 	res := storetest.Campaign(t, storetest.CampaignConfig{
 		Seed: *campaignSeed, Histories: *campaignHistories, Ops: *campaignOps,
-		Formats: []string{core.FormatB2cfs, core.FormatBlazer},
+		Formats: []string{core.FormatB2cfs, core.FormatBlazer}, Clock: clockwork.NewRealClock(),
 		NewStore: func(t *testing.T, rnd *rand.Rand) (core.Store, storetest.Faults) {
 			bucket := fmt.Sprintf("bucket-%d", bucketSeq.Add(1))
 			if err := srv.CreateBucket(bucket); err != nil {
