@@ -184,12 +184,10 @@ func (f *manifestFormat) decode(ctx context.Context, v string) (*index, error) {
 		entries = apply(entries, d.Set, d.Del)
 	}
 	if len(p.Set)+len(p.Del) > 0 {
-		entries = apply(entries, p.Set, p.Del)
-	}
-	for n, e := range entries {
-		if !validKey(e.Key) {
-			return nil, f.corrupt("entry %q has bad key %q", n, e.Key)
+		if err := f.checkKeys("the pointer", p.Set); err != nil {
+			return nil, err
 		}
+		entries = apply(entries, p.Set, p.Del)
 	}
 	return &index{Serial: p.Serial, Log: p.Log, Entries: entries, state: st}, nil
 }
@@ -228,8 +226,30 @@ func (f *manifestFormat) get(ctx context.Context, key string, delta bool) (*mani
 	if m.base != nil && m.base.Entries == nil {
 		m.base.Entries = map[string]Entry{}
 	}
+	// Checked once, here: decode then checks only the pointer's entries,
+	// not every entry of a base again at each commit.
+	var entries map[string]Entry
+	if m.base != nil {
+		entries = m.base.Entries
+	} else {
+		entries = m.delta.Set
+	}
+	if err := f.checkKeys("manifest "+key, entries); err != nil {
+		return nil, err
+	}
 	f.seen.Add(key, m)
 	return m, nil
+}
+
+// checkKeys fails with ErrCorrupt if an entry of entries, read from
+// where, has a malformed key.
+func (f *manifestFormat) checkKeys(where string, entries map[string]Entry) error {
+	for n, e := range entries {
+		if !validKey(e.Key) {
+			return f.corrupt("%s: entry %q has bad key %q", where, n, e.Key)
+		}
+	}
+	return nil
 }
 
 // load downloads and decodes manifest key into v, checking its version.

@@ -1,6 +1,8 @@
 package core_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -78,6 +80,7 @@ func TestCorruptManifest(t *testing.T) {
 	}{
 		{"garbage", "not gzip", "manifest"},
 		{"missing", "", "missing"},
+		{"bad-key", gzipped(t, `{"b2cfs":1,"entries":{"f":{"k":"not-a-key"}}}`), "bad key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s2 := memstore.New()
@@ -107,6 +110,19 @@ func TestCorruptManifest(t *testing.T) {
 	if !errors.Is(err, core.ErrCorrupt) || !strings.Contains(err.Error(), "newer b2cfs") {
 		t.Fatalf("newer pointer: %v", err)
 	}
+}
+
+// gzipped returns s compressed as manifests are.
+func gzipped(t *testing.T, s string) string {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 func TestRenameDirWithoutCopy(t *testing.T) {
