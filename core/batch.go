@@ -300,7 +300,7 @@ func (g *Group) commitBatch(rs []*request) {
 			for _, f := range a.ch.obsolete {
 				g.del.later(f.name, f.id)
 			}
-			if nv, err := g.install(octx, bi, g.opts.Clock.Now()); err == nil {
+			if nv, err := g.installLanded(octx, bi, v.format, a, g.opts.Clock.Now()); err == nil {
 				v = nv // what changes are left (solo) build on
 			} // else the view stays older: the next swap finds out
 			for _, r := range in {

@@ -170,6 +170,9 @@ type fileRef struct{ name, id string }
 // the grace period once it is saved).
 type change struct {
 	created, obsolete []fileRef
+	// decoded is the index as decode reads it back from the value encode
+	// returned, when the format has it at hand (nil: decode the value).
+	decoded *index
 }
 
 // indexFormat is the seam between the engine and the on-bucket encoding of

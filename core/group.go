@@ -363,13 +363,31 @@ func (g *Group) install(ctx context.Context, bi BucketInfo, at time.Time) (*view
 	if v.err != nil && !errors.Is(v.err, ErrCorrupt) {
 		return nil, v.err
 	}
+	return g.installView(v), nil
+}
+
+// installLanded installs bi, read after attempt a (in format) landed. When
+// bi still holds a's value and the format gave a's index (change.decoded),
+// that index is installed as it is; otherwise (bi was read back with later
+// changes on top) bi is decoded.
+func (g *Group) installLanded(ctx context.Context, bi BucketInfo, format indexFormat, a *attempt, at time.Time) (*view, error) {
+	key := format.infoKey()
+	if a.ch.decoded == nil || bi.Info[key] != a.info[key] {
+		return g.install(ctx, bi, at)
+	}
+	return g.installView(&view{rev: bi.Revision, info: bi.Info, at: at, format: format, idx: a.ch.decoded}), nil
+}
+
+// installView makes v the Group's view unless the view is newer, and
+// returns the Group's view.
+func (g *Group) installView(v *view) *view {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.view == nil || v.rev > g.view.rev || (v.rev == g.view.rev && v.at.After(g.view.at)) {
 		g.keepReplaced(g.view, v)
 		g.view = v
 	}
-	return g.view, nil
+	return g.view
 }
 
 // keepReplaced remembers the bytes and attributes of the inline versions

@@ -303,10 +303,17 @@ func (f *manifestFormat) encode(ctx context.Context, old, idx *index, budget int
 		if v, err := encodePointer(p); err != nil {
 			return "", nil, err
 		} else if len(v) <= min(budget, inlineBudget) {
-			return v, &change{}, nil
+			return v, &change{decoded: decoded(idx, manifestState{ptr: p, base: st.base, delta: st.delta})}, nil
 		}
 	}
 	return f.flush(ctx, st, idx)
+}
+
+// decoded is idx as decode reads it back from the pointer of st: the same
+// entries, and st to build the next change on. Committing a change to a
+// large group then costs no decoding of the index it just encoded.
+func decoded(idx *index, st manifestState) *index {
+	return &index{Serial: idx.Serial, Log: idx.Log, Entries: idx.Entries, state: &st}
 }
 
 // inline returns the changes from base and delta of st to idx, given the
@@ -379,6 +386,7 @@ func (f *manifestFormat) flush(ctx context.Context, st *manifestState, idx *inde
 	}
 	ch := &change{}
 	p := pointer{Version: version, Serial: idx.Serial, Log: idx.Log, Base: st.ptr.Base}
+	next := manifestState{base: st.base}
 	if len(d.Set)+len(d.Del) > 0 {
 		dz, err := gz(d)
 		if err != nil {
@@ -401,18 +409,20 @@ func (f *manifestFormat) flush(ctx context.Context, st *manifestState, idx *inde
 		}
 		ch.created = append(ch.created, fileRef{f.manifest(key), m.id})
 		if m.base != nil {
-			p.Base = key
+			p.Base, next.base = key, m
 			if st.base != nil {
 				ch.obsolete = append(ch.obsolete, fileRef{f.manifest(st.ptr.Base), st.base.id})
 			}
 		} else {
-			p.Delta = key
+			p.Delta, next.delta = key, m
 		}
 	}
 	if st.delta != nil && p.Delta != st.ptr.Delta {
 		ch.obsolete = append(ch.obsolete, fileRef{f.manifest(st.ptr.Delta), st.delta.id})
 	}
 	v, err := encodePointer(p)
+	next.ptr = p
+	ch.decoded = decoded(idx, next)
 	return v, ch, err
 }
 

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -308,4 +310,103 @@ func pointerVersion(t *testing.T, s core.Store) int {
 		t.Fatal(err)
 	}
 	return p.Version
+}
+
+// TestOwnCommitsAsOthersDecode: the index a Group installs after each of
+// its own commits, without decoding what it wrote, is the one another
+// host decodes from the bucket: through changes kept in the pointer,
+// delta manifests and folds into a new base, with removals of names that
+// live in each of them.
+func TestOwnCommitsAsOthersDecode(t *testing.T) { bothFormats(t, testOwnCommitsAsOthersDecode) }
+
+func testOwnCommitsAsOthersDecode(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := memstore.New()
+	w := newGroup(t, s, format, core.Options{IndexTTL: time.Hour})
+	r := newGroup(t, s, format, core.Options{IndexTTL: -1}) // reads the bucket at every view
+	rnd := rand.New(rand.NewPCG(1, 2))
+	names := 50
+	if format == core.FormatBlazer {
+		names = 12 // the whole index fits in one bucket-info value
+	}
+	uploads := 0
+	for i := range 400 {
+		name := fmt.Sprintf("f%d", rnd.IntN(names))
+		key, err := storetest.Key(ctx, w, name)
+		if err != nil && !errors.Is(err, core.ErrNotExist) {
+			t.Fatal(err)
+		}
+		before := s.Calls()["Upload"]
+		if key != "" && rnd.IntN(3) == 0 {
+			err = w.Remove(ctx, name, key)
+		} else {
+			data := strings.Repeat("x", rnd.IntN(600))
+			_, err = w.Commit(ctx, name, key, strings.NewReader(data), int64(len(data)))
+		}
+		if err != nil {
+			t.Fatalf("op %d on %s: %v", i, name, err)
+		}
+		uploads += s.Calls()["Upload"] - before
+		mine, err := storetest.Entries(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := storetest.Entries(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(mine, theirs) {
+			t.Fatalf("after op %d on %s the committing host shows %d entries, another host decodes %d:\nmine   %v\ntheirs %v", i, name, len(mine), len(theirs), mine, theirs)
+		}
+	}
+	t.Logf("%d uploads of data and manifests", uploads)
+}
+
+// overtaken is a store whose next bucket update is applied, then another
+// host's change (then) lands on top, then the update's reply is lost.
+type overtaken struct {
+	*memstore.Store
+	then func()
+}
+
+func (s *overtaken) UpdateBucketInfo(ctx context.Context, rev int64, info map[string]string) (core.BucketInfo, error) {
+	bi, err := s.Store.UpdateBucketInfo(ctx, rev, info)
+	if err != nil || s.then == nil {
+		return bi, err
+	}
+	then := s.then
+	s.then = nil
+	then()
+	return core.BucketInfo{}, fmt.Errorf("%w (%w): reply lost", core.ErrUnknownOutcome, core.ErrUnavailable)
+}
+
+// TestOwnCommitOvertaken: a commit whose reply was lost, found landed by
+// reading the bucket back after another host committed on top, leaves its
+// Group showing the state read back, the other host's commit included, not
+// only the index it encoded itself.
+func TestOwnCommitOvertaken(t *testing.T) { bothFormats(t, testOwnCommitOvertaken) }
+
+func testOwnCommitOvertaken(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := &overtaken{Store: memstore.New()}
+	a := newGroup(t, s, format, core.Options{IndexTTL: time.Hour})
+	b := newGroup(t, s.Store, format, core.Options{})
+	s.then = func() {
+		if _, err := b.Commit(ctx, "b", "", strings.NewReader("B"), 1); err != nil {
+			t.Errorf("host B's commit: %v", err)
+		}
+	}
+	if _, err := a.Commit(ctx, "a", "", strings.NewReader("A"), 1); err != nil {
+		t.Fatalf("commit whose reply was lost: %v", err)
+	}
+	if s.then != nil {
+		t.Fatal("no update was overtaken")
+	}
+	keys, err := storetest.Keys(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := keys["b"]; !ok || keys["a"] == "" {
+		t.Errorf("host A shows %v after its commit was read back, want a and host B's b", keys)
+	}
 }
