@@ -44,7 +44,7 @@ type health struct {
 	probing bool            // GUARDED_BY(mu); a prober goroutine runs
 	out     atomic.Bool     // since is set: read without mu on every answer (a download's every read)
 	moved   atomic.Int64    // when a transfer last moved bytes, in Unix ns
-	heard   atomic.Int64    // when B2 last answered a call, in Unix ns
+	heard   atomic.Uint64   // answers B2 has given, counted
 	running atomic.Int32    // attempts under way of transfers of busyBytes or more
 	down    context.Context // GUARDED_BY(mu); ends when B2 is declared unreachable
 	goDown  context.CancelFunc
@@ -102,7 +102,7 @@ func (h *health) reachable() (bool, time.Time) {
 
 // answered records that B2 answered a request.
 func (h *health) answered() {
-	h.heard.Store(time.Now().UnixNano())
+	h.heard.Add(1)
 	if !h.out.Load() {
 		return
 	}
@@ -189,7 +189,7 @@ func (h *health) probeLoop() {
 		h.probing = false
 		h.mu.Unlock()
 	}()
-	start := time.Now().UnixNano()
+	start := h.heard.Load()
 	for misses := 1; ; misses++ {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 		err := h.probe(ctx)
