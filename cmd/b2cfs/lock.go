@@ -333,11 +333,7 @@ func runLocks(ctx context.Context, t *tool, arg string) error {
 		return err
 	}
 	defer t.close()
-	g, err := t.group(ctx, tg)
-	if err != nil {
-		return err
-	}
-	v, err := g.View(ctx)
+	g, v, err := t.view(ctx, tg)
 	if err != nil {
 		return err
 	}

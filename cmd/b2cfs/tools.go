@@ -99,14 +99,23 @@ func (t *tool) group(ctx context.Context, tg target) (*core.Group, error) {
 	return g, nil
 }
 
-// tree opens tg's group and returns it with its names as a directory tree,
-// from a view no older than the index TTL.
-func (t *tool) tree(ctx context.Context, tg target) (*core.Group, *namespace.Tree, error) {
+// view opens tg's group and returns it with a view of its index no older
+// than the index TTL.
+func (t *tool) view(ctx context.Context, tg target) (*core.Group, *core.View, error) {
 	g, err := t.group(ctx, tg)
 	if err != nil {
 		return nil, nil, err
 	}
 	v, err := g.View(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return g, v, nil
+}
+
+// tree is view with the view's names as a directory tree.
+func (t *tool) tree(ctx context.Context, tg target) (*core.Group, *namespace.Tree, error) {
+	g, v, err := t.view(ctx, tg)
 	if err != nil {
 		return nil, nil, err
 	}

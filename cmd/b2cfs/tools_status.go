@@ -52,11 +52,7 @@ func runStatus(ctx context.Context, t *tool, arg string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "b2:       reachable at %s (authorised in %v)\n", endpoint, time.Since(start).Round(time.Millisecond))
-	g, err := t.group(ctx, tg)
-	if err != nil {
-		return err
-	}
-	v, err := g.View(ctx)
+	g, v, err := t.view(ctx, tg)
 	if err != nil {
 		return err
 	}

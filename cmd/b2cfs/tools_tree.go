@@ -88,16 +88,11 @@ func runPutTree(ctx context.Context, t *tool, pos []string) error {
 		return err
 	}
 	defer t.close()
-	g, err := t.group(ctx, tg)
-	if err != nil {
-		return err
-	}
 	// One view gives every precondition.
-	v, err := g.View(ctx)
+	g, tree, err := t.tree(ctx, tg)
 	if err != nil {
 		return err
 	}
-	tree := namespace.New(v)
 	if err := checkTreeTargets(tg, tree, files); err != nil {
 		return err
 	}
@@ -350,15 +345,10 @@ func runGet(ctx context.Context, t *tool, src, dest string, o getFlags) error {
 	}
 	start := time.Now()
 	defer t.close()
-	g, err := t.group(ctx, tg)
+	g, tree, err := t.tree(ctx, tg) // one snapshot for every object
 	if err != nil {
 		return err
 	}
-	v, err := g.View(ctx) // one snapshot for every object
-	if err != nil {
-		return err
-	}
-	tree := namespace.New(v)
 	var files []*getFile
 	var dirs []string // local directories to create, parents first
 	if o.recursive {
