@@ -292,6 +292,7 @@ func testLocalWaitersInOrder(t *testing.T) {
 // was never paused while holding never loses its lock. Each history runs
 // in its own bubble of simulated time, on which the hosts' clocks run.
 func TestSkewedClockHistories(t *testing.T) {
+	t.Parallel() // CPU only: beside the other long tests
 	n := 1000
 	if testing.Short() {
 		n = 100

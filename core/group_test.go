@@ -52,10 +52,14 @@ func sim(t *testing.T, f func(t *testing.T)) {
 const drain = 10 * time.Minute
 
 // bothFormats runs f on groups of each on-bucket format, each in a bubble
-// of simulated time (sim).
+// of simulated time (sim), the two beside each other: each has a store of
+// its own, and its time is CPU.
 func bothFormats(t *testing.T, f func(t *testing.T, format string)) {
 	for _, format := range []string{core.FormatBlazer, core.FormatB2cfs} {
-		t.Run(format, func(t *testing.T) { sim(t, func(t *testing.T) { f(t, format) }) })
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			sim(t, func(t *testing.T) { f(t, format) })
+		})
 	}
 }
 
@@ -65,7 +69,10 @@ func bothFormatsEach(t *testing.T, cases []string, f func(t *testing.T, format, 
 	for _, format := range []string{core.FormatBlazer, core.FormatB2cfs} {
 		t.Run(format, func(t *testing.T) {
 			for _, c := range cases {
-				t.Run(c, func(t *testing.T) { sim(t, func(t *testing.T) { f(t, format, c) }) })
+				t.Run(c, func(t *testing.T) {
+					t.Parallel()
+					sim(t, func(t *testing.T) { f(t, format, c) })
+				})
 			}
 		})
 	}
