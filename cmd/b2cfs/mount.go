@@ -473,11 +473,13 @@ func runMount(ctx context.Context, mc *mountConfig, ready *readyPipe) (err error
 	return nil
 }
 
-// unmount unmounts dir, lazily if files are still open.
+// unmount unmounts dir, lazily if files are still open. A failure with
+// dir no longer mounted is success: fusermount3 may have unmounted it and
+// been stopped before it said so (a second Ctrl-C reaches it too).
 func unmount(dir string, log *slog.Logger) {
 	var err error
 	for range 5 {
-		if err = fuse.Unmount(dir); err == nil {
+		if err = fuse.Unmount(dir); err == nil || !mounted(dir) {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -486,6 +488,42 @@ func unmount(dir string, log *slog.Logger) {
 	if out, err := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput(); err != nil {
 		log.Warn("lazy unmount failed", "dir", dir, "err", err, "output", strings.TrimSpace(string(out)))
 	}
+}
+
+// mounted reports whether dir is a mount point of this process's mount
+// namespace (true when that cannot be read: then unmount goes on trying).
+func mounted(dir string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return true
+	}
+	for line := range strings.Lines(string(b)) {
+		// Field 5 is the mount point, with spaces and the like octal-escaped.
+		if f := strings.Fields(line); len(f) > 4 && unescapeMountinfo(f[4]) == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of a
+// mountinfo field.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // createUmask is the mask for created modes: umask= when given, else none

@@ -41,3 +41,18 @@ func TestCacheSizeOption(t *testing.T) {
 		})
 	}
 }
+
+// TestMounted: unmount stops retrying once its directory is no longer a
+// mount point, which mounted reads from /proc/self/mountinfo, escapes
+// undone.
+func TestMounted(t *testing.T) {
+	if !mounted("/") {
+		t.Error(`"/" is not a mount point`)
+	}
+	if dir := t.TempDir(); mounted(dir) {
+		t.Errorf("%s is a mount point", dir)
+	}
+	if got := unescapeMountinfo(`/mnt/a\040b\134c`); got != `/mnt/a b\c` {
+		t.Errorf("unescape: %q", got)
+	}
+}
