@@ -201,9 +201,10 @@ func (d *direct) deleteFileVersion(ctx context.Context, name, id string) error {
 }
 
 // probe asks B2 for an upload URL (class A, free) and keeps it for the next
-// upload. Any answer of B2, an error answer included, means reachable;
-// before the first authorisation there is nothing to probe with, and no
-// evidence of an outage.
+// upload. Any answer of B2 below 500, an error answer included, means
+// reachable; a 5xx says B2 cannot serve, which calls fail on as they do
+// without an answer. Before the first authorisation there is nothing to
+// probe with, and no evidence of an outage.
 func (d *direct) probe(ctx context.Context) error {
 	sess := d.sess.Load()
 	if sess == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,8 @@ type health struct {
 	cause   error           // GUARDED_BY(mu); why
 	probing bool            // GUARDED_BY(mu); a prober goroutine runs
 	out     atomic.Bool     // since is set: read without mu on every answer (a download's every read)
-	moved   atomic.Int64    // when a transfer last moved bytes, in Unix ns
+	clock   mono            // reads the times below
+	moved   atomic.Int64    // when a transfer last moved bytes (clock); never: notYet
 	heard   atomic.Uint64   // answers B2 has given, counted
 	running atomic.Int32    // attempts under way of transfers of busyBytes or more
 	down    context.Context // GUARDED_BY(mu); ends when B2 is declared unreachable
@@ -64,10 +66,24 @@ const (
 )
 
 func newHealth(probe func(context.Context) error, log *slog.Logger) *health {
-	h := &health{probe: probe, log: log, closed: make(chan struct{})}
+	h := &health{probe: probe, log: log, closed: make(chan struct{}), clock: newMono()}
+	h.moved.Store(notYet)
 	h.down, h.goDown = context.WithCancel(context.Background())
 	return h
 }
+
+// mono reads a monotonic clock, in nanoseconds since it was made, for the
+// atomics that record when something last happened: Unix times read from
+// the wall clock would move when it is set.
+type mono struct{ epoch time.Time }
+
+func newMono() mono { return mono{epoch: time.Now()} }
+
+func (m mono) now() int64                  { return int64(time.Since(m.epoch)) }
+func (m mono) since(t int64) time.Duration { return time.Duration(m.now() - t) }
+
+// notYet is a mono time long past: what never happened.
+const notYet = math.MinInt64 / 2
 
 // errDown is the cause of attempts cut short by an outage.
 var errDown = fmt.Errorf("%w: B2 unreachable", core.ErrUnavailable)
@@ -118,7 +134,7 @@ func (h *health) answered() {
 }
 
 // progress records that a transfer moved bytes.
-func (h *health) progress() { h.moved.Store(time.Now().UnixNano()) }
+func (h *health) progress() { h.moved.Store(h.clock.now()) }
 
 // busyBytes is the least a transfer moves for B2 to be busy with it (see
 // transfer).
@@ -139,7 +155,7 @@ func (h *health) transfer(n int64) func() {
 // busy reports whether a transfer of at least busyBytes is under way, or
 // any transfer moved bytes within the last probeTimeout.
 func (h *health) busy() bool {
-	return h.running.Load() > 0 || time.Since(time.Unix(0, h.moved.Load())) < probeTimeout
+	return h.running.Load() > 0 || h.clock.since(h.moved.Load()) < probeTimeout
 }
 
 // refused records that a connection to B2 could not be made: B2 is

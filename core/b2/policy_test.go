@@ -44,7 +44,7 @@ func TestPolicyWaits(t *testing.T) {
 	// Once the bound leaves no time for an attempt after the wait, the
 	// call stops.
 	p.wait = -1
-	p.last.Store(time.Now().Add(-time.Minute + time.Second).UnixNano())
+	p.last.Store(p.r.health.clock.now() - int64(time.Minute-time.Second))
 	if w := p.NextBackOff(); w != backoff.Stop || !p.outOfTime {
 		t.Errorf("past the bound: waits %v", w)
 	}

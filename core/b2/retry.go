@@ -266,7 +266,7 @@ type policy struct {
 	r           *retrier
 	call        string
 	idle, bound time.Duration
-	last        atomic.Int64 // when B2 last answered the call or moved its bytes, in Unix ns
+	last        atomic.Int64 // when B2 last answered the call or moved its bytes (health's clock)
 	exp         backoff.ExponentialBackOff
 
 	sent      int           // attempts begun
@@ -291,13 +291,13 @@ func newPolicy(r *retrier, call string, idle time.Duration) *policy {
 		// side of its interval: 1.25 b ± 20 % is [b, 1.5 b].
 		exp: backoff.ExponentialBackOff{InitialInterval: firstWait * 5 / 4, RandomizationFactor: 0.2,
 			Multiplier: 2, MaxInterval: maxWait * 5 / 4}}
-	p.last.Store(time.Now().UnixNano())
+	p.last.Store(r.health.clock.now())
 	return p
 }
 
 // left is how much of the call's bound is left.
 func (p *policy) left() time.Duration {
-	return p.bound - time.Since(time.Unix(0, p.last.Load()))
+	return p.bound - p.r.health.clock.since(p.last.Load())
 }
 
 // begin starts an attempt and returns its context, or an error if B2 is
@@ -335,7 +335,7 @@ func (p *policy) end(ctx context.Context, err error) error {
 	}
 	if _, isAPI := asAPI(err); err == nil || isAPI {
 		h.answered()
-		p.last.Store(time.Now().UnixNano())
+		p.last.Store(h.clock.now())
 	}
 	switch {
 	case err == nil:
@@ -417,7 +417,7 @@ func newWatchdog(idle time.Duration, cancel context.CancelCauseFunc, last *atomi
 // feed says bytes moved: the attempt has idle again from now.
 func (w *watchdog) feed() {
 	w.timer.Reset(w.idle)
-	w.last.Store(time.Now().UnixNano())
+	w.last.Store(w.h.clock.now())
 	w.h.progress()
 }
 
