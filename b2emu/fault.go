@@ -69,19 +69,14 @@ func (s *Server) Stall(d time.Duration) {
 	s.stallEnd = time.Now().Add(d)
 }
 
-// stall waits out a Stall under way, or until ctx ends.
-func (s *Server) stall(ctx context.Context) {
+// stall waits out a Stall under way. A request whose client gave up
+// meanwhile is still served once the stall ends, as a stopped server that
+// resumes serves what it had read: nothing is answered during the stall.
+func (s *Server) stall() {
 	s.fmu.Lock()
 	end := s.stallEnd
 	s.fmu.Unlock()
-	if d := time.Until(end); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-	}
+	time.Sleep(time.Until(end))
 }
 
 // SetFault sets the fault for call, a B2 call name such as

@@ -356,7 +356,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("{}"))
 		return
 	}
-	s.stall(r.Context())
+	s.stall()
 	c := &call{w: w, r: r, modes: parseTestModes(r)}
 	switch {
 	case strings.HasPrefix(path, "/file/"):

@@ -49,6 +49,11 @@ func (n *Network) DialContext(ctx context.Context, network, addr string) (net.Co
 	if l == nil {
 		return nil, refused
 	}
+	select {
+	case <-l.done:
+		return nil, refused
+	default:
+	}
 	client, server := net.Pipe()
 	select {
 	case l.conns <- server:
@@ -75,11 +80,20 @@ type listener struct {
 }
 
 func (l *listener) Accept() (net.Conn, error) {
+	closed := fmt.Errorf("memnet: accept on %s: %w", l.addr, net.ErrClosed)
 	select {
 	case c := <-l.conns:
-		return c, nil
+		select {
+		case <-l.done:
+			// Handed over as the listener closed: a closed TCP
+			// listener accepts nothing either.
+			c.Close()
+			return nil, closed
+		default:
+			return c, nil
+		}
 	case <-l.done:
-		return nil, fmt.Errorf("memnet: accept on %s: %w", l.addr, net.ErrClosed)
+		return nil, closed
 	}
 }
 
