@@ -367,15 +367,27 @@ func (g *Group) install(ctx context.Context, bi BucketInfo, at time.Time) (*view
 }
 
 // installLanded installs bi, read after attempt a (in format) landed. When
-// bi still holds a's value and the format gave a's index (change.decoded),
-// that index is installed as it is; otherwise (bi was read back with later
-// changes on top) bi is decoded.
+// bi still holds a's value, and no other format's (which decode would
+// refuse), and the format gave a's index (change.decoded), that index is
+// installed as it is; otherwise (bi was read back with later changes on
+// top) bi is decoded.
 func (g *Group) installLanded(ctx context.Context, bi BucketInfo, format indexFormat, a *attempt, at time.Time) (*view, error) {
 	key := format.infoKey()
-	if a.ch.decoded == nil || bi.Info[key] != a.info[key] {
+	if a.ch.decoded == nil || bi.Info[key] != a.info[key] || g.otherFormat(bi.Info, format) {
 		return g.install(ctx, bi, at)
 	}
 	return g.installView(&view{rev: bi.Revision, info: bi.Info, at: at, format: format, idx: a.ch.decoded}), nil
+}
+
+// otherFormat reports whether info holds the group's index in a format
+// other than format.
+func (g *Group) otherFormat(info map[string]string, format indexFormat) bool {
+	for _, f := range g.formats {
+		if _, ok := info[f.infoKey()]; ok && f.infoKey() != format.infoKey() {
+			return true
+		}
+	}
+	return false
 }
 
 // installView makes v the Group's view unless the view is newer, and

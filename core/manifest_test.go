@@ -410,3 +410,25 @@ func testOwnCommitOvertaken(t *testing.T, format string) {
 		t.Errorf("host A shows %v after its commit was read back, want a and host B's b", keys)
 	}
 }
+
+// TestOwnCommitOvertakenByOtherFormat: when the state read back after a
+// lost reply also holds the group in the other format (a client of that
+// format wrote it meanwhile), the committing Group shows what decoding it
+// shows, a group in two formats (ErrCorrupt), not the index it encoded.
+func TestOwnCommitOvertakenByOtherFormat(t *testing.T) {
+	bothFormats(t, testOwnCommitOvertakenByOtherFormat)
+}
+
+func testOwnCommitOvertakenByOtherFormat(t *testing.T, format string) {
+	ctx := testCtx(t)
+	s := &overtaken{Store: memstore.New()}
+	a := newGroup(t, s, format, core.Options{IndexTTL: time.Hour})
+	other := map[string]string{core.FormatB2cfs: "blazer-meta-key-no-touchie-test", core.FormatBlazer: "b2cfs-test"}[format]
+	s.then = func() { s.Store.SetInfo(other, "written by the other format") }
+	if _, err := a.Commit(ctx, "a", "", strings.NewReader("A"), 1); err != nil {
+		t.Fatalf("commit whose reply was lost: %v", err)
+	}
+	if _, err := a.View(ctx); !errors.Is(err, core.ErrCorrupt) {
+		t.Errorf("view after the read-back found the group in two formats: %v, want ErrCorrupt", err)
+	}
+}
