@@ -492,15 +492,24 @@ func unmount(dir string, log *slog.Logger) {
 
 // mounted reports whether dir is a mount point of this process's mount
 // namespace (true when that cannot be read: then unmount goes on trying).
+// mountinfo names mount points with symlinks resolved; dir itself is not
+// resolved, since that would ask the mount it names.
 func mounted(dir string) bool {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return true
 	}
+	parent, err := filepath.EvalSymlinks(filepath.Dir(dir))
+	if err != nil {
+		return true
+	}
+	resolved := filepath.Join(parent, filepath.Base(dir))
 	for line := range strings.Lines(string(b)) {
 		// Field 5 is the mount point, with spaces and the like octal-escaped.
-		if f := strings.Fields(line); len(f) > 4 && unescapeMountinfo(f[4]) == dir {
-			return true
+		if f := strings.Fields(line); len(f) > 4 {
+			if p := unescapeMountinfo(f[4]); p == dir || p == resolved {
+				return true
+			}
 		}
 	}
 	return false

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -51,6 +53,16 @@ func TestMounted(t *testing.T) {
 	}
 	if dir := t.TempDir(); mounted(dir) {
 		t.Errorf("%s is a mount point", dir)
+	}
+	// A mount point named through a symlinked parent.
+	if mounted("/proc") {
+		link := filepath.Join(t.TempDir(), "root")
+		if err := os.Symlink("/", link); err != nil {
+			t.Fatal(err)
+		}
+		if p := filepath.Join(link, "proc"); !mounted(p) {
+			t.Errorf("%s (/proc through a symlink) is not a mount point", p)
+		}
 	}
 	if got := unescapeMountinfo(`/mnt/a\040b\134c`); got != `/mnt/a b\c` {
 		t.Errorf("unescape: %q", got)
