@@ -25,8 +25,11 @@ import (
 // B2) starved of CPU for a few seconds is no evidence of an outage; a
 // transfer stalled in a black hole ends on its own deadline
 // (Config.Timeout without a byte moving), and the next probe then decides.
-// With the default CallTimeout a black hole is declared within about
-// 6.5 s: 2 s for the attempt, then two probes of 2 s, 0.5 s apart.
+// With the default CallTimeout a black hole is declared within about 9 s:
+// 2 s for the attempt, then three probes of 2 s, 0.5 s apart. That is
+// still within a call's bound (Config.Timeout, 10 s by default), and on a
+// loaded machine two probes were not enough: a mount got no answer for
+// 6.5 s while the emulator answered another.
 //
 // Until B2 answers again, every call fails at once with
 // core.ErrUnavailable, calls under way included (their attempts are cut
@@ -58,11 +61,12 @@ type health struct {
 // probeEvery of its return, or probeEvery+probeTimeout when a probe was
 // lost in the outage. probeMisses probes in a row without an answer
 // declare an outage: one probe of 2 s after an attempt of 2 s took a
-// machine starved of CPU for 4 s for a B2 that had gone.
+// machine starved of CPU for 4 s for a B2 that had gone, and two probes
+// one whose mount went 6.5 s without an answer.
 const (
 	probeEvery   = 500 * time.Millisecond
 	probeTimeout = 2 * time.Second
-	probeMisses  = 2
+	probeMisses  = 3
 )
 
 func newHealth(probe func(context.Context) error, log *slog.Logger) *health {

@@ -147,10 +147,10 @@ func testStallIsNotOutage(t *testing.T) {
 	if _, err := s.BucketInfo(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The attempt gets no answer within callTimeout, the probe sent then
-	// none within its 2 s; the stall ends as the second probe is sent,
-	// which then has all its 2 s for the answer.
-	srv.Stall(callTimeout + 2*time.Second + 500*time.Millisecond)
+	// The attempt gets no answer within callTimeout, the two probes sent
+	// then none within their 2 s each; the stall ends as the third probe
+	// is sent, which then has all its 2 s for the answer.
+	srv.Stall(callTimeout + 2*(2*time.Second+500*time.Millisecond))
 	if _, err := s.BucketInfo(ctx); err != nil {
 		t.Fatalf("call across the stall: %v, want it answered once the stall ends", err)
 	}
