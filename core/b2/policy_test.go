@@ -180,3 +180,49 @@ func TestRunContextEnded(t *testing.T) {
 		}
 	}
 }
+
+// flakyAuth answers its first authorisation with a 503.
+type flakyAuth struct {
+	api
+	auths atomic.Int32
+}
+
+func (f *flakyAuth) authorizeAccount(context.Context) error {
+	if f.auths.Add(1) == 1 {
+		return &apiError{status: 503}
+	}
+	return nil
+}
+
+// TestReauthorizeQueued: calls whose token went stale together wait for
+// the one re-authorisation under way, which waits out a backoff of its own
+// (B2 answered it 503 first), and then go on with its token; a waiting
+// call whose context ends stops waiting. A waiter blocked on a mutex would
+// stop the bubble's time while the holder waits on it: this test (and a
+// run of TestIncrementsUnderFaults under load) then hung.
+func TestReauthorizeQueued(t *testing.T) { synctest.Test(t, testReauthorizeQueued) }
+
+func testReauthorizeQueued(t *testing.T) {
+	f := &flakyAuth{}
+	r := testRetrier(f, 8)
+	gen := r.gen.Load()
+	errs := make(chan error, 4)
+	go func() { errs <- r.reauthorize(context.Background(), gen) }()
+	synctest.Wait() // it holds the re-authorisation, backing off after the 503
+	for range 2 {
+		go func() { errs <- r.reauthorize(context.Background(), gen) }()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	if err := r.reauthorize(ctx, gen); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiter whose context ended: %v, want its deadline", err)
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Errorf("re-authorisation: %v", err)
+		}
+	}
+	if n, g := f.auths.Load(), r.gen.Load(); n != 2 || g != gen+1 {
+		t.Errorf("%d authorisations, generation %d; want 2 (a 503, then one for all) and %d", n, g, gen+1)
+	}
+}

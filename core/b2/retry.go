@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,8 +34,12 @@ type retrier struct {
 	cfg    Config // Timeout, CallTimeout, Attempts, Observe, Logger
 	health *health
 
-	mu  sync.Mutex   // serialises re-authorisation
-	gen atomic.Int64 // authorisations made: an attempt's token is its generation's
+	// auth is held by the one re-authorisation under way: a channel, not
+	// a mutex, so that a caller waiting for it stops when its context
+	// ends, and a test's bubble of simulated time sees it wait (the
+	// holder may be waiting out a backoff).
+	auth chan struct{}
+	gen  atomic.Int64 // authorisations made: an attempt's token is its generation's
 }
 
 // The waits between the attempts of a call: from firstWait, doubling up
@@ -54,7 +57,7 @@ const (
 )
 
 func newRetrier(next api, cfg Config, h *health) *retrier {
-	return &retrier{next: next, cfg: cfg, health: h}
+	return &retrier{next: next, cfg: cfg, health: h, auth: make(chan struct{}, 1)}
 }
 
 func (r *retrier) authorizeAccount(ctx context.Context) error {
@@ -68,8 +71,12 @@ func (r *retrier) authorizeAccount(ctx context.Context) error {
 // reauthorize authorises again, once for all the attempts that found the
 // token of generation gen stale.
 func (r *retrier) reauthorize(ctx context.Context, gen int64) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	select {
+	case r.auth <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.auth }()
 	if r.gen.Load() != gen {
 		return nil
 	}
@@ -368,7 +375,11 @@ func (p *policy) end(ctx context.Context, err error) error {
 	if act == reauth {
 		p.reauths++
 		if err := p.r.reauthorize(ctx, p.gen); err != nil {
-			return backoff.Permanent(fmt.Errorf("%w: re-authorising: %v", core.ErrUnavailable, err))
+			err = fmt.Errorf("%w: re-authorising: %v", core.ErrUnavailable, err)
+			if p.unsure {
+				_, err = outcomeUnknown(p.call, err) // an earlier attempt may have been applied
+			}
+			return backoff.Permanent(err)
 		}
 		p.wait = 0
 	}
